@@ -1,0 +1,1 @@
+//! Media: RTP/RTCP sessions, jitter buffer, loss concealment, DTMF, audio devices.

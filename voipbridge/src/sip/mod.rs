@@ -1,0 +1,1 @@
+//! SIP signalling: message layer, transactions, dialogs, registration, calls.
