@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Stream clock: the position of a running stream derived from elapsed time.
+//!
+//! snd-dummy's hrtimer mode computes the position as
+//! `(now - base_time) * rate / NSEC_PER_SEC`; this type does the same without
+//! overflow for any run time and keeps pause/resume exact: the frames counted
+//! before a pause are kept as a base and counting restarts from the resume
+//! time, so rounding never accumulates (no drift, whatever the period size).
+//!
+//! Pure logic: compiled into the kernel module and, on the host, into the
+//! `snd-voip-logic` crate whose tests exercise it.
+
+use core::num::{NonZeroU32, NonZeroU64};
+
+/// Nanoseconds per second.
+pub const NSEC_PER_SEC: u64 = 1_000_000_000;
+
+/// Frames elapsed after `ns` nanoseconds at `rate` frames per second, rounded down.
+///
+/// Exact for every `ns` (no intermediate overflow): whole seconds and the
+/// remainder are scaled separately.
+pub fn frames_in_ns(ns: u64, rate: NonZeroU32) -> u64 {
+    let rate = u64::from(rate.get());
+    let secs = ns / NSEC_PER_SEC;
+    let rem = ns % NSEC_PER_SEC;
+    secs.saturating_mul(rate) + rem * rate / NSEC_PER_SEC
+}
+
+/// The first time (in ns from the start) at which `frames_in_ns` reaches `frames`.
+pub fn ns_for_frames(frames: u64, rate: NonZeroU32) -> u64 {
+    let rate64 = NonZeroU64::from(rate);
+    let secs = frames / rate64;
+    let rem = frames % rate64;
+    // rem < rate <= u32::MAX, so rem * 1e9 + rate fits in u64; dividing by a
+    // NonZero type cannot panic.
+    let rem_ns = (rem * NSEC_PER_SEC + (rate64.get() - 1)) / rate64;
+    secs.saturating_mul(NSEC_PER_SEC).saturating_add(rem_ns)
+}
+
+/// The clock of one running (or paused) stream.
+///
+/// # Invariants
+///
+/// When `running`, the position at time `t >= base_ns` is
+/// `base_frames + frames_in_ns(t - base_ns, rate)`; when paused it is `base_frames`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamClock {
+    rate: NonZeroU32,
+    base_ns: u64,
+    base_frames: u64,
+    running: bool,
+}
+
+impl StreamClock {
+    /// A clock that starts counting from frame 0 at `now_ns`.
+    pub fn start(rate: NonZeroU32, now_ns: u64) -> Self {
+        Self { rate, base_ns: now_ns, base_frames: 0, running: true }
+    }
+
+    /// Frames elapsed since the start, excluding paused time.
+    ///
+    /// A `now_ns` earlier than the last start or resume (impossible with a
+    /// monotonic clock) counts as no time elapsed.
+    pub fn position(&self, now_ns: u64) -> u64 {
+        if !self.running {
+            return self.base_frames;
+        }
+        self.base_frames + frames_in_ns(now_ns.saturating_sub(self.base_ns), self.rate)
+    }
+
+    /// Whether the clock is counting.
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// The stream rate in frames per second.
+    pub fn rate(&self) -> NonZeroU32 {
+        self.rate
+    }
+
+    /// Stops counting at `now_ns`, keeping the position reached.
+    pub fn pause(&mut self, now_ns: u64) {
+        if self.running {
+            self.base_frames = self.position(now_ns);
+            self.running = false;
+        }
+    }
+
+    /// Resumes counting from the kept position at `now_ns`.
+    pub fn resume(&mut self, now_ns: u64) {
+        if !self.running {
+            self.base_ns = now_ns;
+            self.running = true;
+        }
+    }
+
+    /// The absolute time (ns, same clock as `now_ns`) at which the position
+    /// reaches `frames`; `None` when paused. A target already reached gives a
+    /// time at or before `now`.
+    pub fn time_of_frame(&self, frames: u64) -> Option<u64> {
+        if !self.running {
+            return None;
+        }
+        let ahead = frames.saturating_sub(self.base_frames);
+        Some(self.base_ns.saturating_add(ns_for_frames(ahead, self.rate)))
+    }
+}
+
+/// The next period boundary strictly after `position`, in frames.
+pub fn next_period_boundary(position: u64, period: NonZeroU64) -> u64 {
+    (position / period + 1).saturating_mul(period.get())
+}
+
+/// Whether a period boundary lies in `(from, to]`, i.e. a stream that moved
+/// from `from` to `to` frames has completed at least one more period.
+pub fn crossed_period(from: u64, to: u64, period: NonZeroU64) -> bool {
+    to > from && to / period != from / period
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * snd-voip: the C side of the module, kept as small as Rust on Linux 6.12
+ * allows. bindgen reads this header to generate the module's own bindings
+ * (the 6.12 kernel crate has no ALSA or hrtimer abstractions), and
+ * snd_voip_shim.c implements the few things Rust cannot express there:
+ * module_param() and wrappers for static inline functions and macros.
+ */
+#ifndef SND_VOIP_SHIM_H
+#define SND_VOIP_SHIM_H
+
+#include <linux/hrtimer.h>
+#include <linux/ktime.h>
+#include <linux/platform_device.h>
+#include <linux/spinlock.h>
+#include <sound/core.h>
+#include <sound/info.h>
+#include <sound/pcm.h>
+#include <sound/pcm_params.h>
+
+/* Module parameters (module_param() is a macro that Rust on 6.12 cannot use). */
+int snd_voip_param_index(void);
+const char *snd_voip_param_id(void);
+bool snd_voip_param_enable(void);
+int snd_voip_param_pcm_substreams(void);
+
+/* Wrappers for static inline functions. */
+void snd_voip_spin_lock_init(spinlock_t *lock);
+unsigned long snd_voip_spin_lock_irqsave(spinlock_t *lock);
+void snd_voip_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+void snd_voip_hrtimer_set_expires(struct hrtimer *timer, ktime_t time);
+bool snd_voip_hrtimer_is_queued(struct hrtimer *timer);
+snd_pcm_uframes_t snd_voip_pcm_playback_hw_avail(struct snd_pcm_runtime *runtime);
+struct snd_mask *snd_voip_hw_param_mask(struct snd_pcm_hw_params *params, snd_pcm_hw_param_t var);
+struct snd_interval *snd_voip_hw_param_interval(struct snd_pcm_hw_params *params, snd_pcm_hw_param_t var);
+int snd_voip_pcm_state(struct snd_pcm_substream *substream);
+void snd_voip_info_puts(struct snd_info_buffer *buffer, const char *text);
+
+#ifdef __BINDGEN__
+/*
+ * Macros bindgen cannot evaluate (they contain casts), as typed constants.
+ */
+const u64 SND_VOIP_FMTBIT_S16_LE = SNDRV_PCM_FMTBIT_S16_LE;
+const u64 SND_VOIP_FMTBIT_MU_LAW = SNDRV_PCM_FMTBIT_MU_LAW;
+const u64 SND_VOIP_FMTBIT_A_LAW = SNDRV_PCM_FMTBIT_A_LAW;
+const int SND_VOIP_PARAM_FORMAT = (__force int)SNDRV_PCM_HW_PARAM_FORMAT;
+const int SND_VOIP_PARAM_RATE = (__force int)SNDRV_PCM_HW_PARAM_RATE;
+const int SND_VOIP_PARAM_CHANNELS = (__force int)SNDRV_PCM_HW_PARAM_CHANNELS;
+const int SND_VOIP_PARAM_PERIOD_TIME = (__force int)SNDRV_PCM_HW_PARAM_PERIOD_TIME;
+const int SND_VOIP_STATE_DRAINING = (__force int)SNDRV_PCM_STATE_DRAINING;
+const int SND_VOIP_STATE_RUNNING = (__force int)SNDRV_PCM_STATE_RUNNING;
+#endif
+
+#endif /* SND_VOIP_SHIM_H */
