@@ -5,6 +5,7 @@
  */
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <sound/initval.h>
 #include "snd_voip_shim.h"
 
 static int index = SNDRV_DEFAULT_IDX1;
