@@ -240,11 +240,22 @@ impl Cable {
         let now = now_ns();
         let mut st = self.state.lock();
         advance(&mut st, now);
+        // Tick with a running peer of the same format (see `StreamClock`).
+        let peer_epoch = {
+            let peer = &st.ends[side ^ 1];
+            match (peer.clock, peer.geometry, st.ends[side].geometry) {
+                (Some(c), Some(pg), Some(g)) if c.is_running() && Constraint::compatible(&pg.params, &g.params) => {
+                    Some(c.epoch())
+                }
+                _ => None,
+            }
+        };
+        let epoch = peer_epoch.unwrap_or(now);
         let end = &mut st.ends[side];
         let Some(geo) = end.geometry else { return };
         match cmd {
             Trigger::Start => {
-                end.clock = Some(StreamClock::start(geo.params.rate, now));
+                end.clock = Some(StreamClock::start_aligned(geo.params.rate, epoch, now));
                 end.done = 0;
                 end.last_elapsed = 0;
                 end.ptr_done = 0;
@@ -254,7 +265,7 @@ impl Cable {
             }
             Trigger::PauseRelease => {
                 if let Some(c) = end.clock.as_mut() {
-                    c.resume(now);
+                    c.resume_aligned(epoch, now);
                 }
                 self.arm(side, end, now);
             }

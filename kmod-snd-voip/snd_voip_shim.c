@@ -57,7 +57,7 @@ bool snd_voip_hrtimer_is_queued(struct hrtimer *timer)
 	return hrtimer_is_queued(timer);
 }
 
-snd_pcm_uframes_t snd_voip_pcm_playback_hw_avail(struct snd_pcm_runtime *runtime)
+snd_pcm_sframes_t snd_voip_pcm_playback_hw_avail(struct snd_pcm_runtime *runtime)
 {
 	return snd_pcm_playback_hw_avail(runtime);
 }

@@ -235,11 +235,12 @@ impl Substream {
         unsafe { bindings::snd_voip_pcm_state(self.raw) == bindings::SND_VOIP_STATE_DRAINING }
     }
 
-    /// Frames written by the application and not yet played (playback only).
+    /// Frames written by the application and not yet played (playback
+    /// only); 0 once the hardware position has passed the application's.
     pub(crate) fn playback_queued(&self) -> u64 {
         // SAFETY: by the invariant the substream is open.
         let v = unsafe { bindings::snd_voip_pcm_playback_hw_avail((*self.raw).runtime) };
-        v as u64
+        u64::try_from(v).unwrap_or(0)
     }
 
     /// Tells the core a period has elapsed. Must not be called with a lock

@@ -39,14 +39,24 @@ pub fn ns_for_frames(frames: u64, rate: NonZeroU32) -> u64 {
 
 /// The clock of one running (or paused) stream.
 ///
+/// Two clocks that share an *epoch* tick together: with the same `now` their
+/// positions change at exactly the same instants, so the two ends of a cable
+/// move by the same number of frames at every update and no frame is ever
+/// dropped or doubled by rounding. An end that starts (or resumes) while its
+/// peer runs therefore adopts the peer's epoch.
+///
 /// # Invariants
 ///
-/// When `running`, the position at time `t >= base_ns` is
-/// `base_frames + frames_in_ns(t - base_ns, rate)`; when paused it is `base_frames`.
+/// When `running`, the position at time `t` is
+/// `base_frames + frames_in_ns(t - epoch_ns) - origin`, and
+/// `origin == frames_in_ns(start - epoch_ns)` for the start (or resume) time,
+/// so the position is `base_frames` at that instant and never decreases.
+/// When paused it is `base_frames`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamClock {
     rate: NonZeroU32,
-    base_ns: u64,
+    epoch_ns: u64,
+    origin: u64,
     base_frames: u64,
     running: bool,
 }
@@ -54,7 +64,22 @@ pub struct StreamClock {
 impl StreamClock {
     /// A clock that starts counting from frame 0 at `now_ns`.
     pub fn start(rate: NonZeroU32, now_ns: u64) -> Self {
-        Self { rate, base_ns: now_ns, base_frames: 0, running: true }
+        Self { rate, epoch_ns: now_ns, origin: 0, base_frames: 0, running: true }
+    }
+
+    /// A clock that starts from frame 0 at `now_ns` but ticks with a peer
+    /// whose epoch is `epoch_ns` (see the type documentation). An epoch in
+    /// the future is treated as `now_ns`.
+    pub fn start_aligned(rate: NonZeroU32, epoch_ns: u64, now_ns: u64) -> Self {
+        let mut c = Self::start(rate, now_ns);
+        c.running = false;
+        c.resume_aligned(epoch_ns, now_ns);
+        c
+    }
+
+    /// The instant this clock's frame boundaries are counted from.
+    pub fn epoch(&self) -> u64 {
+        self.epoch_ns
     }
 
     /// Frames elapsed since the start, excluding paused time.
@@ -65,7 +90,8 @@ impl StreamClock {
         if !self.running {
             return self.base_frames;
         }
-        self.base_frames + frames_in_ns(now_ns.saturating_sub(self.base_ns), self.rate)
+        let ticks = frames_in_ns(now_ns.saturating_sub(self.epoch_ns), self.rate);
+        self.base_frames + ticks.saturating_sub(self.origin)
     }
 
     /// Whether the clock is counting.
@@ -88,8 +114,15 @@ impl StreamClock {
 
     /// Resumes counting from the kept position at `now_ns`.
     pub fn resume(&mut self, now_ns: u64) {
+        self.resume_aligned(now_ns, now_ns);
+    }
+
+    /// Resumes counting from the kept position at `now_ns`, ticking with a
+    /// peer whose epoch is `epoch_ns`.
+    pub fn resume_aligned(&mut self, epoch_ns: u64, now_ns: u64) {
         if !self.running {
-            self.base_ns = now_ns;
+            self.epoch_ns = epoch_ns.min(now_ns);
+            self.origin = frames_in_ns(now_ns - self.epoch_ns, self.rate);
             self.running = true;
         }
     }
@@ -101,8 +134,8 @@ impl StreamClock {
         if !self.running {
             return None;
         }
-        let ahead = frames.saturating_sub(self.base_frames);
-        Some(self.base_ns.saturating_add(ns_for_frames(ahead, self.rate)))
+        let ticks = frames.saturating_sub(self.base_frames).saturating_add(self.origin);
+        Some(self.epoch_ns.saturating_add(ns_for_frames(ticks, self.rate)))
     }
 }
 

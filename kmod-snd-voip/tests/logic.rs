@@ -170,3 +170,43 @@ proptest! {
         prop_assert_eq!(t.copy + t.silence, capt);
     }
 }
+
+proptest! {
+    /// Two aligned clocks (a cable's ends) always advance by the same number
+    /// of frames between any two instants, so the cable never drops or
+    /// doubles a frame by rounding.
+    #[test]
+    fn aligned_clocks_tick_together(rate_i in 0usize..5, epoch in 0u64..1u64<<50, later in 0u64..10_000_000_000u64,
+                                    steps in proptest::collection::vec(1u64..30_000_000, 1..200)) {
+        let rate = nz(RATES[rate_i]);
+        let a = StreamClock::start(rate, epoch);
+        let start_b = epoch + later;
+        let b = StreamClock::start_aligned(rate, a.epoch(), start_b);
+        prop_assert_eq!(b.position(start_b), 0);
+        let (mut pa, mut pb) = (a.position(start_b), 0);
+        let mut t = start_b;
+        for s in steps {
+            t += s;
+            let (na, nb) = (a.position(t), b.position(t));
+            prop_assert_eq!(na - pa, nb - pb);
+            pa = na;
+            pb = nb;
+        }
+    }
+
+    #[test]
+    fn aligned_resume_keeps_position(rate_i in 0usize..5, epoch in 0u64..1u64<<40, run in 0u64..5_000_000_000u64, gap in 0u64..5_000_000_000u64) {
+        let rate = nz(RATES[rate_i]);
+        let peer = StreamClock::start(rate, epoch);
+        let mut c = StreamClock::start(rate, epoch);
+        c.pause(epoch + run);
+        let kept = c.position(epoch + run);
+        c.resume_aligned(peer.epoch(), epoch + run + gap);
+        prop_assert_eq!(c.position(epoch + run + gap), kept);
+        let t = epoch + run + gap + 123_456_789;
+        prop_assert_eq!(c.position(t) - kept, peer.position(t) - peer.position(epoch + run + gap));
+        let f = kept + 1000;
+        let at = c.time_of_frame(f).unwrap();
+        prop_assert!(c.position(at) >= f && c.position(at - 1) < f);
+    }
+}

@@ -1,0 +1,109 @@
+#!/bin/sh
+# Card tests, run inside the qemu guest by tests/kmod/run.sh.
+# Usage: guest-card.sh [quick]   (quick: one format/rate per direction)
+. "$SND_VOIP_ROOT/tests/kmod/lib.sh"
+mode=${1:-full}
+echo clear >/sys/kernel/debug/kmemleak 2>/dev/null || true
+
+# --- load, list ------------------------------------------------------------
+check "modprobe snd-voip" modprobe snd-voip
+aplay -l >aplay-l.txt 2>&1; arecord -l >arecord-l.txt 2>&1
+check "aplay -l lists card VoIP device 0 'VoIP PCM' and device 1 'VoIP Bridge'" \
+    sh -c 'grep -q "card [0-9]*: VoIP \[VoIP\], device 0: VoIP PCM" aplay-l.txt && grep -q "device 1: VoIP Bridge" aplay-l.txt'
+check "arecord -l lists card VoIP" sh -c 'grep -q "device 0: VoIP PCM" arecord-l.txt && grep -q "device 1: VoIP Bridge" arecord-l.txt'
+check "/proc/asound/VoIP has cable0 and cable1" sh -c 'test -r /proc/asound/VoIP/cable0 && test -r /proc/asound/VoIP/cable1'
+
+# --- audio through the cable -------------------------------------------------
+# tone FORMAT RATE CH PLAYDEV CAPDEV [extra aplay args]
+tone() {
+    f=$1 r=$2 c=$3 pd=$4 cd=$5; shift 5
+    tag="$f-$r-$c-$pd-to-$cd"
+    $AT gen --format "$f" --rate "$r" --channels "$c" --freq 1000 --seconds 3 "tone-$tag.raw"
+    arecord -D "hw:VoIP,$cd" -t raw -f "$f" -r "$r" -c "$c" -d 5 "rec-$tag.raw" 2>"arecord-$tag.log" &
+    rp=$!
+    sleep 0.5
+    aplay -D "hw:VoIP,$pd" -t raw -f "$f" -r "$r" -c "$c" "$@" "tone-$tag.raw" 2>"aplay-$tag.log"
+    wait $rp
+    if grep -qiE "underrun|overrun|error|unable" "arecord-$tag.log" "aplay-$tag.log"; then
+        fail "tone $tag: $(cat "arecord-$tag.log" "aplay-$tag.log" | head -n 3 | tr '\n' ' ')"
+        return
+    fi
+    check "tone $tag: 1 kHz for 3 s at the right level" \
+        $AT analyze --format "$f" --rate "$r" --channels "$c" --freq 1000 --seconds 3 --min-dbfs -10 "rec-$tag.raw"
+}
+if [ "$mode" = quick ]; then
+    tone S16_LE 48000 2 0,0 1,0
+    tone MU_LAW 8000 1 1,0 0,0
+else
+    for f in S16_LE MU_LAW A_LAW; do
+        for r in 8000 16000 32000 44100 48000; do
+            for c in 1 2; do
+                tone $f $r $c 0,0 1,0
+                tone $f $r $c 1,0 0,0
+            done
+        done
+    done
+fi
+
+# mmap access on both ends
+tone S16_LE 16000 1 0,0 1,0 -M
+
+# --- periods from 80 to 1024 frames without xruns ---------------------------------
+for p in 80 160 256 512 1024; do
+    tone S16_LE 8000 1 0,0 1,0 --period-size=$p --buffer-size=$((p * 4))
+done
+
+# --- a capture whose peer is idle reads silence in real time ---------------------
+start=$(date +%s%N)
+arecord -q -D hw:VoIP,0,0 -t raw -f S16_LE -r 8000 -c 1 -d 2 idle.raw 2>idle.log
+end=$(date +%s%N)
+ms=$(( (end - start) / 1000000 ))
+size=$(wc -c <idle.raw)
+check "idle capture: 2 s of silence (32000 bytes, all zero) in real time (${ms} ms)" \
+    sh -c "[ $size -eq 32000 ] && [ $ms -ge 1900 ] && ! od -An -v -tx1 idle.raw | grep -qv '^ *\(00 *\)*$'"
+
+# --- rmmod refused while open ---------------------------------------------------------
+arecord -q -D hw:VoIP,1,0 -f S16_LE -r 8000 -d 5 /dev/null &
+rp=$!
+sleep 1
+if rmmod snd_voip 2>/dev/null; then fail "rmmod refused while a stream is open"; else pass "rmmod refused while a stream is open"; fi
+kill $rp 2>/dev/null; wait $rp 2>/dev/null
+check "rmmod succeeds once closed" rmmod snd_voip
+
+if [ "$mode" != quick ]; then
+    # --- 8 cables at once ----------------------------------------------------------
+    check "modprobe snd-voip pcm_substreams=8" modprobe snd-voip pcm_substreams=8
+    $AT gen --format S16_LE --rate 8000 --channels 1 --freq 1000 --seconds 3 tone8.raw
+    pids=""
+    for n in 0 1 2 3 4 5 6 7; do
+        arecord -q -D hw:VoIP,1,$n -t raw -f S16_LE -r 8000 -c 1 -d 5 rec8-$n.raw 2>rec8-$n.log &
+        pids="$pids $!"
+    done
+    sleep 0.5
+    for n in 0 1 2 3 4 5 6 7; do
+        aplay -q -D hw:VoIP,0,$n -t raw -f S16_LE -r 8000 -c 1 tone8.raw 2>play8-$n.log &
+        pids="$pids $!"
+    done
+    wait $pids
+    for n in 0 1 2 3 4 5 6 7; do
+        check "8 cables: substream $n carries its tone" \
+            $AT analyze --format S16_LE --rate 8000 --channels 1 --freq 1000 --seconds 3 --min-dbfs -10 rec8-$n.raw
+    done
+    check "rmmod (8 cables)" rmmod snd_voip
+
+    # --- bad parameters are refused with a clear message ---------------------------
+    if modprobe snd-voip pcm_substreams=9 2>/dev/null; then fail "pcm_substreams=9 refused"; rmmod snd_voip; else
+        check "pcm_substreams=9 refused with a log line" sh -c 'dmesg | grep -q "pcm_substreams=9 is out of range"'; fi
+
+    # --- 100 load/unload cycles ----------------------------------------------------
+    i=0 ok=1
+    while [ $i -lt 100 ]; do
+        modprobe snd-voip && rmmod snd_voip || { ok=0; break; }
+        i=$((i + 1))
+    done
+    if [ $ok = 1 ]; then pass "100 load/unload cycles"; else fail "load/unload cycle $i failed"; fi
+fi
+
+check_kmemleak
+check_dmesg
+summary
