@@ -74,8 +74,6 @@ struct End {
     done: u64,
     /// `done` when the last period was signalled.
     last_elapsed: u64,
-    /// `done` at the last pointer callback, i.e. ALSA's `hw_ptr`.
-    ptr_done: u64,
     /// Frames of silence (capture) or dropped (playback) since start.
     unconnected: u64,
     /// Periods signalled since start.
@@ -90,7 +88,6 @@ impl End {
             clock: None,
             done: 0,
             last_elapsed: 0,
-            ptr_done: 0,
             unconnected: 0,
             periods: 0,
         }
@@ -231,7 +228,6 @@ impl Cable {
         end.clock = None;
         end.done = 0;
         end.last_elapsed = 0;
-        end.ptr_done = 0;
         Ok(())
     }
 
@@ -258,8 +254,7 @@ impl Cable {
                 end.clock = Some(StreamClock::start_aligned(geo.params.rate, epoch, now));
                 end.done = 0;
                 end.last_elapsed = 0;
-                end.ptr_done = 0;
-                end.unconnected = 0;
+                        end.unconnected = 0;
                 end.periods = 0;
                 self.arm(side, end, now);
             }
@@ -299,7 +294,6 @@ impl Cable {
         let mut st = self.state.lock();
         advance(&mut st, now);
         let end = &mut st.ends[side & 1];
-        end.ptr_done = end.done;
         match end.geometry {
             Some(g) => match (end.done).checked_rem(g.buffer_frames as u64) {
                 Some(p) => p as usize,
@@ -377,14 +371,17 @@ fn advance(st: &mut CableState, now: u64) {
         _ => false,
     };
     let mut plan = plan_transfer(play_new, capt_new, connected);
-    // A draining playback has nothing valid beyond what the application wrote.
+    // A draining playback has nothing valid beyond what the application
+    // wrote: since prepare, ALSA's hw_ptr equals `done` (the pointer reports
+    // `done` and no xrun can happen while draining), so the application's
+    // pointer tells how many frames after `done` hold data.
+    let mut tail_skip = 0;
     if connected && plan.copy > 0 {
         if let Some(ss) = play.substream.filter(|s| s.is_draining()) {
-            let consumed = play.done.saturating_sub(play.ptr_done);
-            let valid = ss.playback_queued().saturating_sub(consumed);
+            let valid = ss.appl_ptr().saturating_sub(play.done + plan.discard);
             if valid < plan.copy {
-                plan.silence += plan.copy - valid;
-                plan.discard += plan.copy - valid;
+                tail_skip = plan.copy - valid;
+                plan.silence += tail_skip;
                 plan.copy = valid;
             }
         }
@@ -409,7 +406,8 @@ fn advance(st: &mut CableState, now: u64) {
             }
         }
     }
-    play.done += plan.copy;
+    play.done += plan.copy + tail_skip;
+    play.unconnected += tail_skip;
     capt.done += plan.copy;
     if let Some(cg) = capt.geometry {
         let fb = cg.params.frame_bytes();

@@ -57,9 +57,9 @@ bool snd_voip_hrtimer_is_queued(struct hrtimer *timer)
 	return hrtimer_is_queued(timer);
 }
 
-snd_pcm_sframes_t snd_voip_pcm_playback_hw_avail(struct snd_pcm_runtime *runtime)
+snd_pcm_uframes_t snd_voip_pcm_appl_ptr(struct snd_pcm_runtime *runtime)
 {
-	return snd_pcm_playback_hw_avail(runtime);
+	return READ_ONCE(runtime->control->appl_ptr);
 }
 
 struct snd_mask *snd_voip_hw_param_mask(struct snd_pcm_hw_params *params, snd_pcm_hw_param_t var)

@@ -30,7 +30,7 @@ unsigned long snd_voip_spin_lock_irqsave(spinlock_t *lock);
 void snd_voip_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 void snd_voip_hrtimer_set_expires(struct hrtimer *timer, ktime_t time);
 bool snd_voip_hrtimer_is_queued(struct hrtimer *timer);
-snd_pcm_sframes_t snd_voip_pcm_playback_hw_avail(struct snd_pcm_runtime *runtime);
+snd_pcm_uframes_t snd_voip_pcm_appl_ptr(struct snd_pcm_runtime *runtime);
 struct snd_mask *snd_voip_hw_param_mask(struct snd_pcm_hw_params *params, snd_pcm_hw_param_t var);
 struct snd_interval *snd_voip_hw_param_interval(struct snd_pcm_hw_params *params, snd_pcm_hw_param_t var);
 int snd_voip_pcm_state(struct snd_pcm_substream *substream);

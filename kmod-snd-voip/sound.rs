@@ -235,12 +235,12 @@ impl Substream {
         unsafe { bindings::snd_voip_pcm_state(self.raw) == bindings::SND_VOIP_STATE_DRAINING }
     }
 
-    /// Frames written by the application and not yet played (playback
-    /// only); 0 once the hardware position has passed the application's.
-    pub(crate) fn playback_queued(&self) -> u64 {
+    /// The application pointer: frames written (playback) or read (capture)
+    /// since prepare, modulo the runtime's boundary (2^63 or more on 64-bit).
+    pub(crate) fn appl_ptr(&self) -> u64 {
         // SAFETY: by the invariant the substream is open.
-        let v = unsafe { bindings::snd_voip_pcm_playback_hw_avail((*self.raw).runtime) };
-        u64::try_from(v).unwrap_or(0)
+        let v = unsafe { bindings::snd_voip_pcm_appl_ptr((*self.raw).runtime) };
+        v as u64
     }
 
     /// Tells the core a period has elapsed. Must not be called with a lock

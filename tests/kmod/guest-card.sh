@@ -17,7 +17,7 @@ check "/proc/asound/VoIP has cable0 and cable1" sh -c 'test -r /proc/asound/VoIP
 # tone FORMAT RATE CH PLAYDEV CAPDEV [extra aplay args]
 tone() {
     f=$1 r=$2 c=$3 pd=$4 cd=$5; shift 5
-    tag="$f-$r-$c-$pd-to-$cd"
+    tag="$f-$r-$c-$pd-to-$cd$(echo "$*" | tr -d ' -' | sed 's/^/-/; s/-$//')"
     $AT gen --format "$f" --rate "$r" --channels "$c" --freq 1000 --seconds 3 "tone-$tag.raw"
     arecord -D "hw:VoIP,$cd" -t raw -f "$f" -r "$r" -c "$c" -d 5 "rec-$tag.raw" 2>"arecord-$tag.log" &
     rp=$!
