@@ -11,15 +11,17 @@
 
 use crate::bindings;
 use crate::clock::{crossed_period, next_period_boundary, StreamClock};
-use crate::format::{Constraint, StreamParams, CHANNELS_MAX, CHANNELS_MIN, RATE_BITS, RATE_MAX, RATE_MIN};
+use crate::format::{
+    Constraint, StreamParams, CHANNELS_MAX, CHANNELS_MIN, RATE_BITS, RATE_MAX, RATE_MIN,
+};
 use crate::hrtimer::{now_ns, HrTimer, Restart};
 use crate::ring::{plan_transfer, ring_pieces, Segments};
 use crate::sound::{self, Substream, Trigger};
 use crate::sync::IrqSpinLock;
 use core::ffi::CStr;
-use kernel::ffi::{c_int, c_void};
 use core::fmt::Write;
 use core::num::NonZeroU64;
+use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
 /// Index of the playback end.
@@ -38,7 +40,9 @@ const HARDWARE: bindings::snd_pcm_hardware = bindings::snd_pcm_hardware {
         | bindings::SNDRV_PCM_INFO_INTERLEAVED
         | bindings::SNDRV_PCM_INFO_BLOCK_TRANSFER
         | bindings::SNDRV_PCM_INFO_PAUSE,
-    formats: bindings::SND_VOIP_FMTBIT_S16_LE | bindings::SND_VOIP_FMTBIT_MU_LAW | bindings::SND_VOIP_FMTBIT_A_LAW,
+    formats: bindings::SND_VOIP_FMTBIT_S16_LE
+        | bindings::SND_VOIP_FMTBIT_MU_LAW
+        | bindings::SND_VOIP_FMTBIT_A_LAW,
     subformats: 0,
     rates: RATE_BITS,
     rate_min: RATE_MIN,
@@ -146,7 +150,9 @@ impl Cable {
         unsafe {
             IrqSpinLock::init(
                 core::ptr::addr_of_mut!((*this).state),
-                CableState { ends: [End::new(), End::new()] },
+                CableState {
+                    ends: [End::new(), End::new()],
+                },
             );
             core::ptr::write(core::ptr::addr_of_mut!((*this).index), index);
             for side in [PLAY, CAPT] {
@@ -174,12 +180,24 @@ impl Cable {
         }
         let rt = ss.runtime();
         rt.set_hw(&HARDWARE);
-        let ctx = (&self.ctx[side & 1] as *const EndCtx).cast_mut().cast::<c_void>();
+        let ctx = (&self.ctx[side & 1] as *const EndCtx)
+            .cast_mut()
+            .cast::<c_void>();
         let res = (|| -> Result {
             // SAFETY: `ctx` lives in the card's allocation, which outlives the substream.
             unsafe {
-                rt.add_rule(bindings::SND_VOIP_PARAM_FORMAT, rule_format, ctx, bindings::SND_VOIP_PARAM_FORMAT)?;
-                rt.add_rule(bindings::SND_VOIP_PARAM_RATE, rule_rate, ctx, bindings::SND_VOIP_PARAM_RATE)?;
+                rt.add_rule(
+                    bindings::SND_VOIP_PARAM_FORMAT,
+                    rule_format,
+                    ctx,
+                    bindings::SND_VOIP_PARAM_FORMAT,
+                )?;
+                rt.add_rule(
+                    bindings::SND_VOIP_PARAM_RATE,
+                    rule_rate,
+                    ctx,
+                    bindings::SND_VOIP_PARAM_RATE,
+                )?;
                 rt.add_rule(
                     bindings::SND_VOIP_PARAM_CHANNELS,
                     rule_channels,
@@ -187,7 +205,11 @@ impl Cable {
                     bindings::SND_VOIP_PARAM_CHANNELS,
                 )?;
             }
-            rt.constrain_minmax(bindings::SND_VOIP_PARAM_PERIOD_TIME, PERIOD_TIME_MIN_US, u32::MAX)
+            rt.constrain_minmax(
+                bindings::SND_VOIP_PARAM_PERIOD_TIME,
+                PERIOD_TIME_MIN_US,
+                u32::MAX,
+            )
         })();
         if res.is_err() {
             self.state.lock().ends[side & 1].substream = None;
@@ -211,20 +233,38 @@ impl Cable {
     pub(crate) fn prepare(&self, side: usize, ss: Substream) -> Result {
         let rt = ss.runtime();
         let Some(params) = StreamParams::new(rt.format(), rt.rate(), rt.channels()) else {
-            pr_err!("cable {}: unsupported parameters format={} rate={} channels={}\n", self.index, rt.format(), rt.rate(), rt.channels());
+            pr_err!(
+                "cable {}: unsupported parameters format={} rate={} channels={}\n",
+                self.index,
+                rt.format(),
+                rt.rate(),
+                rt.channels()
+            );
             return Err(EINVAL);
         };
         let (area, bytes) = rt.dma_area();
         let buffer_frames = rt.buffer_size();
         let period = NonZeroU64::new(rt.period_size() as u64).ok_or(EINVAL)?;
-        let need = buffer_frames.checked_mul(params.frame_bytes()).ok_or(EINVAL)?;
+        let need = buffer_frames
+            .checked_mul(params.frame_bytes())
+            .ok_or(EINVAL)?;
         if area.is_null() || buffer_frames == 0 || need > bytes {
-            pr_err!("cable {}: buffer of {} frames does not fit {} bytes\n", self.index, buffer_frames, bytes);
+            pr_err!(
+                "cable {}: buffer of {} frames does not fit {} bytes\n",
+                self.index,
+                buffer_frames,
+                bytes
+            );
             return Err(EINVAL);
         }
         let mut st = self.state.lock();
         let end = &mut st.ends[side & 1];
-        end.geometry = Some(Geometry { params, area, buffer_frames, period_frames: period });
+        end.geometry = Some(Geometry {
+            params,
+            area,
+            buffer_frames,
+            period_frames: period,
+        });
         end.clock = None;
         end.done = 0;
         end.last_elapsed = 0;
@@ -240,7 +280,9 @@ impl Cable {
         let peer_epoch = {
             let peer = &st.ends[side ^ 1];
             match (peer.clock, peer.geometry, st.ends[side].geometry) {
-                (Some(c), Some(pg), Some(g)) if c.is_running() && Constraint::compatible(&pg.params, &g.params) => {
+                (Some(c), Some(pg), Some(g))
+                    if c.is_running() && Constraint::compatible(&pg.params, &g.params) =>
+                {
                     Some(c.epoch())
                 }
                 _ => None,
@@ -254,7 +296,7 @@ impl Cable {
                 end.clock = Some(StreamClock::start_aligned(geo.params.rate, epoch, now));
                 end.done = 0;
                 end.last_elapsed = 0;
-                        end.unconnected = 0;
+                end.unconnected = 0;
                 end.periods = 0;
                 self.arm(side, end, now);
             }
@@ -281,7 +323,8 @@ impl Cable {
     /// Arms the end's timer for its next period boundary (cable lock held).
     fn arm(&self, side: usize, end: &End, now: u64) {
         if let (Some(clock), Some(geo)) = (end.clock, end.geometry) {
-            self.timer(side).start_at(next_expiry(&clock, geo.period_frames, now));
+            self.timer(side)
+                .start_at(next_expiry(&clock, geo.period_frames, now));
         }
     }
 
@@ -320,7 +363,9 @@ impl Cable {
             }
             advance(&mut st, now);
             let end = &mut st.ends[side];
-            let Some(geo) = end.geometry else { return Restart::No };
+            let Some(geo) = end.geometry else {
+                return Restart::No;
+            };
             if !crossed_period(end.last_elapsed, end.done, geo.period_frames) {
                 // Early wakeup: just re-arm.
                 return self.rearm(&st.ends[side], side, now);
@@ -343,7 +388,9 @@ impl Cable {
         if !end.running() || timer.is_queued() {
             return Restart::No;
         }
-        let (Some(clock), Some(geo)) = (end.clock, end.geometry) else { return Restart::No };
+        let (Some(clock), Some(geo)) = (end.clock, end.geometry) else {
+            return Restart::No;
+        };
         timer.set_expires(next_expiry(&clock, geo.period_frames, now));
         Restart::Yes
     }
@@ -367,7 +414,9 @@ fn advance(st: &mut CableState, now: u64) {
     }
     let [play, capt] = &mut st.ends;
     let connected = match (play.geometry, capt.geometry) {
-        (Some(p), Some(c)) => play.running() && capt.running() && Constraint::compatible(&p.params, &c.params),
+        (Some(p), Some(c)) => {
+            play.running() && capt.running() && Constraint::compatible(&p.params, &c.params)
+        }
         _ => false,
     };
     let mut plan = plan_transfer(play_new, capt_new, connected);
@@ -391,7 +440,13 @@ fn advance(st: &mut CableState, now: u64) {
     if let (Some(pg), Some(cg)) = (play.geometry, capt.geometry) {
         if plan.copy > 0 {
             let fb = pg.params.frame_bytes();
-            for seg in Segments::new(play.done, pg.buffer_frames, capt.done, cg.buffer_frames, plan.copy) {
+            for seg in Segments::new(
+                play.done,
+                pg.buffer_frames,
+                capt.done,
+                cg.buffer_frames,
+                plan.copy,
+            ) {
                 // SAFETY: both areas hold `buffer_frames * fb` bytes (checked
                 // at prepare, and the buffers stay allocated while the ends
                 // run); segments stay inside them (see `Segments`); the two
@@ -414,7 +469,13 @@ fn advance(st: &mut CableState, now: u64) {
         let ch = cg.params.channels as usize;
         for seg in ring_pieces(capt.done, cg.buffer_frames, plan.silence) {
             // SAFETY: as above, the piece lies inside the capture buffer.
-            unsafe { sound::write_silence(cg.params.format.to_alsa(), cg.area.add(seg.dst * fb), seg.len * ch) };
+            unsafe {
+                sound::write_silence(
+                    cg.params.format.to_alsa(),
+                    cg.area.add(seg.dst * fb),
+                    seg.len * ch,
+                )
+            };
         }
     }
     capt.done += plan.silence;
@@ -459,11 +520,16 @@ unsafe extern "C" fn rule_format(
     }
 }
 
-unsafe extern "C" fn rule_rate(params: *mut bindings::snd_pcm_hw_params, rule: *mut bindings::snd_pcm_hw_rule) -> c_int {
+unsafe extern "C" fn rule_rate(
+    params: *mut bindings::snd_pcm_hw_params,
+    rule: *mut bindings::snd_pcm_hw_rule,
+) -> c_int {
     // SAFETY: ALSA calls rules with live params and rule.
     match unsafe { rule_constraint(rule) }.rate {
         // SAFETY: as above.
-        Some(rate) => unsafe { sound::params_fix_interval(params, bindings::SND_VOIP_PARAM_RATE, rate) },
+        Some(rate) => unsafe {
+            sound::params_fix_interval(params, bindings::SND_VOIP_PARAM_RATE, rate)
+        },
         None => 0,
     }
 }
@@ -475,7 +541,9 @@ unsafe extern "C" fn rule_channels(
     // SAFETY: ALSA calls rules with live params and rule.
     match unsafe { rule_constraint(rule) }.channels {
         // SAFETY: as above.
-        Some(ch) => unsafe { sound::params_fix_interval(params, bindings::SND_VOIP_PARAM_CHANNELS, ch) },
+        Some(ch) => unsafe {
+            sound::params_fix_interval(params, bindings::SND_VOIP_PARAM_CHANNELS, ch)
+        },
         None => 0,
     }
 }
@@ -508,13 +576,21 @@ impl Write for Line {
 }
 
 /// Writes the state of a cable to /proc/asound/VoIP/cableN.
-pub(crate) unsafe extern "C" fn proc_read(entry: *mut bindings::snd_info_entry, buffer: *mut bindings::snd_info_buffer) {
+pub(crate) unsafe extern "C" fn proc_read(
+    entry: *mut bindings::snd_info_entry,
+    buffer: *mut bindings::snd_info_buffer,
+) {
     // SAFETY: the entry's private data is the cable (see `create`), live as long as the card.
     let cable = unsafe { &*(*entry).private_data.cast::<Cable>() };
     let now = now_ns();
     let dir = cable.index & 1;
     let (from, to) = if dir == 0 { (0, 1) } else { (1, 0) };
-    let mut lines: [Line; 3] = [const { Line { buf: [0; 256], len: 0 } }; 3];
+    let mut lines: [Line; 3] = [const {
+        Line {
+            buf: [0; 256],
+            len: 0,
+        }
+    }; 3];
     {
         let st = cable.state.lock();
         let _ = writeln!(

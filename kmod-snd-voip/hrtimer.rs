@@ -55,7 +55,11 @@ impl HrTimer {
         // transparent over the C struct.
         unsafe {
             let raw = Opaque::raw_get(core::ptr::addr_of!((*this).raw));
-            bindings::hrtimer_init(raw, CLOCK_MONOTONIC, bindings::hrtimer_mode_HRTIMER_MODE_ABS_SOFT);
+            bindings::hrtimer_init(
+                raw,
+                CLOCK_MONOTONIC,
+                bindings::hrtimer_mode_HRTIMER_MODE_ABS_SOFT,
+            );
             (*raw).function = Some(callback);
         }
     }

@@ -10,8 +10,8 @@
 //! started (as snd-dummy's hrtimer mode does), so they never drift.
 
 use core::ffi::CStr;
-use kernel::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
 mod bindings;
@@ -159,7 +159,12 @@ fn params() -> Params {
         // lives as long as the module.
         unsafe { CStr::from_ptr(id.cast()) }
     };
-    Params { index, id, enable, substreams }
+    Params {
+        index,
+        id,
+        enable,
+        substreams,
+    }
 }
 
 /// Creates the card for `pdev`. Returns the `VoipCard` to keep as driver data.
@@ -168,7 +173,11 @@ fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
     let substreams = match u32::try_from(p.substreams) {
         Ok(n) if (1..=MAX_SUBSTREAMS).contains(&n) => n,
         _ => {
-            pr_err!("pcm_substreams={} is out of range 1..{}\n", p.substreams, MAX_SUBSTREAMS);
+            pr_err!(
+                "pcm_substreams={} is out of range 1..{}\n",
+                p.substreams,
+                MAX_SUBSTREAMS
+            );
             return Err(EINVAL);
         }
     };
@@ -213,7 +222,13 @@ fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
     for (i, c) in vc.cables.iter().enumerate().take(2 * substreams as usize) {
         let name = cable::proc_name(i);
         // SAFETY: the cable lives in `vc`, which outlives the card.
-        unsafe { card.add_proc(name, (c as *const Cable).cast_mut().cast(), cable::proc_read)? };
+        unsafe {
+            card.add_proc(
+                name,
+                (c as *const Cable).cast_mut().cast(),
+                cable::proc_read,
+            )?
+        };
     }
     card.register()?;
     pr_info!(
@@ -279,7 +294,10 @@ impl kernel::Module for SndVoip {
         let p = params();
         if !p.enable {
             pr_info!("enable=0: no card created\n");
-            return Ok(SndVoip { driver: None, device: core::ptr::null_mut() });
+            return Ok(SndVoip {
+                driver: None,
+                device: core::ptr::null_mut(),
+            });
         }
         let mut drv = KBox::new(bindings::platform_driver::default(), GFP_KERNEL)?;
         drv.probe = Some(probe);
@@ -313,7 +331,10 @@ impl kernel::Module for SndVoip {
             }
             return Err(ENODEV);
         }
-        Ok(SndVoip { driver: Some(drv), device })
+        Ok(SndVoip {
+            driver: Some(drv),
+            device,
+        })
     }
 }
 

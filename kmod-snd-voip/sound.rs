@@ -8,9 +8,9 @@
 
 use crate::bindings;
 use core::ffi::CStr;
-use kernel::ffi::{c_char, c_int, c_void};
 use core::marker::PhantomData;
 use kernel::error::{to_result, Error, Result};
+use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 
 /// Copies `src` into a fixed C char array, truncating, always NUL-terminated.
@@ -55,7 +55,9 @@ impl Card {
     ) -> Result<Card> {
         let mut raw: *mut bindings::snd_card = core::ptr::null_mut();
         // SAFETY: the caller guarantees `parent` and `module`; `id` is a valid C string.
-        to_result(unsafe { bindings::snd_card_new(parent, index, id.as_ptr().cast(), module, 0, &mut raw) })?;
+        to_result(unsafe {
+            bindings::snd_card_new(parent, index, id.as_ptr().cast(), module, 0, &mut raw)
+        })?;
         // INVARIANT: snd_card_new succeeded, so `raw` is a live card.
         Ok(Card { raw })
     }
@@ -81,10 +83,20 @@ impl Card {
         let mut raw: *mut bindings::snd_pcm = core::ptr::null_mut();
         // SAFETY: by the invariant the card is live; `name` is a valid C string.
         to_result(unsafe {
-            bindings::snd_pcm_new(self.raw, name.as_ptr().cast(), device, substreams, substreams, &mut raw)
+            bindings::snd_pcm_new(
+                self.raw,
+                name.as_ptr().cast(),
+                device,
+                substreams,
+                substreams,
+                &mut raw,
+            )
         })?;
         // INVARIANT: snd_pcm_new succeeded; the PCM belongs to the card.
-        Ok(Pcm { raw, _card: PhantomData })
+        Ok(Pcm {
+            raw,
+            _card: PhantomData,
+        })
     }
 
     /// Adds a read-only text file /proc/asound/cardN/`name`.
@@ -100,7 +112,15 @@ impl Card {
         read: unsafe extern "C" fn(*mut bindings::snd_info_entry, *mut bindings::snd_info_buffer),
     ) -> Result {
         // SAFETY: by the invariant the card is live; the caller guarantees `private`.
-        to_result(unsafe { bindings::snd_card_rw_proc_new(self.raw, name.as_ptr().cast(), private, Some(read), None) })
+        to_result(unsafe {
+            bindings::snd_card_rw_proc_new(
+                self.raw,
+                name.as_ptr().cast(),
+                private,
+                Some(read),
+                None,
+            )
+        })
     }
 
     /// Registers the card: its devices appear in userspace.
@@ -226,7 +246,9 @@ impl Substream {
     /// The runtime of the open substream.
     pub(crate) fn runtime(&self) -> Runtime {
         // SAFETY: by the invariant the substream is open, so it has a runtime.
-        Runtime { raw: unsafe { (*self.raw).runtime } }
+        Runtime {
+            raw: unsafe { (*self.raw).runtime },
+        }
     }
 
     /// Whether the stream is draining (playback only).
@@ -258,7 +280,8 @@ pub(crate) struct Runtime {
 }
 
 /// Signature of an ALSA hw-params refinement rule.
-pub(crate) type RuleFn = unsafe extern "C" fn(*mut bindings::snd_pcm_hw_params, *mut bindings::snd_pcm_hw_rule) -> c_int;
+pub(crate) type RuleFn =
+    unsafe extern "C" fn(*mut bindings::snd_pcm_hw_params, *mut bindings::snd_pcm_hw_rule) -> c_int;
 
 impl Runtime {
     /// Advertises the hardware capabilities (in `open`).
@@ -273,9 +296,17 @@ impl Runtime {
     /// # Safety
     ///
     /// `private` must stay valid until the substream is closed.
-    pub(crate) unsafe fn add_rule(&self, var: c_int, func: RuleFn, private: *mut c_void, dep: c_int) -> Result {
+    pub(crate) unsafe fn add_rule(
+        &self,
+        var: c_int,
+        func: RuleFn,
+        private: *mut c_void,
+        dep: c_int,
+    ) -> Result {
         // SAFETY: the runtime is live; the caller guarantees `private`.
-        to_result(unsafe { bindings::snd_pcm_hw_rule_add(self.raw, 0, var, Some(func), private, dep, -1i32) })
+        to_result(unsafe {
+            bindings::snd_pcm_hw_rule_add(self.raw, 0, var, Some(func), private, dep, -1i32)
+        })
     }
 
     /// Limits `var` to `min..=max` (in `open`).
@@ -283,7 +314,11 @@ impl Runtime {
         // SAFETY: the runtime is live.
         let ret = unsafe { bindings::snd_pcm_hw_constraint_minmax(self.raw, var as _, min, max) };
         // The function returns a positive value when it changed the space.
-        if ret < 0 { Err(Error::from_errno(ret)) } else { Ok(()) }
+        if ret < 0 {
+            Err(Error::from_errno(ret))
+        } else {
+            Ok(())
+        }
     }
 
     /// ALSA format number (valid after hw_params).
@@ -383,7 +418,10 @@ unsafe extern "C" fn sync_stop_cb<T: PcmOps>(ss: *mut bindings::snd_pcm_substrea
     // SAFETY: ALSA passes a live substream.
     to_c(T::sync_stop(unsafe { Substream::from_raw(ss) }))
 }
-unsafe extern "C" fn trigger_cb<T: PcmOps>(ss: *mut bindings::snd_pcm_substream, cmd: c_int) -> c_int {
+unsafe extern "C" fn trigger_cb<T: PcmOps>(
+    ss: *mut bindings::snd_pcm_substream,
+    cmd: c_int,
+) -> c_int {
     let cmd = match cmd as u32 {
         bindings::SNDRV_PCM_TRIGGER_START => Trigger::Start,
         bindings::SNDRV_PCM_TRIGGER_STOP | bindings::SNDRV_PCM_TRIGGER_SUSPEND => Trigger::Stop,
@@ -394,7 +432,9 @@ unsafe extern "C" fn trigger_cb<T: PcmOps>(ss: *mut bindings::snd_pcm_substream,
     // SAFETY: ALSA passes a live substream.
     to_c(T::trigger(unsafe { Substream::from_raw(ss) }, cmd))
 }
-unsafe extern "C" fn pointer_cb<T: PcmOps>(ss: *mut bindings::snd_pcm_substream) -> bindings::snd_pcm_uframes_t {
+unsafe extern "C" fn pointer_cb<T: PcmOps>(
+    ss: *mut bindings::snd_pcm_substream,
+) -> bindings::snd_pcm_uframes_t {
     // SAFETY: ALSA passes a live substream.
     T::pointer(unsafe { Substream::from_raw(ss) }) as _
 }
@@ -427,7 +467,10 @@ impl<T: PcmOps> OpsTable<T> {
 /// # Safety
 ///
 /// `params` must be the live params passed to a rule callback.
-pub(crate) unsafe fn params_mask<'a>(params: *mut bindings::snd_pcm_hw_params, var: c_int) -> &'a mut [u32] {
+pub(crate) unsafe fn params_mask<'a>(
+    params: *mut bindings::snd_pcm_hw_params,
+    var: c_int,
+) -> &'a mut [u32] {
     // SAFETY: guaranteed by the caller; the mask is a plain array of u32.
     unsafe {
         let mask = bindings::snd_voip_hw_param_mask(params, var as _);
@@ -441,11 +484,17 @@ pub(crate) unsafe fn params_mask<'a>(params: *mut bindings::snd_pcm_hw_params, v
 /// # Safety
 ///
 /// `params` must be the live params passed to a rule callback.
-pub(crate) unsafe fn params_fix_interval(params: *mut bindings::snd_pcm_hw_params, var: c_int, value: u32) -> c_int {
+pub(crate) unsafe fn params_fix_interval(
+    params: *mut bindings::snd_pcm_hw_params,
+    var: c_int,
+    value: u32,
+) -> c_int {
     let mut iv = bindings::snd_interval::default();
     iv.min = value;
     iv.max = value;
     iv.set_integer(1);
     // SAFETY: guaranteed by the caller.
-    unsafe { bindings::snd_interval_refine(bindings::snd_voip_hw_param_interval(params, var as _), &iv) }
+    unsafe {
+        bindings::snd_interval_refine(bindings::snd_voip_hw_param_interval(params, var as _), &iv)
+    }
 }

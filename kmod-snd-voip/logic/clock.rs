@@ -64,7 +64,13 @@ pub struct StreamClock {
 impl StreamClock {
     /// A clock that starts counting from frame 0 at `now_ns`.
     pub fn start(rate: NonZeroU32, now_ns: u64) -> Self {
-        Self { rate, epoch_ns: now_ns, origin: 0, base_frames: 0, running: true }
+        Self {
+            rate,
+            epoch_ns: now_ns,
+            origin: 0,
+            base_frames: 0,
+            running: true,
+        }
     }
 
     /// A clock that starts from frame 0 at `now_ns` but ticks with a peer
@@ -134,8 +140,13 @@ impl StreamClock {
         if !self.running {
             return None;
         }
-        let ticks = frames.saturating_sub(self.base_frames).saturating_add(self.origin);
-        Some(self.epoch_ns.saturating_add(ns_for_frames(ticks, self.rate)))
+        let ticks = frames
+            .saturating_sub(self.base_frames)
+            .saturating_add(self.origin);
+        Some(
+            self.epoch_ns
+                .saturating_add(ns_for_frames(ticks, self.rate)),
+        )
     }
 }
 

@@ -106,7 +106,11 @@ impl StreamParams {
         if !rate_supported(rate) || !(CHANNELS_MIN..=CHANNELS_MAX).contains(&channels) {
             return None;
         }
-        Some(StreamParams { format, rate: NonZeroU32::new(rate)?, channels })
+        Some(StreamParams {
+            format,
+            rate: NonZeroU32::new(rate)?,
+            channels,
+        })
     }
 
     /// Bytes per frame.
@@ -145,7 +149,9 @@ impl Constraint {
     /// in place. Returns `Ok(true)` when it changed, `Err(())` when nothing
     /// is left.
     pub fn refine_format_mask(&self, bits: &mut [u32]) -> Result<bool, ()> {
-        let Some(format) = self.format else { return Ok(false) };
+        let Some(format) = self.format else {
+            return Ok(false);
+        };
         let word = (format / 32) as usize;
         let bit = 1u32 << (format % 32);
         let mut changed = false;

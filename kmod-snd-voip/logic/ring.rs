@@ -25,10 +25,18 @@ pub struct Transfer {
 /// exchange data (one end idle, or their formats differ).
 pub fn plan_transfer(play: u64, capt: u64, connected: bool) -> Transfer {
     if !connected {
-        return Transfer { discard: play, silence: capt, copy: 0 };
+        return Transfer {
+            discard: play,
+            silence: capt,
+            copy: 0,
+        };
     }
     let copy = play.min(capt);
-    Transfer { discard: play - copy, silence: capt - copy, copy }
+    Transfer {
+        discard: play - copy,
+        silence: capt - copy,
+        copy,
+    }
 }
 
 /// One contiguous piece of a ring-to-ring copy, in frames.
@@ -67,7 +75,11 @@ impl Segments {
                 None => 0,
             }
         };
-        let left = if src_size == 0 || dst_size == 0 { 0 } else { count };
+        let left = if src_size == 0 || dst_size == 0 {
+            0
+        } else {
+            count
+        };
         Segments {
             src_pos: wrap(src_pos, src_size),
             src_size,
@@ -87,7 +99,11 @@ impl Iterator for Segments {
         }
         let room = (self.src_size - self.src_pos).min(self.dst_size - self.dst_pos);
         let len = usize::try_from(self.left).map_or(room, |l| l.min(room));
-        let seg = Segment { src: self.src_pos, dst: self.dst_pos, len };
+        let seg = Segment {
+            src: self.src_pos,
+            dst: self.dst_pos,
+            len,
+        };
         self.src_pos += len;
         if self.src_pos == self.src_size {
             self.src_pos = 0;

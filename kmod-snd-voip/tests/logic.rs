@@ -23,7 +23,10 @@ fn frames_in_ns_matches_dummy_formula() {
 #[test]
 fn no_overflow_after_years() {
     let ten_years = 10 * 365 * 24 * 3600 * NSEC_PER_SEC;
-    assert_eq!(frames_in_ns(ten_years, nz(48000)), 10 * 365 * 24 * 3600 * 48000);
+    assert_eq!(
+        frames_in_ns(ten_years, nz(48000)),
+        10 * 365 * 24 * 3600 * 48000
+    );
 }
 
 #[test]
@@ -36,7 +39,10 @@ fn pause_keeps_position_and_resume_continues() {
     c.resume(10 * NSEC_PER_SEC);
     assert_eq!(c.position(10 * NSEC_PER_SEC), 8000);
     assert_eq!(c.position(10 * NSEC_PER_SEC + NSEC_PER_SEC / 2), 12000);
-    assert_eq!(c.time_of_frame(12000), Some(10 * NSEC_PER_SEC + NSEC_PER_SEC / 2));
+    assert_eq!(
+        c.time_of_frame(12000),
+        Some(10 * NSEC_PER_SEC + NSEC_PER_SEC / 2)
+    );
 }
 
 #[test]
@@ -54,10 +60,38 @@ fn period_crossing() {
 
 #[test]
 fn transfer_rules() {
-    assert_eq!(plan_transfer(10, 10, true), Transfer { discard: 0, silence: 0, copy: 10 });
-    assert_eq!(plan_transfer(12, 10, true), Transfer { discard: 2, silence: 0, copy: 10 });
-    assert_eq!(plan_transfer(8, 10, true), Transfer { discard: 0, silence: 2, copy: 8 });
-    assert_eq!(plan_transfer(8, 10, false), Transfer { discard: 8, silence: 10, copy: 0 });
+    assert_eq!(
+        plan_transfer(10, 10, true),
+        Transfer {
+            discard: 0,
+            silence: 0,
+            copy: 10
+        }
+    );
+    assert_eq!(
+        plan_transfer(12, 10, true),
+        Transfer {
+            discard: 2,
+            silence: 0,
+            copy: 10
+        }
+    );
+    assert_eq!(
+        plan_transfer(8, 10, true),
+        Transfer {
+            discard: 0,
+            silence: 2,
+            copy: 8
+        }
+    );
+    assert_eq!(
+        plan_transfer(8, 10, false),
+        Transfer {
+            discard: 8,
+            silence: 10,
+            copy: 0
+        }
+    );
 }
 
 #[test]
@@ -66,9 +100,21 @@ fn segments_split_at_both_wraps() {
     assert_eq!(
         segs,
         vec![
-            Segment { src: 6, dst: 1, len: 2 },
-            Segment { src: 0, dst: 3, len: 1 },
-            Segment { src: 1, dst: 0, len: 2 },
+            Segment {
+                src: 6,
+                dst: 1,
+                len: 2
+            },
+            Segment {
+                src: 0,
+                dst: 3,
+                len: 1
+            },
+            Segment {
+                src: 1,
+                dst: 0,
+                len: 2
+            },
         ]
     );
     assert_eq!(Segments::new(0, 0, 0, 4, 5).count(), 0);

@@ -23,7 +23,11 @@ pub fn linear_to_alaw(pcm: i16) -> u8 {
         return 0x7F ^ mask;
     }
     let mut a = (seg as u8) << 4;
-    a |= if seg < 2 { ((v >> 1) & 0xF) as u8 } else { ((v >> seg) & 0xF) as u8 };
+    a |= if seg < 2 {
+        ((v >> 1) & 0xF) as u8
+    } else {
+        ((v >> seg) & 0xF) as u8
+    };
     a ^ mask
 }
 
@@ -104,7 +108,10 @@ mod tests {
             assert_eq!(linear_to_alaw(alaw_to_linear(c)), c, "alaw {c:#x}");
             let back = linear_to_ulaw(ulaw_to_linear(c));
             // 0x7F (-0) and 0xFF (+0) both decode to 0.
-            assert!(back == c || (c == 0x7F && back == 0xFF), "ulaw {c:#x} -> {back:#x}");
+            assert!(
+                back == c || (c == 0x7F && back == 0xFF),
+                "ulaw {c:#x} -> {back:#x}"
+            );
         }
     }
 }

@@ -85,8 +85,15 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
-        let num = |v: String, name: &str| v.parse::<f64>().map_err(|_| format!("{name}: '{v}' is not a number"));
+        let mut val = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let num = |v: String, name: &str| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{name}: '{v}' is not a number"))
+        };
         match a.as_str() {
             "--format" => o.format = Format::parse(&val("--format")?)?,
             "--rate" => o.rate = num(val("--rate")?, "--rate")? as u32,
@@ -123,8 +130,14 @@ fn decode(format: Format, bytes: &[u8]) -> Vec<f64> {
             .chunks_exact(2)
             .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
             .collect(),
-        Format::MuLaw => bytes.iter().map(|&b| f64::from(g711ref::ulaw_to_linear(b)) / 32768.0).collect(),
-        Format::ALaw => bytes.iter().map(|&b| f64::from(g711ref::alaw_to_linear(b)) / 32768.0).collect(),
+        Format::MuLaw => bytes
+            .iter()
+            .map(|&b| f64::from(g711ref::ulaw_to_linear(b)) / 32768.0)
+            .collect(),
+        Format::ALaw => bytes
+            .iter()
+            .map(|&b| f64::from(g711ref::alaw_to_linear(b)) / 32768.0)
+            .collect(),
     }
 }
 
@@ -145,7 +158,17 @@ fn gen(o: &Opts) -> Result<(), String> {
             encode(o.format, x, &mut data);
         }
     }
-    let bytes = if o.wav { wav::wrap(&data, o.format_tag(), o.channels as u16, o.rate, o.format.bytes() as u16 * 8) } else { data };
+    let bytes = if o.wav {
+        wav::wrap(
+            &data,
+            o.format_tag(),
+            o.channels as u16,
+            o.rate,
+            o.format.bytes() as u16 * 8,
+        )
+    } else {
+        data
+    };
     fs::write(file, bytes).map_err(|e| format!("{file}: {e}"))
 }
 
@@ -205,7 +228,11 @@ fn measure(x: &[f64], rate: f64) -> Option<Measure> {
         length_s,
         freq,
         dbfs: 10.0 * power.max(1e-20).log10() + 3.0103,
-        purity: if power > 0.0 { (tone_power / power).min(1.0) } else { 0.0 },
+        purity: if power > 0.0 {
+            (tone_power / power).min(1.0)
+        } else {
+            0.0
+        },
     })
 }
 
@@ -226,7 +253,13 @@ fn analyze(o: &Opts) -> Result<bool, String> {
     };
     let samples = decode(format, data);
     let frames = samples.len() / channels;
-    println!("file {file}: {frames} frames, {:.3} s, {} Hz, {} ch, {:?}", frames as f64 / f64::from(rate), rate, channels, format);
+    println!(
+        "file {file}: {frames} frames, {:.3} s, {} Hz, {} ch, {:?}",
+        frames as f64 / f64::from(rate),
+        rate,
+        channels,
+        format
+    );
     let mut ok = true;
     for ch in 0..channels {
         let x: Vec<f64> = samples.iter().skip(ch).step_by(channels).copied().collect();
@@ -241,22 +274,36 @@ fn analyze(o: &Opts) -> Result<bool, String> {
         );
         if let Some(f) = o.freq {
             if (m.freq - f).abs() > f * o.tolerance {
-                println!("channel {ch}: frequency {:.2} Hz is not {f} Hz ±{:.1}%", m.freq, o.tolerance * 100.0);
+                println!(
+                    "channel {ch}: frequency {:.2} Hz is not {f} Hz ±{:.1}%",
+                    m.freq,
+                    o.tolerance * 100.0
+                );
                 ok = false;
             }
             if m.purity < 0.9 {
-                println!("channel {ch}: only {:.1}% of the power is in the tone", m.purity * 100.0);
+                println!(
+                    "channel {ch}: only {:.1}% of the power is in the tone",
+                    m.purity * 100.0
+                );
                 ok = false;
             }
         }
         if let Some(s) = o.seconds {
             if (m.length_s - s).abs() > s * o.tolerance {
-                println!("channel {ch}: tone lasts {:.4} s, not {s} s ±{:.1}%", m.length_s, o.tolerance * 100.0);
+                println!(
+                    "channel {ch}: tone lasts {:.4} s, not {s} s ±{:.1}%",
+                    m.length_s,
+                    o.tolerance * 100.0
+                );
                 ok = false;
             }
         }
         if (o.freq.is_some() || o.seconds.is_some()) && m.dbfs < o.min_dbfs {
-            println!("channel {ch}: level {:.2} dBFS is below {} dBFS", m.dbfs, o.min_dbfs);
+            println!(
+                "channel {ch}: level {:.2} dBFS is below {} dBFS",
+                m.dbfs, o.min_dbfs
+            );
             ok = false;
         }
     }
@@ -312,7 +359,13 @@ mod tests {
         let lead = (lead * rate) as usize;
         let n = (secs * rate) as usize;
         (0..lead + n)
-            .map(|i| if i < lead { 0.0 } else { 0.5 * (2.0 * PI * freq * (i - lead) as f64 / rate).sin() })
+            .map(|i| {
+                if i < lead {
+                    0.0
+                } else {
+                    0.5 * (2.0 * PI * freq * (i - lead) as f64 / rate).sin()
+                }
+            })
             .collect()
     }
 

@@ -32,7 +32,12 @@ fn u16_at(b: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_le_bytes([*b.get(i)?, *b.get(i + 1)?]))
 }
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([*b.get(i)?, *b.get(i + 1)?, *b.get(i + 2)?, *b.get(i + 3)?]))
+    Some(u32::from_le_bytes([
+        *b.get(i)?,
+        *b.get(i + 1)?,
+        *b.get(i + 2)?,
+        *b.get(i + 3)?,
+    ]))
 }
 
 /// Parses a WAV file, walking its chunks.
@@ -47,14 +52,23 @@ pub fn parse(b: &[u8]) -> Result<Wav<'_>, String> {
         let len = u32_at(b, i + 4).ok_or("truncated chunk")? as usize;
         let body = i + 8;
         if id == b"fmt " {
-            fmt = Some((u16_at(b, body).ok_or("short fmt")?, u16_at(b, body + 2).ok_or("short fmt")?, u32_at(b, body + 4).ok_or("short fmt")?));
+            fmt = Some((
+                u16_at(b, body).ok_or("short fmt")?,
+                u16_at(b, body + 2).ok_or("short fmt")?,
+                u32_at(b, body + 4).ok_or("short fmt")?,
+            ));
         } else if id == b"data" {
             let (format_tag, channels, rate) = fmt.ok_or("data before fmt")?;
             let end = body.saturating_add(len).min(b.len());
             if channels == 0 {
                 return Err("zero channels".into());
             }
-            return Ok(Wav { format_tag, channels, rate, data: &b[body..end] });
+            return Ok(Wav {
+                format_tag,
+                channels,
+                rate,
+                data: &b[body..end],
+            });
         }
         i = body.saturating_add(len + (len & 1));
     }

@@ -1,0 +1,70 @@
+# snd-voip top-level Makefile. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+BOARD ?= qemu-x86_64
+export BOARD
+KSRC_TREE = $(shell $(ROOT)/scripts/kernel.sh --print-kdir)
+KDIR ?= $(KSRC_TREE)
+CARGO ?= cargo
+KFMT_CONFIG = $(HOME)/.cache/snd-voip/linux-source-6.12/.rustfmt.toml
+KMOD_RS = $(wildcard kmod-snd-voip/*.rs kmod-snd-voip/logic/*.rs)
+
+help:
+	@echo "snd-voip: a sound card and a SIP phone for boards without one"
+	@echo
+	@echo "  make demo        set up, build, boot the emulated board and make a call (the main job)"
+	@echo "  make test        set up, build and run every test (host and qemu)"
+	@echo
+	@echo "  make setup       install packages, bindgen, the kernel tree and rustc+rust-src (idempotent)"
+	@echo "  make kernel      build the reference kernel for BOARD=$(BOARD) into ~/.cache/snd-voip (cached)"
+	@echo "  make kmod        build kmod-snd-voip/snd-voip.ko against KDIR (default: the reference tree)"
+	@echo "  make bridge      build voipbridge and the host tools (cargo, release)"
+	@echo "  make test-host   cargo tests and host integration tests (no qemu)"
+	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
+	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
+	@echo "  make bench-kmod  period-wakeup jitter and CPU: snd-voip vs snd-aloop, in qemu"
+	@echo "  make print-kdir / print-kernel   the reference build directory / bootable image"
+
+setup:
+	@$(ROOT)/scripts/setup.sh
+
+kernel: setup
+	@$(ROOT)/scripts/kernel.sh
+
+print-kdir:
+	@$(ROOT)/scripts/kernel.sh --print-kdir
+
+print-kernel:
+	@$(ROOT)/scripts/kernel.sh --print-kernel
+
+kmod: $(if $(filter command line environment,$(origin KDIR)),,kernel)
+	@$(MAKE) -C kmod-snd-voip KDIR="$(KDIR)"
+
+bridge: setup
+	$(CARGO) build --workspace --release --locked
+	$(CARGO) build --workspace --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	rustfmt --check --edition 2021 --config-path $(KFMT_CONFIG) kmod-snd-voip/snd_voip_main.rs
+
+test-host: bridge
+	$(CARGO) test --workspace --locked
+	@set -e; for t in tests/host/*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; bash "$$t"; done
+
+test-kmod: kmod bridge
+	tests/kmod/run.sh full
+
+test: setup lint test-host test-kmod
+	@echo "make test: all test suites passed"
+
+bench-kmod: kmod bridge
+	tests/kmod/bench.sh
+
+demo: kmod bridge
+	tests/demo/run.sh
+
+.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint test-host test-kmod test bench-kmod demo
