@@ -1,7 +1,11 @@
 # Helpers for the guest-side card tests (sourced by scripts run with
 # tests/qemu/run-guest.sh). Each check prints "PASS: name" or "FAIL: name: why".
 passed=0 failed=0
-AT=${AUDIOTEST:-$SND_VOIP_ROOT/target/debug/audiotest}
+if [ -z "${AUDIOTEST:-}" ]; then
+    AUDIOTEST=$SND_VOIP_ROOT/target/release/audiotest
+    [ -x "$AUDIOTEST" ] || AUDIOTEST=$SND_VOIP_ROOT/target/debug/audiotest
+fi
+AT=$AUDIOTEST
 pass() { echo "PASS: $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
 check() { # check NAME CMD... : pass when CMD succeeds
