@@ -516,7 +516,7 @@ unsafe extern "C" fn rule_format(
     let mask = unsafe { sound::params_mask(params, bindings::SND_VOIP_PARAM_FORMAT) };
     match c.refine_format_mask(mask) {
         Ok(changed) => c_int::from(changed),
-        Err(()) => EINVAL.to_errno(),
+        Err(_) => EINVAL.to_errno(),
     }
 }
 

@@ -119,6 +119,10 @@ impl StreamParams {
     }
 }
 
+/// A refinement left no format to choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmptyMask;
+
 /// What one end of a cable may still choose, given the other end.
 ///
 /// Each field is `None` when free, or the value the peer imposes.
@@ -146,9 +150,9 @@ impl Constraint {
     }
 
     /// Refines an ALSA format mask (bit `n` = format `n`, as 32-bit words)
-    /// in place. Returns `Ok(true)` when it changed, `Err(())` when nothing
-    /// is left.
-    pub fn refine_format_mask(&self, bits: &mut [u32]) -> Result<bool, ()> {
+    /// in place. Returns `Ok(true)` when it changed, `Err(EmptyMask)` when
+    /// nothing is left.
+    pub fn refine_format_mask(&self, bits: &mut [u32]) -> Result<bool, EmptyMask> {
         let Some(format) = self.format else {
             return Ok(false);
         };
@@ -167,7 +171,7 @@ impl Constraint {
         if left {
             Ok(changed)
         } else {
-            Err(())
+            Err(EmptyMask)
         }
     }
 

@@ -156,7 +156,7 @@ fn constraint_refines_format_mask() {
     assert_eq!(c.refine_format_mask(&mut mask), Ok(false));
     let mut only_s16 = [0u32; 8];
     only_s16[0] = 1 << 2;
-    assert_eq!(c.refine_format_mask(&mut only_s16), Err(()));
+    assert_eq!(c.refine_format_mask(&mut only_s16), Err(EmptyMask));
     let free = Constraint::from_peer(None);
     let mut m = [0xffu32; 8];
     assert_eq!(free.refine_format_mask(&mut m), Ok(false));

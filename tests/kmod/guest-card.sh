@@ -3,6 +3,9 @@
 # Usage: guest-card.sh [quick]   (quick: one format/rate per direction)
 . "$SND_VOIP_ROOT/tests/kmod/lib.sh"
 mode=${1:-full}
+# Record into the guest's tmpfs: writing every period to the 9p share stalls
+# the recorder in the emulated guest. Failed recordings are copied to $GUEST_OUT.
+mkdir -p /tmp/rec && cd /tmp/rec
 echo clear >/sys/kernel/debug/kmemleak 2>/dev/null || true
 
 # --- load, list ------------------------------------------------------------
@@ -22,21 +25,25 @@ tone() {
     extra=$(echo "$*" | tr -d ' -')
     base="$f-$r-$c${extra:+-$extra}"
     $AT gen --format "$f" --rate "$r" --channels "$c" --freq 1000 --seconds 3 "tone-$base.raw"
-    pids=""
+    recs="" plays=""
     for dir in "0,0:1,0" "1,0:0,0"; do
         pd=${dir%%:*} cd=${dir##*:}
         tag="$base-$pd-to-$cd"
-        arecord -D "hw:VoIP,$cd" -t raw -f "$f" -r "$r" -c "$c" -d 4 "$@" "rec-$tag.raw" 2>"arecord-$tag.log" &
-        pids="$pids $!"
+        arecord -D "hw:VoIP,$cd" -t raw -f "$f" -r "$r" -c "$c" "$@" "rec-$tag.raw" 2>"arecord-$tag.log" &
+        recs="$recs $!"
     done
-    sleep 0.3
+    # Start playing once both captures run (process start is slow in the guest).
+    wait_proc "capture: running" /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1
     for dir in "0,0:1,0" "1,0:0,0"; do
         pd=${dir%%:*} cd=${dir##*:}
         tag="$base-$pd-to-$cd"
         aplay -D "hw:VoIP,$pd" -t raw -f "$f" -r "$r" -c "$c" "$@" "tone-$base.raw" 2>"aplay-$tag.log" &
-        pids="$pids $!"
+        plays="$plays $!"
     done
-    wait $pids
+    wait $plays
+    sleep 0.3
+    kill -INT $recs 2>/dev/null
+    wait $recs
     for dir in "0,0:1,0" "1,0:0,0"; do
         pd=${dir%%:*} cd=${dir##*:}
         tag="$base-$pd-to-$cd"
@@ -45,7 +52,9 @@ tone() {
             continue
         fi
         check "tone $tag: 1 kHz for 3 s at -6 dBFS, no xrun" \
-            $AT analyze --format "$f" --rate "$r" --channels "$c" --freq 1000 --seconds 3 --min-dbfs -7 "rec-$tag.raw"
+            $AT analyze --format "$f" --rate "$r" --channels "$c" --freq 1000 --seconds 3 --min-dbfs -7 "rec-$tag.raw" ||
+            cp "rec-$tag.raw" "$GUEST_OUT/"
+        rm -f "rec-$tag.raw"
     done
 }
 if [ "$mode" = quick ]; then
@@ -64,10 +73,19 @@ fi
 # mmap access on both ends
 tone S16_LE 16000 1 -M
 
-# --- periods from 80 to 1024 frames without xruns ---------------------------------
+# --- periods from 80 to 1024 frames without xruns (16 periods a buffer: the emulated
+# guest under KASAN can stall an application for tens of milliseconds) ---------------
 for p in 80 160 256 512 1024; do
-    tone S16_LE 8000 1 --period-size=$p --buffer-size=$((p * 4))
+    tone S16_LE 8000 1 --period-size=$p --buffer-size=$((p * 16))
 done
+
+# --- position vs CLOCK_MONOTONIC, pause/resume, xrun recovery (pcmcheck) -----------
+PC=$SND_VOIP_ROOT/target/release/pcmcheck
+[ -x "$PC" ] || PC=$SND_VOIP_ROOT/target/debug/pcmcheck
+secs=30; [ "$mode" = quick ] && secs=6
+check "capture position drift vs CLOCK_MONOTONIC over ${secs} s stays below one period" $PC drift hw:VoIP,1,0 8000 160 $secs
+check "pause and resume on hw:VoIP,0,0: 1 s tone, 1 s gap, 1 s tone on hw:VoIP,1,0" $PC pause hw:VoIP,0,0 hw:VoIP,1,0
+check "underrun on hw:VoIP,0,0 is reported (XRUN, EPIPE) and the stream recovers" $PC xrun hw:VoIP,0,0 hw:VoIP,1,0
 
 # --- a capture whose peer is idle reads silence in real time ---------------------
 start=$(date +%s%N)
@@ -90,17 +108,21 @@ if [ "$mode" != quick ]; then
     # --- 8 cables at once ----------------------------------------------------------
     check "modprobe snd-voip pcm_substreams=8" modprobe snd-voip pcm_substreams=8
     $AT gen --format S16_LE --rate 8000 --channels 1 --freq 1000 --seconds 3 tone8.raw
-    pids=""
+    recs="" plays="" files=""
     for n in 0 1 2 3 4 5 6 7; do
-        arecord -q -D hw:VoIP,1,$n -t raw -f S16_LE -r 8000 -c 1 -d 5 rec8-$n.raw 2>rec8-$n.log &
-        pids="$pids $!"
+        arecord -q -D hw:VoIP,1,$n -t raw -f S16_LE -r 8000 -c 1 rec8-$n.raw 2>rec8-$n.log &
+        recs="$recs $!"
+        files="$files /proc/asound/VoIP/cable$((2 * n))"
     done
-    sleep 0.5
+    wait_proc "capture: running" $files
     for n in 0 1 2 3 4 5 6 7; do
         aplay -q -D hw:VoIP,0,$n -t raw -f S16_LE -r 8000 -c 1 tone8.raw 2>play8-$n.log &
-        pids="$pids $!"
+        plays="$plays $!"
     done
-    wait $pids
+    wait $plays
+    sleep 0.3
+    kill -INT $recs 2>/dev/null
+    wait $recs
     for n in 0 1 2 3 4 5 6 7; do
         check "8 cables: substream $n carries its tone" \
             $AT analyze --format S16_LE --rate 8000 --channels 1 --freq 1000 --seconds 3 --min-dbfs -10 rec8-$n.raw

@@ -10,7 +10,7 @@ pass() { echo "PASS: $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
 check() { # check NAME CMD... : pass when CMD succeeds
     name=$1; shift
-    if out=$("$@" 2>&1); then pass "$name"; else fail "$name: $(echo "$out" | tail -n 5 | tr '\n' ' ')"; fi
+    if out=$("$@" 2>&1); then pass "$name"; else fail "$name: $(echo "$out" | grep -v '^ ' | tail -n 6 | tr '\n' ' ')"; return 1; fi
 }
 summary() {
     echo "$passed passed, $failed failed"
@@ -33,4 +33,18 @@ check_kmemleak() {
     else
         pass "kmemleak: no leak in sound code"
     fi
+}
+# wait_proc TEXT FILE...: wait (up to 15 s) until every FILE contains TEXT.
+# (POSIX sh has no local variables: every name here starts with wp_.)
+wait_proc() {
+    wp_text=$1; shift
+    wp_i=0
+    while [ $wp_i -lt 150 ]; do
+        wp_all=1
+        for wp_f in "$@"; do grep -q "$wp_text" "$wp_f" 2>/dev/null || wp_all=0; done
+        [ $wp_all = 1 ] && return 0
+        sleep 0.1; wp_i=$((wp_i + 1))
+    done
+    echo "wait_proc: '$wp_text' not seen in $*" >&2
+    return 1
 }
