@@ -1,8 +1,12 @@
 //! voipbridge: a SIP user agent for headless boards that bridges the snd-voip
 //! card's bridge side (or WAV files and tones) to RTP calls.
 //!
-//! The protocol cores are sans-IO state machines ([`sip`], [`media`]) driven
-//! by a thin tokio layer, so they are tested deterministically with virtual time.
+//! The protocol cores are sans-IO state machines ([`sip::ua`],
+//! [`media::jitter`], [`media::rtp`]) driven by a thin I/O layer
+//! ([`agent`] for signalling on tokio, [`media::session`] threads for audio),
+//! so they are tested deterministically with virtual time.
 
+pub mod agent;
+pub mod config;
 pub mod media;
 pub mod sip;

@@ -1,0 +1,461 @@
+//! SIP messages: parsing with `rsip`, a validated view the UA works on, and a
+//! small text builder for what we send.
+//!
+//! rsip parses the wire format; it keeps unknown and compact header forms
+//! (`i:`, `v:`, ...) as `Header::Other`, so lookups here go by name and accept
+//! both forms. Outgoing messages are written as text by [`Builder`]: the tests
+//! parse every kind we emit back through rsip.
+
+use rsip::{Header, SipMessage};
+use std::fmt::Write;
+use thiserror::Error;
+
+/// Why a message was rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not a SIP message at all (no response can be sent).
+    #[error("unparsable SIP message: {0}")]
+    Unparsable(String),
+    /// A request missing a mandatory header or with a bad one; answer 400.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A response we cannot use; drop it.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+}
+
+/// Compact forms of header names (RFC 3261 section 7.3.3).
+const COMPACT: [(&str, &str); 9] = [
+    ("call-id", "i"),
+    ("contact", "m"),
+    ("content-encoding", "e"),
+    ("content-length", "l"),
+    ("content-type", "c"),
+    ("from", "f"),
+    ("subject", "s"),
+    ("to", "t"),
+    ("via", "v"),
+];
+
+fn names_match(wanted: &str, got: &str) -> bool {
+    if wanted.eq_ignore_ascii_case(got) {
+        return true;
+    }
+    COMPACT
+        .iter()
+        .any(|(long, short)| wanted.eq_ignore_ascii_case(long) && got.eq_ignore_ascii_case(short))
+}
+
+/// A parsed, validated SIP message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Request method (upper case), or `None` for a response.
+    pub method: Option<String>,
+    /// Request-URI of a request.
+    pub uri: String,
+    /// Status code of a response.
+    pub status: Option<u16>,
+    /// Reason phrase of a response.
+    pub reason: String,
+    /// Headers in order, as (name, value).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// Parses and validates a datagram.
+    pub fn parse(data: &[u8]) -> Result<Message, ParseError> {
+        let msg = SipMessage::try_from(data).map_err(|e| ParseError::Unparsable(e.to_string()))?;
+        let (method, uri, status, reason, hdrs, body) = match msg {
+            SipMessage::Request(r) => (
+                Some(r.method.to_string().to_ascii_uppercase()),
+                r.uri.to_string(),
+                None,
+                String::new(),
+                r.headers,
+                r.body,
+            ),
+            SipMessage::Response(r) => {
+                let code = r.status_code.code();
+                let reason = r.status_code.to_string();
+                let reason = reason
+                    .split_once(' ')
+                    .map(|(_, s)| s.to_string())
+                    .unwrap_or(reason);
+                (None, String::new(), Some(code), reason, r.headers, r.body)
+            }
+        };
+        let headers: Vec<(String, String)> = hdrs.iter().map(split_header).collect();
+        let m = Message {
+            method,
+            uri,
+            status,
+            reason,
+            headers,
+            body,
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<(), ParseError> {
+        let bad = |s: String| {
+            if self.method.is_some() {
+                ParseError::BadRequest(s)
+            } else {
+                ParseError::BadResponse(s)
+            }
+        };
+        for h in ["via", "call-id", "cseq", "from", "to"] {
+            if self.header(h).is_none_or(|v| v.trim().is_empty()) {
+                return Err(bad(format!("missing {h} header")));
+            }
+        }
+        let (_, cseq_method) = self.cseq().ok_or_else(|| bad("malformed CSeq".into()))?;
+        if let Some(m) = &self.method {
+            if &cseq_method != m && m != "ACK" && m != "CANCEL" {
+                return Err(bad(format!("CSeq method {cseq_method} does not match {m}")));
+            }
+        }
+        if let Some(cl) = self.header("content-length") {
+            let n: usize = cl
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("bad Content-Length '{cl}'")))?;
+            if n != self.body.len() {
+                return Err(bad(format!(
+                    "Content-Length {n} but body has {} bytes",
+                    self.body.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first value of header `name` (long or compact form).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| names_match(name, n))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name`, comma-separated values split (outside quotes and <>).
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| names_match(name, n))
+            .flat_map(|(_, v)| split_list(v))
+            .collect()
+    }
+
+    /// Call-ID.
+    pub fn call_id(&self) -> &str {
+        self.header("call-id").unwrap_or("").trim()
+    }
+
+    /// CSeq number and method.
+    pub fn cseq(&self) -> Option<(u32, String)> {
+        let v = self.header("cseq")?;
+        let mut it = v.split_whitespace();
+        let n = it.next()?.parse().ok()?;
+        let m = it.next()?.to_ascii_uppercase();
+        Some((n, m))
+    }
+
+    /// The `branch` parameter of the top Via.
+    pub fn via_branch(&self) -> Option<String> {
+        param(self.header_values("via").first()?, "branch")
+    }
+
+    /// The `tag` parameter of From.
+    pub fn from_tag(&self) -> Option<String> {
+        param(self.header("from")?, "tag")
+    }
+
+    /// The `tag` parameter of To.
+    pub fn to_tag(&self) -> Option<String> {
+        param(self.header("to")?, "tag")
+    }
+
+    /// The URI inside a name-addr or addr-spec header value (Contact, From, To).
+    pub fn header_uri(&self, name: &str) -> Option<String> {
+        Some(addr_uri(self.header(name)?))
+    }
+}
+
+fn split_header(h: &Header) -> (String, String) {
+    let s = h.to_string();
+    match s.split_once(':') {
+        Some((n, v)) => (n.trim().to_string(), v.trim().to_string()),
+        None => (s.trim().to_string(), String::new()),
+    }
+}
+
+/// Splits a header value at commas outside quotes and angle brackets.
+pub fn split_list(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut quoted, mut angle, mut cur) = (false, false, String::new());
+    for c in v.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// A `;name=value` parameter of a header value (outside the <uri>).
+pub fn param(v: &str, name: &str) -> Option<String> {
+    let after = match v.rfind('>') {
+        Some(i) => &v[i + 1..],
+        None => v,
+    };
+    after.split(';').skip(1).find_map(|p| {
+        let (k, val) = p.split_once('=').unwrap_or((p, ""));
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| val.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The URI of a name-addr (`"Bob" <sip:bob@host>;tag=1`) or addr-spec (`sip:bob@host;tag=1`).
+pub fn addr_uri(v: &str) -> String {
+    if let (Some(a), Some(b)) = (v.find('<'), v.find('>')) {
+        if a < b {
+            return v[a + 1..b].trim().to_string();
+        }
+    }
+    v.split(';').next().unwrap_or(v).trim().to_string()
+}
+
+/// Builds the text of an outgoing message.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    start: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    content_type: Option<String>,
+}
+
+impl Builder {
+    /// A request line.
+    pub fn request(method: &str, uri: &str) -> Builder {
+        Builder {
+            start: format!("{method} {uri} SIP/2.0"),
+            headers: Vec::new(),
+            body: Vec::new(),
+            content_type: None,
+        }
+    }
+
+    /// A status line.
+    pub fn response(code: u16, reason: &str) -> Builder {
+        Builder {
+            start: format!("SIP/2.0 {code} {reason}"),
+            headers: Vec::new(),
+            body: Vec::new(),
+            content_type: None,
+        }
+    }
+
+    /// A response to `req` copying Via, From, To (adding `to_tag` if To has none), Call-ID and CSeq.
+    pub fn response_to(req: &Message, code: u16, reason: &str, to_tag: Option<&str>) -> Builder {
+        let mut b = Builder::response(code, reason);
+        for (n, v) in &req.headers {
+            if names_match("via", n) {
+                b = b.header("Via", v);
+            }
+        }
+        b = b.header("From", req.header("from").unwrap_or(""));
+        let to = req.header("to").unwrap_or("").to_string();
+        let to = match (to_tag, param(&to, "tag")) {
+            (Some(t), None) if code > 100 => format!("{to};tag={t}"),
+            _ => to,
+        };
+        b.header("To", &to)
+            .header("Call-ID", req.call_id())
+            .header("CSeq", req.header("cseq").unwrap_or(""))
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Builder {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the body and its Content-Type.
+    pub fn body(mut self, content_type: &str, body: Vec<u8>) -> Builder {
+        self.content_type = Some(content_type.to_string());
+        self.body = body;
+        self
+    }
+
+    /// The message bytes (Content-Length added).
+    pub fn build(&self) -> Vec<u8> {
+        let mut s = String::with_capacity(512 + self.body.len());
+        let _ = write!(s, "{}\r\n", self.start);
+        for (n, v) in &self.headers {
+            let _ = write!(s, "{n}: {v}\r\n");
+        }
+        if let Some(ct) = &self.content_type {
+            let _ = write!(s, "Content-Type: {ct}\r\n");
+        }
+        let _ = write!(s, "Content-Length: {}\r\n\r\n", self.body.len());
+        let mut out = s.into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Best-effort extraction of the headers a 400 response needs from a message
+/// rsip could not parse. `None` when it is not a request or lacks them.
+pub fn salvage_request(data: &[u8]) -> Option<Message> {
+    let text = std::str::from_utf8(data).ok()?;
+    let mut lines = text.split("\r\n");
+    let first = lines.next()?;
+    let mut parts = first.split_whitespace();
+    let method = parts.next()?.to_string();
+    if method.starts_with("SIP/") {
+        return None;
+    }
+    let uri = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    for l in lines {
+        if l.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = l.split_once(':') {
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let m = Message {
+        method: Some(method),
+        uri,
+        status: None,
+        reason: String::new(),
+        headers,
+        body: Vec::new(),
+    };
+    for h in ["via", "call-id", "cseq", "from", "to"] {
+        m.header(h)?;
+    }
+    Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@127.0.0.1:5070 SIP/2.0\r\n\
+v: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+t: Bob <sip:bob@127.0.0.1>\r\n\
+f: Alice <sip:alice@127.0.0.1>;tag=1928301774\r\n\
+i: a84b4c76e66710@pc33\r\n\
+CSeq: 314159 INVITE\r\n\
+m: <sip:alice@127.0.0.1:5080>\r\n\
+Content-Length: 4\r\n\r\nabcd";
+
+    #[test]
+    fn parses_compact_forms() {
+        let m = Message::parse(INVITE.as_bytes()).unwrap();
+        assert_eq!(m.method.as_deref(), Some("INVITE"));
+        assert_eq!(m.call_id(), "a84b4c76e66710@pc33");
+        assert_eq!(m.cseq(), Some((314159, "INVITE".into())));
+        assert_eq!(m.via_branch().as_deref(), Some("z9hG4bK776asdhds"));
+        assert_eq!(m.from_tag().as_deref(), Some("1928301774"));
+        assert_eq!(m.to_tag(), None);
+        assert_eq!(
+            m.header_uri("contact").as_deref(),
+            Some("sip:alice@127.0.0.1:5080")
+        );
+        assert_eq!(m.body, b"abcd");
+    }
+
+    #[test]
+    fn rejects_missing_headers_and_bad_length() {
+        let no_callid = INVITE.replace("i: a84b4c76e66710@pc33\r\n", "");
+        assert!(matches!(
+            Message::parse(no_callid.as_bytes()),
+            Err(ParseError::BadRequest(_))
+        ));
+        let bad_len = INVITE.replace("Content-Length: 4", "Content-Length: 9");
+        assert!(matches!(
+            Message::parse(bad_len.as_bytes()),
+            Err(ParseError::BadRequest(_))
+        ));
+        let bad_cseq = INVITE.replace("CSeq: 314159 INVITE", "CSeq: x INVITE");
+        assert!(matches!(
+            Message::parse(bad_cseq.as_bytes()),
+            Err(ParseError::BadRequest(_))
+        ));
+        assert!(Message::parse(b"\x00\x01garbage").is_err());
+        assert!(salvage_request(no_callid.as_bytes()).is_none());
+        assert!(salvage_request(bad_len.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn built_responses_parse_back() {
+        let req = Message::parse(INVITE.as_bytes()).unwrap();
+        let resp = Builder::response_to(&req, 200, "OK", Some("abc"))
+            .header("Contact", "<sip:bob@127.0.0.1:5070>")
+            .body("application/sdp", b"v=0\r\n".to_vec())
+            .build();
+        let r = Message::parse(&resp).unwrap();
+        assert_eq!(r.status, Some(200));
+        assert_eq!(r.reason, "OK");
+        assert_eq!(r.to_tag().as_deref(), Some("abc"));
+        assert_eq!(r.via_branch().as_deref(), Some("z9hG4bK776asdhds"));
+        assert_eq!(r.body, b"v=0\r\n");
+    }
+
+    #[test]
+    fn torture_inputs_never_panic() {
+        let cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"INVITE".to_vec(),
+            b"INVITE sip:x SIP/2.0\r\n\r\n".to_vec(),
+            INVITE
+                .replace("CSeq: 314159 INVITE", "CSeq: 99999999999999999999 INVITE")
+                .into_bytes(),
+            INVITE
+                .replace(
+                    "Max-Forwards: 70",
+                    &format!("Subject: {}", "x".repeat(70000)),
+                )
+                .into_bytes(),
+            INVITE.replace("\r\n", "\n").into_bytes(),
+            vec![0xff; 300],
+        ];
+        for c in cases {
+            let _ = Message::parse(&c);
+            let _ = salvage_request(&c);
+        }
+    }
+
+    #[test]
+    fn list_and_params() {
+        assert_eq!(
+            split_list("a, \"x,y\" <sip:b>, <sip:c,d>"),
+            vec!["a", "\"x,y\" <sip:b>", "<sip:c,d>"]
+        );
+        assert_eq!(
+            param("<sip:a@b;lr>;tag=x;expires=60", "expires").as_deref(),
+            Some("60")
+        );
+        assert_eq!(addr_uri("sip:bob@host;tag=1"), "sip:bob@host");
+    }
+}
