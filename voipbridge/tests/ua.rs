@@ -1,0 +1,433 @@
+//! The UA core driven with virtual time: every message on the wire and every
+//! timer is checked without sockets or sleeping.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use voipbridge::media::Codec;
+use voipbridge::sip::message::Message;
+use voipbridge::sip::ua::{Action, CallState, Command, Event, Input, RegState, Ua, UaConfig};
+
+const T1: Duration = Duration::from_millis(500);
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:5080".parse().unwrap()
+}
+
+fn cfg() -> UaConfig {
+    UaConfig {
+        aor: "sip:bridge@127.0.0.1".into(),
+        registrar: None,
+        username: "bridge".into(),
+        password: "secret".into(),
+        local: "127.0.0.1:5070".parse().unwrap(),
+        expires: 600,
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        ptime: 20,
+        auto_answer: Some(Duration::ZERO),
+        allow_from: vec![],
+        rtp_base: 40000,
+        slots: 1,
+        t1: T1,
+        t2: Duration::from_secs(4),
+    }
+}
+
+fn sent(actions: &[Action]) -> Vec<Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { data, .. } => {
+                Some(Message::parse(data).expect("we only send parsable messages"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn statuses(actions: &[Action]) -> Vec<u16> {
+    sent(actions).iter().filter_map(|m| m.status).collect()
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn request(
+    method: &str,
+    call_id: &str,
+    branch: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    body: &str,
+) -> Vec<u8> {
+    let to = match to_tag {
+        Some(t) => format!("<sip:bridge@127.0.0.1>;tag={t}"),
+        None => "<sip:bridge@127.0.0.1>".into(),
+    };
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".into()
+    };
+    format!(
+        "{method} sip:bridge@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch={branch}\r\nFrom: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@127.0.0.1:5080>\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn dgram(data: Vec<u8>) -> Input {
+    Input::Datagram { from: peer(), data }
+}
+
+#[test]
+fn incoming_call_is_answered_and_2xx_retransmitted_until_ack() {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    let a = ua.handle(
+        t0,
+        dgram(request("INVITE", "c1", "z9hG4bKi1", 1, None, SDP)),
+    );
+    assert_eq!(statuses(&a), vec![100, 180, 200]);
+    let ok = &sent(&a)[2];
+    let answer = String::from_utf8_lossy(&ok.body).to_string();
+    assert!(answer.contains("m=audio 40000 RTP/AVP 0 101"), "{answer}");
+    assert!(ok.to_tag().is_some());
+    assert!(a.iter().any(|x| matches!(x, Action::StartMedia(id, m) if id == "c1" && m.remote.port() == 4000 && m.codec == Codec::Pcmu)));
+    // No ACK yet: the 200 is resent after T1, then 2·T1.
+    assert_eq!(statuses(&ua.handle(t0 + T1, Input::Tick)), vec![200]);
+    assert!(statuses(&ua.handle(t0 + T1 + T1, Input::Tick)).is_empty());
+    assert_eq!(statuses(&ua.handle(t0 + 3 * T1, Input::Tick)), vec![200]);
+    // The ACK stops it.
+    let tag = ok.to_tag().unwrap();
+    ua.handle(
+        t0 + 3 * T1,
+        dgram(request("ACK", "c1", "z9hG4bKa1", 1, Some(&tag), "")),
+    );
+    assert!(sent(&ua.handle(t0 + 10 * T1, Input::Tick)).is_empty());
+    // BYE from the peer: 200, media stopped, call gone.
+    let b = ua.handle(
+        t0 + 11 * T1,
+        dgram(request("BYE", "c1", "z9hG4bKb1", 2, Some(&tag), "")),
+    );
+    assert_eq!(statuses(&b), vec![200]);
+    assert!(b.contains(&Action::StopMedia("c1".into())));
+    assert!(ua.calls(t0).is_empty());
+}
+
+#[test]
+fn missing_ack_hangs_up_after_64_t1() {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    ua.handle(
+        t0,
+        dgram(request("INVITE", "c2", "z9hG4bKi2", 1, None, SDP)),
+    );
+    let mut bye = false;
+    let mut t = t0;
+    while t < t0 + 70 * T1 {
+        t += Duration::from_millis(100);
+        bye |= sent(&ua.handle(t, Input::Tick))
+            .iter()
+            .any(|m| m.method.as_deref() == Some("BYE"));
+    }
+    assert!(bye, "a BYE after 64·T1 without ACK");
+}
+
+#[test]
+fn stray_and_malformed_requests_get_rfc3261_answers() {
+    let mut ua = Ua::new(cfg());
+    let t = Instant::now();
+    assert_eq!(
+        statuses(&ua.handle(
+            t,
+            dgram(request("BYE", "nope", "z9hG4bK1", 1, Some("x"), ""))
+        )),
+        vec![481]
+    );
+    let opt = ua.handle(t, dgram(request("OPTIONS", "o1", "z9hG4bK2", 1, None, "")));
+    assert_eq!(statuses(&opt), vec![200]);
+    assert!(sent(&opt)[0].header("allow").unwrap().contains("INVITE"));
+    assert_eq!(
+        statuses(&ua.handle(
+            t,
+            dgram(request("SUBSCRIBE", "s1", "z9hG4bK3", 1, None, ""))
+        )),
+        vec![501]
+    );
+    let bad = String::from_utf8(request("INVITE", "b1", "z9hG4bK4", 1, None, SDP))
+        .unwrap()
+        .replace("Content-Length: ", "Content-Length: 9");
+    assert_eq!(statuses(&ua.handle(t, dgram(bad.into_bytes()))), vec![400]);
+    assert_eq!(
+        statuses(&ua.handle(
+            t,
+            dgram(request(
+                "INVITE",
+                "b2",
+                "z9hG4bK5",
+                1,
+                None,
+                "v=0\r\nnonsense\r\n"
+            ))
+        )),
+        vec![400]
+    );
+    let g729 = SDP.replace("RTP/AVP 0 8 101", "RTP/AVP 18");
+    assert_eq!(
+        statuses(&ua.handle(
+            t,
+            dgram(request("INVITE", "b3", "z9hG4bK6", 1, None, &g729))
+        )),
+        vec![100, 180, 488]
+    );
+    // A retransmitted request gets the same answer again, not a new transaction.
+    assert_eq!(
+        statuses(&ua.handle(
+            t,
+            dgram(request("SUBSCRIBE", "s1", "z9hG4bK3", 1, None, ""))
+        )),
+        vec![501]
+    );
+    assert!(ua.calls(t).is_empty());
+}
+
+#[test]
+fn busy_when_every_substream_is_in_use_and_cancel_of_a_ringing_call() {
+    let mut c = cfg();
+    c.auto_answer = None;
+    let mut ua = Ua::new(c);
+    let t = Instant::now();
+    assert_eq!(
+        statuses(&ua.handle(t, dgram(request("INVITE", "r1", "z9hG4bKr1", 1, None, SDP)))),
+        vec![100, 180]
+    );
+    assert_eq!(ua.calls(t)[0].state, CallState::Incoming);
+    assert_eq!(
+        statuses(&ua.handle(t, dgram(request("INVITE", "r2", "z9hG4bKr2", 1, None, SDP)))),
+        vec![486]
+    );
+    // CANCEL (same branch as the INVITE): 200 to the CANCEL, 487 to the INVITE.
+    assert_eq!(
+        statuses(&ua.handle(t, dgram(request("CANCEL", "r1", "z9hG4bKr1", 1, None, "")))),
+        vec![200, 487]
+    );
+    assert!(ua.calls(t).is_empty());
+}
+
+#[test]
+fn outgoing_call_retransmits_then_acks_and_starts_media() {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
+    );
+    let inv = sent(&a).remove(0);
+    assert_eq!(inv.method.as_deref(), Some("INVITE"));
+    assert!(String::from_utf8_lossy(&inv.body).contains("a=rtpmap:0 PCMU/8000"));
+    // Timer A: T1, then 2·T1 later.
+    assert_eq!(sent(&ua.handle(t0 + T1, Input::Tick)).len(), 1);
+    assert_eq!(sent(&ua.handle(t0 + 2 * T1, Input::Tick)).len(), 0);
+    assert_eq!(sent(&ua.handle(t0 + 3 * T1, Input::Tick)).len(), 1);
+    let reply = |code: u16, reason: &str, body: &str| {
+        let mut s = format!(
+            "SIP/2.0 {code} {reason}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=bob9\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:alice@127.0.0.1:5080>\r\n",
+            inv.header("via").unwrap(),
+            inv.header("from").unwrap(),
+            inv.header("to").unwrap(),
+            inv.call_id(),
+            inv.header("cseq").unwrap()
+        );
+        if !body.is_empty() {
+            s.push_str("Content-Type: application/sdp\r\n");
+        }
+        s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        dgram(s.into_bytes())
+    };
+    let r = ua.handle(t0 + 3 * T1, reply(180, "Ringing", ""));
+    assert!(r.iter().any(|x| matches!(
+        x,
+        Action::Event(Event::Call {
+            state: CallState::Ringing,
+            ..
+        })
+    )));
+    // No more retransmissions after a provisional response.
+    assert!(sent(&ua.handle(t0 + 20 * T1, Input::Tick)).is_empty());
+    let r = ua.handle(t0 + 21 * T1, reply(200, "OK", SDP));
+    let ack = sent(&r)
+        .into_iter()
+        .find(|m| m.method.as_deref() == Some("ACK"))
+        .expect("ACK");
+    assert_eq!(ack.cseq(), Some((1, "ACK".into())));
+    assert_eq!(ack.uri, "sip:alice@127.0.0.1:5080");
+    assert!(r
+        .iter()
+        .any(|x| matches!(x, Action::StartMedia(_, m) if m.remote.port() == 4000)));
+    assert_eq!(ua.calls(t0)[0].state, CallState::Active);
+    // Hang up: BYE, and the 200 ends it.
+    let b = ua.handle(t0 + 30 * T1, Input::Command(Command::Hangup(None)));
+    let bye = sent(&b).remove(0);
+    assert_eq!(bye.method.as_deref(), Some("BYE"));
+    assert_eq!(bye.to_tag().as_deref(), Some("bob9"));
+}
+
+#[test]
+fn outgoing_call_failure_is_acked_with_the_invite_branch() {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    let inv = sent(&ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
+    ))
+    .remove(0);
+    let busy = format!(
+        "SIP/2.0 486 Busy Here\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=x\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        inv.header("via").unwrap(),
+        inv.header("from").unwrap(),
+        inv.header("to").unwrap(),
+        inv.call_id(),
+        inv.header("cseq").unwrap()
+    );
+    let r = ua.handle(t0, dgram(busy.into_bytes()));
+    let ack = sent(&r).remove(0);
+    assert_eq!(ack.method.as_deref(), Some("ACK"));
+    assert_eq!(ack.via_branch(), inv.via_branch());
+    assert!(r.iter().any(|x| matches!(
+        x,
+        Action::Event(Event::Call {
+            state: CallState::Ended,
+            code: Some(486),
+            ..
+        })
+    )));
+}
+
+#[test]
+fn registration_with_digest_refresh_and_unregister() {
+    let mut c = cfg();
+    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
+    let mut ua = Ua::new(c);
+    let t0 = Instant::now();
+    let reg = sent(&ua.handle(t0, Input::Command(Command::Register))).remove(0);
+    assert_eq!(reg.method.as_deref(), Some("REGISTER"));
+    assert_eq!(ua.reg_state(), RegState::Registering);
+    let resp = |m: &Message, code: u16, extra: &str| {
+        dgram(
+            format!(
+                "SIP/2.0 {code} X\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=r\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
+                m.header("via").unwrap(),
+                m.header("from").unwrap(),
+                m.header("to").unwrap(),
+                m.call_id(),
+                m.header("cseq").unwrap()
+            )
+            .into_bytes(),
+        )
+    };
+    let a = ua.handle(t0, resp(&reg, 401, "WWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"abc\", qop=\"auth\", algorithm=SHA-256\r\n"));
+    let reg2 = sent(&a).remove(0);
+    let auth = reg2.header("authorization").expect("Authorization");
+    assert!(
+        auth.contains("algorithm=SHA-256")
+            && auth.contains("nc=00000001")
+            && auth.contains("username=\"bridge\""),
+        "{auth}"
+    );
+    assert!(reg2.cseq().unwrap().0 > reg.cseq().unwrap().0);
+    let a = ua.handle(
+        t0,
+        resp(
+            &reg2,
+            200,
+            "Contact: <sip:bridge@127.0.0.1:5070>;expires=100\r\n",
+        ),
+    );
+    assert!(a.contains(&Action::Event(Event::Registered { expires: 100 })));
+    assert_eq!(ua.reg_state(), RegState::Registered);
+    // Refresh at 80 % of the granted lifetime.
+    assert!(sent(&ua.handle(t0 + Duration::from_secs(79), Input::Tick)).is_empty());
+    let refresh = sent(&ua.handle(t0 + Duration::from_secs(80), Input::Tick)).remove(0);
+    assert_eq!(refresh.method.as_deref(), Some("REGISTER"));
+    assert!(refresh
+        .header("authorization")
+        .unwrap()
+        .contains("nc=00000002"));
+    ua.handle(
+        t0 + Duration::from_secs(80),
+        resp(&refresh, 200, "Expires: 100\r\n"),
+    );
+    assert_eq!(ua.reg_state(), RegState::Registered);
+    // Shutdown un-registers with Expires: 0.
+    let s = sent(&ua.handle(
+        t0 + Duration::from_secs(81),
+        Input::Command(Command::Shutdown),
+    ));
+    assert!(s
+        .iter()
+        .any(|m| m.method.as_deref() == Some("REGISTER") && m.header("expires") == Some("0")));
+}
+
+#[test]
+fn wrong_password_fails_with_backoff() {
+    let mut c = cfg();
+    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
+    let mut ua = Ua::new(c);
+    let t0 = Instant::now();
+    let challenge = |m: &Message| {
+        dgram(
+            format!(
+                "SIP/2.0 401 Unauthorized\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=r\r\nCall-ID: {}\r\nCSeq: {}\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n1\"\r\nContent-Length: 0\r\n\r\n",
+                m.header("via").unwrap(),
+                m.header("from").unwrap(),
+                m.header("to").unwrap(),
+                m.call_id(),
+                m.header("cseq").unwrap()
+            )
+            .into_bytes(),
+        )
+    };
+    let reg = sent(&ua.handle(t0, Input::Command(Command::Register))).remove(0);
+    let reg2 = sent(&ua.handle(t0, challenge(&reg))).remove(0);
+    assert!(reg2.header("authorization").is_some());
+    let a = ua.handle(t0, challenge(&reg2));
+    assert!(a.iter().any(|x| matches!(x, Action::Event(Event::RegistrationFailed { code: 401, reason }) if reason.contains("password"))), "{a:?}");
+    assert_eq!(ua.reg_state(), RegState::Failed);
+    // Retried after the back-off (5 s first).
+    assert!(sent(&ua.handle(t0 + Duration::from_secs(4), Input::Tick)).is_empty());
+    assert_eq!(
+        sent(&ua.handle(t0 + Duration::from_secs(5), Input::Tick)).len(),
+        1
+    );
+}
+
+#[test]
+fn registrar_silence_times_out_with_408() {
+    let mut c = cfg();
+    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
+    let mut ua = Ua::new(c);
+    let t0 = Instant::now();
+    ua.handle(t0, Input::Command(Command::Register));
+    // Timer E: retransmissions at T1, 2T1, 4T1, then every T2 (4 s).
+    let mut times = Vec::new();
+    let mut t = t0;
+    let mut failed = false;
+    while t < t0 + 64 * T1 + T1 {
+        t += Duration::from_millis(50);
+        let a = ua.handle(t, Input::Tick);
+        if !sent(&a).is_empty() {
+            times.push((t - t0).as_millis() / 50 * 50);
+        }
+        failed |= a.iter().any(|x| {
+            matches!(
+                x,
+                Action::Event(Event::RegistrationFailed { code: 408, .. })
+            )
+        });
+    }
+    assert_eq!(&times[..4], &[500, 1500, 3500, 7500]);
+    assert!(
+        times.windows(2).skip(3).all(|w| w[1] - w[0] == 4000),
+        "{times:?}"
+    );
+    assert!(failed);
+}
