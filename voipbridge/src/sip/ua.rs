@@ -274,6 +274,17 @@ enum Purpose {
     ReInvite(String),
 }
 
+impl Purpose {
+    fn method(&self) -> &'static str {
+        match self {
+            Purpose::Register { .. } => "REGISTER",
+            Purpose::Invite(_) | Purpose::ReInvite(_) => "INVITE",
+            Purpose::Bye(_) => "BYE",
+            Purpose::Cancel(_) => "CANCEL",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ClientTx {
     branch: String,
@@ -511,7 +522,6 @@ impl Ua {
     fn send_request(
         &mut self,
         now: Instant,
-        method: &str,
         dest: SocketAddr,
         data: Vec<u8>,
         branch: String,
@@ -524,7 +534,7 @@ impl Ua {
         });
         self.txs.push(ClientTx {
             branch,
-            method: method.to_string(),
+            method: purpose.method().to_string(),
             dest,
             data,
             next: now + self.cfg.t1,
@@ -648,7 +658,6 @@ impl Ua {
         }
         self.send_request(
             now,
-            "REGISTER",
             registrar,
             b.build(),
             branch,
@@ -798,7 +807,7 @@ impl Ua {
         } else {
             Purpose::Invite(id.to_string())
         };
-        self.send_request(now, "INVITE", dest, data, branch, purpose, out);
+        self.send_request(now, dest, data, branch, purpose, out);
     }
 
     fn in_dialog(&mut self, now: Instant, id: &str, method: &str, out: &mut Vec<Action>) {
@@ -823,7 +832,7 @@ impl Ua {
             .build();
         let dest = uri_addr(&c.remote_target).unwrap_or(c.peer_addr);
         let purpose = Purpose::Bye(id.to_string());
-        self.send_request(now, method, dest, data, branch, purpose, out);
+        self.send_request(now, dest, data, branch, purpose, out);
     }
 
     fn reinvite(&mut self, now: Instant, id: &str, hold: bool, out: &mut Vec<Action>) {
@@ -863,7 +872,6 @@ impl Ua {
                 }
                 self.send_request(
                     now,
-                    "CANCEL",
                     c.peer_addr,
                     data,
                     c.invite_branch.clone(),
@@ -996,8 +1004,7 @@ impl Ua {
         now: Instant,
         req: &Message,
         from: SocketAddr,
-        code: u16,
-        reason: &str,
+        (code, reason): (u16, &str),
         extra: &[(&str, &str)],
         out: &mut Vec<Action>,
     ) {
@@ -1031,8 +1038,7 @@ impl Ua {
                             now,
                             &req,
                             from,
-                            400,
-                            "Bad Request",
+                            (400, "Bad Request"),
                             &[(
                                 "Warning",
                                 &format!("399 voipbridge \"{}\"", why.replace('"', "'")),
@@ -1070,7 +1076,7 @@ impl Ua {
                         self.on_reinvite(now, from, req, out);
                     } else {
                         // A retransmission before we answered (different branch only if broken): 100 again.
-                        self.respond(now, &req, from, 100, "Trying", &[], out);
+                        self.respond(now, &req, from, (100, "Trying"), &[], out);
                     }
                     return;
                 }
@@ -1079,8 +1085,7 @@ impl Ua {
                         now,
                         &req,
                         from,
-                        481,
-                        "Call/Transaction Does Not Exist",
+                        (481, "Call/Transaction Does Not Exist"),
                         &[],
                         out,
                     );
@@ -1093,7 +1098,7 @@ impl Ua {
             }
             "BYE" => {
                 if self.calls.contains_key(&id) {
-                    self.respond(now, &req, from, 200, "OK", &[], out);
+                    self.respond(now, &req, from, (200, "OK"), &[], out);
                     self.txs
                         .retain(|t| !matches!(&t.purpose, Purpose::ReInvite(c) if *c == id));
                     self.end_call(&id, None, Some("BYE from peer".into()), out);
@@ -1102,8 +1107,7 @@ impl Ua {
                         now,
                         &req,
                         from,
-                        481,
-                        "Call/Transaction Does Not Exist",
+                        (481, "Call/Transaction Does Not Exist"),
                         &[],
                         out,
                     );
@@ -1120,7 +1124,7 @@ impl Ua {
                     .cloned();
                 match matching {
                     Some(c) => {
-                        self.respond(now, &req, from, 200, "OK", &[], out);
+                        self.respond(now, &req, from, (200, "OK"), &[], out);
                         if let (Some(inv), Some(f)) = (&c.invite, c.invite_from) {
                             let r = Builder::response_to(
                                 inv,
@@ -1141,8 +1145,7 @@ impl Ua {
                         now,
                         &req,
                         from,
-                        481,
-                        "Call/Transaction Does Not Exist",
+                        (481, "Call/Transaction Does Not Exist"),
                         &[],
                         out,
                     ),
@@ -1152,8 +1155,7 @@ impl Ua {
                 now,
                 &req,
                 from,
-                200,
-                "OK",
+                (200, "OK"),
                 &[
                     ("Allow", ALLOW),
                     ("Accept", "application/sdp"),
@@ -1166,8 +1168,7 @@ impl Ua {
                 now,
                 &req,
                 from,
-                501,
-                "Not Implemented",
+                (501, "Not Implemented"),
                 &[("Allow", ALLOW)],
                 out,
             ),
@@ -1183,8 +1184,7 @@ impl Ua {
                     now,
                     &req,
                     from,
-                    415,
-                    "Unsupported Media Type",
+                    (415, "Unsupported Media Type"),
                     &[("Accept", "application/sdp")],
                     out,
                 );
@@ -1197,8 +1197,7 @@ impl Ua {
                 now,
                 &req,
                 from,
-                488,
-                "Not Acceptable Here",
+                (488, "Not Acceptable Here"),
                 &[("Warning", "399 voipbridge \"an SDP offer is required\"")],
                 out,
             );
@@ -1209,8 +1208,7 @@ impl Ua {
                 now,
                 &req,
                 from,
-                400,
-                "Bad Request",
+                (400, "Bad Request"),
                 &[("Warning", &format!("399 voipbridge \"{e}\""))],
                 out,
             );
@@ -1224,16 +1222,16 @@ impl Ua {
                 .any(|a| peer.contains(a.as_str()))
         {
             tracing::info!(%peer, "refusing call from a caller not on the allow list");
-            self.respond(now, &req, from, 603, "Decline", &[], out);
+            self.respond(now, &req, from, (603, "Decline"), &[], out);
             return;
         }
         if self.shutting_down {
-            self.respond(now, &req, from, 503, "Service Unavailable", &[], out);
+            self.respond(now, &req, from, (503, "Service Unavailable"), &[], out);
             return;
         }
         let Some(slot) = self.free_slot() else {
             tracing::info!(%peer, "all substreams busy: 486");
-            self.respond(now, &req, from, 486, "Busy Here", &[], out);
+            self.respond(now, &req, from, (486, "Busy Here"), &[], out);
             return;
         };
         let local_tag = random_token(10);
@@ -1299,8 +1297,7 @@ impl Ua {
                     now,
                     &req,
                     from,
-                    488,
-                    "Not Acceptable Here",
+                    (488, "Not Acceptable Here"),
                     &[("Warning", &format!("399 voipbridge \"{e}\""))],
                     out,
                 );
@@ -1308,7 +1305,7 @@ impl Ua {
             }
         };
         let Some(media) = c.media.clone() else {
-            self.respond(now, &req, from, 491, "Request Pending", &[], out);
+            self.respond(now, &req, from, (491, "Request Pending"), &[], out);
             return;
         };
         let dir = offer.direction.answer();
