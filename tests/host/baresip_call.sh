@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# voipbridge against baresip (Debian's baresip-core) on loopback, both ways:
+# baresip calls voipbridge, then voipbridge calls baresip. Each side sends a
+# tone (voipbridge 1 kHz, baresip 440 Hz from a WAV) and each side's
+# recording must hold the other's tone. BYE comes from baresip in the first
+# call and from voipbridge in the second.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${CARGO_TARGET_DIR:-$root/target}/debug
+VB=$bin/voipbridge AT=$bin/audiotest
+command -v baresip >/dev/null || { echo "FAIL: baresip not installed (make setup)"; exit 1; }
+dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+failed=0 passed=0
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+
+mkdir -p "$dir/bs/snd"
+"$AT" gen --wav --rate 8000 --freq 440 --seconds 20 "$dir/bs/tone440.wav"
+cat >"$dir/bs/config" <<CFG
+sip_listen		127.0.0.1:5290
+net_interface		127.0.0.1
+audio_source		aufile,$dir/bs/tone440.wav
+audio_alert		aufile,/dev/null
+audio_srate		8000
+audio_channels		1
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			aufile.so
+module			sndfile.so
+module			menu.so
+module			account.so
+module			stdio.so
+snd_path		$dir/bs/snd
+CFG
+echo "<sip:carol@127.0.0.1:5290>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA" >"$dir/bs/accounts"
+cat >"$dir/vb.toml" <<CFG
+[account]
+uri = "sip:bridge@127.0.0.1:5291"
+[sip]
+listen = "127.0.0.1:5291"
+[media]
+rtp_ports = "41200-41210"
+[audio]
+capture = "tone:1000"
+playback = "wav:$dir/vb-heard.wav"
+[control]
+socket = "$dir/vb.sock"
+CFG
+"$VB" run --config "$dir/vb.toml" 2>"$dir/vb.log" & pids+=($!)
+for _ in $(seq 50); do [ -S "$dir/vb.sock" ] && break; sleep 0.1; done
+
+check_audio() { # NAME WAV FREQ
+    if "$AT" analyze --wav "$2" --freq "$3" --min-dbfs -8 >"$dir/an.txt" 2>&1 && grep -q "tone length [3-9]" "$dir/an.txt"; then
+        pass "$1: $(grep channel "$dir/an.txt")"
+    else
+        fail "$1: $(cat "$dir/an.txt")"
+    fi
+}
+
+# 1. baresip calls voipbridge, talks 5 s, hangs up (-t quits, sending BYE).
+timeout 30 baresip -f "$dir/bs" -e "/dial sip:bridge@127.0.0.1:5291" -t 6 </dev/null >"$dir/bs1.log" 2>&1 || true
+if grep -q "Call established" "$dir/bs1.log"; then pass "baresip -> voipbridge: call established (auto-answer)"; else fail "baresip -> voipbridge: $(grep -a call: "$dir/bs1.log" | tail -n 3 | tr '\n' ' ')"; fi
+for _ in $(seq 30); do "$VB" status --config "$dir/vb.toml" | grep -q "no calls" && break; sleep 0.1; done
+if "$VB" status --config "$dir/vb.toml" | grep -q "no calls"; then pass "baresip's BYE ended the call in voipbridge"; else fail "voipbridge still has the call"; fi
+check_audio "voipbridge heard baresip's 440 Hz" "$dir/vb-heard.wav" 440
+check_audio "baresip heard voipbridge's 1 kHz" "$(ls "$dir"/bs/snd/*-dec.wav | head -n 1)" 1000
+rm -f "$dir"/bs/snd/*
+
+# 2. voipbridge calls baresip (auto-answer), talks 4 s, hangs up.
+timeout 30 baresip -f "$dir/bs" -t 12 </dev/null >"$dir/bs2.log" 2>&1 & bsp=$!
+pids+=($bsp)
+sleep 1.5
+"$VB" call sip:carol@127.0.0.1:5290 --config "$dir/vb.toml"
+for _ in $(seq 50); do "$VB" status --config "$dir/vb.toml" | grep -q "\[active\]" && break; sleep 0.1; done
+if "$VB" status --config "$dir/vb.toml" | grep -q "\[active\]"; then pass "voipbridge -> baresip: call established"; else fail "voipbridge -> baresip: not active: $(grep -v DEBUG "$dir/vb.log" | tail -n 3)"; fi
+sleep 4
+"$VB" hangup --config "$dir/vb.toml"
+sleep 1
+if grep -q "terminated" "$dir/bs2.log"; then pass "voipbridge's BYE ended the call in baresip"; else fail "baresip did not see the BYE"; fi
+kill "$bsp" 2>/dev/null || true; wait "$bsp" 2>/dev/null || true
+check_audio "voipbridge heard baresip's 440 Hz (outgoing call)" "$dir/vb-heard.wav" 440
+check_audio "baresip heard voipbridge's 1 kHz (outgoing call)" "$(ls "$dir"/bs/snd/*-dec.wav 2>/dev/null | head -n 1)" 1000
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] || { grep -v DEBUG "$dir/vb.log" | tail -n 20; exit 1; }
