@@ -18,11 +18,7 @@
 /// `base_bits`, 0 when it fits in them.
 const fn segment(mag: u32, base_bits: u32) -> u32 {
     let bits = 32 - mag.leading_zeros();
-    if bits > base_bits {
-        bits - base_bits
-    } else {
-        0
-    }
+    bits.saturating_sub(base_bits)
 }
 
 /// A-law: 12-bit magnitude (one's complement of negatives), 3-bit segment,
