@@ -34,7 +34,7 @@ MAIN_PKGS=(
     # device tree
     device-tree-compiler python3-venv
     # SIP peers and audio analysis for the tests
-    sip-tester baresip-core linphone-cli kamailio sox python3-numpy tshark
+    sip-tester baresip-core linphone-cli kamailio sox python3-numpy python3-matplotlib tshark
     iproute2 procps psmisc
 )
 BPO_PKGS=(qemu-system-x86 qemu-system-arm)

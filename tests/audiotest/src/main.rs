@@ -44,7 +44,8 @@ usage:
   audiotest gen     [--format F] [--rate R] [--channels C] [--freq HZ] [--seconds S]
                     [--amplitude A] [--lead SECONDS] [--wav] OUTPUT
   audiotest analyze [--format F] [--rate R] [--channels C] [--wav] INPUT
-                    [--freq HZ] [--seconds S] [--tolerance FRACTION] [--min-dbfs DB]
+                    [--freq HZ] [--seconds S | --min-seconds S] [--tolerance FRACTION]
+                    [--min-dbfs DB] [--window SECONDS]
 
 Formats: S16_LE (default), MU_LAW, A_LAW; raw interleaved unless --wav.
 gen writes a sine of --freq Hz (default 1000) and --amplitude (0..1, default 0.5)
@@ -53,7 +54,10 @@ analyze finds the tone (the span where the signal is above -40 dBFS), then
 prints its length, frequency (zero crossings), level (RMS dBFS) and purity
 (share of the power at the measured frequency). With --freq/--seconds it
 checks them within --tolerance (default 0.01) and --min-dbfs (default -20),
-prints PASS or FAIL and exits 1 on FAIL. Every channel is checked.";
+prints PASS or FAIL and exits 1 on FAIL. Every channel is checked.
+Purity is measured over the whole tone (strict: any phase jump lowers it),
+or with --window SECONDS as the median over windows of that length (for
+audio that crossed a jitter buffer, where a rare dropped frame is normal).";
 
 struct Opts {
     format: Format,
@@ -65,6 +69,8 @@ struct Opts {
     lead: f64,
     tolerance: f64,
     min_dbfs: f64,
+    window: Option<f64>,
+    min_seconds: Option<f64>,
     wav: bool,
     file: Option<String>,
 }
@@ -80,6 +86,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         lead: 0.0,
         tolerance: 0.01,
         min_dbfs: -20.0,
+        window: None,
+        min_seconds: None,
         wav: false,
         file: None,
     };
@@ -104,6 +112,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--lead" => o.lead = num(val("--lead")?, "--lead")?,
             "--tolerance" => o.tolerance = num(val("--tolerance")?, "--tolerance")?,
             "--min-dbfs" => o.min_dbfs = num(val("--min-dbfs")?, "--min-dbfs")?,
+            "--min-seconds" => o.min_seconds = Some(num(val("--min-seconds")?, "--min-seconds")?),
+            "--window" => o.window = Some(num(val("--window")?, "--window")?),
             "--wav" => o.wav = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => o.file = Some(s.to_string()),
@@ -190,7 +200,7 @@ struct Measure {
     purity: f64,
 }
 
-fn measure(x: &[f64], rate: f64) -> Option<Measure> {
+fn measure(x: &[f64], rate: f64, window: Option<f64>) -> Option<Measure> {
     let thr = 0.01; // -40 dBFS
     let first = x.iter().position(|v| v.abs() > thr)?;
     let last = x.iter().rposition(|v| v.abs() > thr)?;
@@ -212,28 +222,49 @@ fn measure(x: &[f64], rate: f64) -> Option<Measure> {
         0.0
     };
     let power: f64 = tone.iter().map(|v| v * v).sum::<f64>() / tone.len() as f64;
-    // Goertzel power at the measured frequency vs total power.
-    let w = 2.0 * PI * freq / rate;
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in tone {
-        let s0 = v + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let g = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    let tone_power = 2.0 * g / (tone.len() as f64 * tone.len() as f64);
+    let purity = match window {
+        None => purity(tone, freq, rate),
+        Some(wsecs) => {
+            let n = ((wsecs * rate) as usize).max(16);
+            let mut p: Vec<f64> = tone
+                .chunks_exact(n)
+                .map(|c| purity(c, freq, rate))
+                .collect();
+            if p.is_empty() {
+                purity(tone, freq, rate)
+            } else {
+                p.sort_by(|a, b| a.total_cmp(b));
+                p[p.len() / 2]
+            }
+        }
+    };
     // Length counts whole periods at both ends (the tone starts and ends at zero crossings).
     let length_s = (last - first + 1) as f64 / rate;
     Some(Measure {
         length_s,
         freq,
         dbfs: 10.0 * power.max(1e-20).log10() + 3.0103,
-        purity: if power > 0.0 {
-            (tone_power / power).min(1.0)
-        } else {
-            0.0
-        },
+        purity,
     })
+}
+
+/// Share of the power of `x` at `freq` (Goertzel), 0..1.
+fn purity(x: &[f64], freq: f64, rate: f64) -> f64 {
+    let power: f64 = x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64;
+    let w = 2.0 * PI * freq / rate;
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s0 = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let g = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    let tone_power = 2.0 * g / (x.len() as f64 * x.len() as f64);
+    if power > 0.0 {
+        (tone_power / power).min(1.0)
+    } else {
+        0.0
+    }
 }
 
 fn analyze(o: &Opts) -> Result<bool, String> {
@@ -263,7 +294,7 @@ fn analyze(o: &Opts) -> Result<bool, String> {
     let mut ok = true;
     for ch in 0..channels {
         let x: Vec<f64> = samples.iter().skip(ch).step_by(channels).copied().collect();
-        let Some(m) = measure(&x, f64::from(rate)) else {
+        let Some(m) = measure(&x, f64::from(rate), o.window) else {
             println!("channel {ch}: no tone found (silence)");
             ok = false;
             continue;
@@ -295,6 +326,15 @@ fn analyze(o: &Opts) -> Result<bool, String> {
                     "channel {ch}: tone lasts {:.4} s, not {s} s ±{:.1}%",
                     m.length_s,
                     o.tolerance * 100.0
+                );
+                ok = false;
+            }
+        }
+        if let Some(min) = o.min_seconds {
+            if m.length_s < min {
+                println!(
+                    "channel {ch}: tone lasts {:.4} s, less than {min} s",
+                    m.length_s
                 );
                 ok = false;
             }
@@ -335,7 +375,9 @@ fn main() -> ExitCode {
     let _ = std::io::stdout().flush();
     match res {
         Ok(true) => {
-            if cmd == "analyze" && (opts.freq.is_some() || opts.seconds.is_some()) {
+            if cmd == "analyze"
+                && (opts.freq.is_some() || opts.seconds.is_some() || opts.min_seconds.is_some())
+            {
                 println!("PASS");
             }
             ExitCode::SUCCESS
@@ -371,7 +413,7 @@ mod tests {
 
     #[test]
     fn measures_a_clean_tone() {
-        let m = measure(&tone(1000.0, 48000.0, 3.0, 0.5), 48000.0).unwrap();
+        let m = measure(&tone(1000.0, 48000.0, 3.0, 0.5), 48000.0, None).unwrap();
         assert!((m.freq - 1000.0).abs() < 0.5, "{}", m.freq);
         assert!((m.length_s - 3.0).abs() < 0.002, "{}", m.length_s);
         assert!((m.dbfs - -6.02).abs() < 0.1, "{}", m.dbfs);
@@ -379,8 +421,18 @@ mod tests {
     }
 
     #[test]
+    fn windowed_purity_tolerates_a_rare_glitch_but_whole_span_does_not() {
+        let mut x = tone(440.0, 8000.0, 3.0, 0.0);
+        x.drain(12000..12080); // drop 10 ms: a phase jump in the middle
+        let strict = measure(&x, 8000.0, None).unwrap();
+        let windowed = measure(&x, 8000.0, Some(0.1)).unwrap();
+        assert!(strict.purity < 0.9, "{}", strict.purity);
+        assert!(windowed.purity > 0.98, "{}", windowed.purity);
+    }
+
+    #[test]
     fn silence_has_no_tone() {
-        assert!(measure(&[0.0; 8000], 8000.0).is_none());
+        assert!(measure(&[0.0; 8000], 8000.0, None).is_none());
     }
 
     #[test]
@@ -390,7 +442,7 @@ mod tests {
             for x in tone(440.0, 8000.0, 1.0, 0.0) {
                 encode(f, x, &mut bytes);
             }
-            let m = measure(&decode(f, &bytes), 8000.0).unwrap();
+            let m = measure(&decode(f, &bytes), 8000.0, None).unwrap();
             assert!((m.freq - 440.0).abs() < 1.0, "{f:?} {}", m.freq);
             assert!(m.purity > 0.95);
         }
@@ -405,7 +457,7 @@ mod tests {
                 f64::from((s >> 16) as i16) / 32768.0
             })
             .collect();
-        let m = measure(&x, 8000.0).unwrap();
+        let m = measure(&x, 8000.0, Some(0.1)).unwrap();
         assert!(m.purity < 0.5, "{}", m.purity);
     }
 }

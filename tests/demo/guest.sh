@@ -1,0 +1,94 @@
+#!/bin/sh
+# The demo, inside the emulated board: load the card, start a far-end phone
+# (baresip) and voipbridge on the card's bridge side, call, play a tone into
+# the card's application side while recording it, and report.
+R=$SND_VOIP_ROOT
+BIN=$R/target/release
+[ -x "$BIN/voipbridge" ] || BIN=$R/target/debug
+AT=$BIN/audiotest VB=$BIN/voipbridge
+W=/tmp/demo; mkdir -p $W/bs/snd; cd $W
+say() { echo "demo: $*"; }
+fail=0
+
+say "modprobe snd-voip"; modprobe snd-voip || { echo "DEMO FAIL: modprobe"; exit 1; }
+aplay -l
+
+# Far end: baresip answering automatically, sending 440 Hz and recording what it hears.
+$AT gen --wav --rate 8000 --freq 440 --seconds 30 $W/bs/tone440.wav
+cat >$W/bs/config <<CFG
+sip_listen		127.0.0.1:5090
+net_interface		127.0.0.1
+audio_source		aufile,$W/bs/tone440.wav
+audio_alert		aufile,/dev/null
+audio_srate		8000
+audio_channels		1
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			aufile.so
+module			sndfile.so
+module			account.so
+module			stdio.so
+snd_path		$W/bs/snd
+CFG
+echo "<sip:far@127.0.0.1:5090>;regint=0;answermode=auto;audio_codecs=PCMU" >$W/bs/accounts
+baresip -f $W/bs -t 60 </dev/null >$W/baresip.log 2>&1 &
+BSP=$!
+
+# The board's phone: voipbridge on hw:VoIP,1,0.
+cat >$W/bridge.toml <<CFG
+[account]
+uri = "sip:board@127.0.0.1:5070"
+[sip]
+listen = "127.0.0.1:5070"
+[media]
+codecs = ["PCMU"]
+[audio]
+capture = "alsa:hw:VoIP,1,0"
+playback = "alsa:hw:VoIP,1,0"
+[control]
+socket = "$W/bridge.sock"
+CFG
+$VB run --config $W/bridge.toml 2>$W/voipbridge.log &
+VBP=$!
+i=0; while [ ! -S $W/bridge.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 1
+
+# The application side: record what the far end says, then call and play 1 kHz.
+arecord -q -D hw:VoIP,0,0 -f S16_LE -r 8000 -c 1 -t wav $W/app-heard.wav 2>$W/arecord.log &
+ARP=$!
+$AT gen --wav --rate 8000 --freq 1000 --seconds 4 $W/app-says.wav
+t0=$(date +%s%N)
+$VB call sip:far@127.0.0.1:5090 --config $W/bridge.toml
+i=0; while ! $VB status --config $W/bridge.toml | grep -q "\[active\]" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+t1=$(date +%s%N)
+setup_ms=$(( (t1 - t0) / 1000000 ))
+aplay -q -D hw:VoIP,0,0 $W/app-says.wav 2>$W/aplay.log
+sleep 1
+$VB status --config $W/bridge.toml >$W/status.txt
+cat $W/status.txt
+$VB hangup --config $W/bridge.toml
+sleep 1
+kill -INT $ARP; wait $ARP
+kill -TERM $VBP; wait $VBP; vbrc=$?
+kill $BSP 2>/dev/null; wait $BSP 2>/dev/null
+cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1
+
+far=$(ls $W/bs/snd/*-dec.wav 2>/dev/null | head -n 1)
+cp $W/app-heard.wav $GUEST_OUT/app-heard.wav 2>/dev/null
+[ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav
+cp $W/*.log $W/status.txt $GUEST_OUT/ 2>/dev/null
+
+echo "================ snd-voip demo report ================"
+echo "card:          $(head -n 1 /proc/asound/cards)"
+echo "registration:  none (direct call on the guest's loopback; see README for kamailio)"
+echo "call setup:    ${setup_ms} ms (INVITE to active)"
+grep -E "codec|rtp:" $W/status.txt | sed 's/^/call:          /'
+if $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/far.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi
+echo "far end heard: $(grep channel $W/far.txt | head -n 1)  [$r: 1 kHz from aplay on hw:VoIP,0,0]"
+if $AT analyze --wav $W/app-heard.wav --freq 440 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/app.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi
+echo "app heard:     $(grep channel $W/app.txt | head -n 1)  [$r: 440 Hz from the far end on hw:VoIP,0,0]"
+[ "$vbrc" = 0 ] && echo "shutdown:      voipbridge exited 0 on SIGTERM" || { echo "shutdown:      voipbridge exit $vbrc"; fail=1; }
+rmmod snd_voip && echo "rmmod:         ok" || { echo "rmmod:         failed"; fail=1; }
+if dmesg | grep -qE "BUG:|WARNING:|KASAN"; then echo "kernel log:    reports found"; dmesg | grep -E "BUG:|WARNING:|KASAN" | head; fail=1; else echo "kernel log:    clean"; fi
+[ $fail = 0 ] && echo "DEMO PASS" || echo "DEMO FAIL"
+exit $fail
