@@ -4,9 +4,11 @@
 //! clock pulls one frame every ptime. The buffer reorders, drops duplicates
 //! and late packets, and keeps its depth near a target that follows the
 //! measured interarrival jitter (RFC 3550 A.8 estimator) between the
-//! configured bounds. A missing frame is concealed by repeating the last one
-//! at half the level (then silence), as in G.711 Appendix I's simplest form,
-//! so single losses are not heard as clicks.
+//! configured bounds. A missing frame is concealed in the manner of ITU-T
+//! G.711 Appendix I: the pitch period of the recent signal is found by
+//! autocorrelation and the last period repeated, at full level for 10 ms
+//! then fading by 20 % per 10 ms to silence at 60 ms, with a cross-fade back
+//! into the real signal, so single losses are not heard as clicks.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +50,7 @@ pub struct JitterBuffer {
     packets: BTreeMap<u64, Vec<i16>>,
     next: Option<u64>,
     started: bool,
-    last: Vec<i16>,
+    plc: Concealer,
     conceal_run: u32,
     highest: Option<u64>,
     /// Interarrival jitter estimate in frame units × 16 (RFC 3550 fixed point).
@@ -71,7 +73,7 @@ impl JitterBuffer {
             packets: BTreeMap::new(),
             next: None,
             started: false,
-            last: vec![0; frame],
+            plc: Concealer::default(),
             conceal_run: 0,
             highest: None,
             jitter16: 0,
@@ -164,7 +166,12 @@ impl JitterBuffer {
     pub fn pop(&mut self) -> Playout {
         if !self.started {
             if self.packets.len() < self.target {
-                return Playout::Silence;
+                // Buffering; a loss in progress keeps fading out meanwhile.
+                return if self.conceal_run > 0 {
+                    self.conceal_or_silence()
+                } else {
+                    Playout::Silence
+                };
             }
             self.started = true;
             self.next = self.packets.keys().next().copied();
@@ -182,9 +189,12 @@ impl JitterBuffer {
                 return self.pop();
             }
         }
-        if let Some(f) = self.packets.remove(&next) {
+        if let Some(mut f) = self.packets.remove(&next) {
             self.next = Some(next + 1);
-            self.last.clone_from(&f);
+            if self.conceal_run > 0 {
+                self.plc.merge(&mut f);
+            }
+            self.plc.remember(&f);
             self.conceal_run = 0;
             self.stats.played += 1;
             return Playout::Frame(f);
@@ -202,14 +212,121 @@ impl JitterBuffer {
 
     fn conceal_or_silence(&mut self) -> Playout {
         self.conceal_run += 1;
-        if self.conceal_run > 3 {
+        let mut out = vec![0i16; self.frame];
+        if !self.plc.conceal(&mut out) {
             return Playout::Silence;
         }
-        for s in self.last.iter_mut() {
-            *s /= 2;
-        }
         self.stats.concealed += 1;
-        Playout::Concealed(self.last.clone())
+        Playout::Concealed(out)
+    }
+
+    /// Whether playout is running (not buffering before start or after an underrun).
+    pub fn is_playing(&self) -> bool {
+        self.started
+    }
+}
+
+/// Samples of history kept for concealment: three of the longest pitch periods.
+const HISTORY: usize = 3 * MAX_PITCH;
+/// Pitch search range at 8 kHz (66–200 Hz), as in G.711 Appendix I.
+const MIN_PITCH: usize = 40;
+const MAX_PITCH: usize = 120;
+/// Correlation window for the pitch search.
+const WINDOW: usize = 80;
+/// Full level for the first 10 ms, then -20 % per 10 ms: silent after 60 ms.
+const FADE_START: usize = 80;
+const FADE_LEN: usize = 400;
+/// Cross-fade from the concealment back into the signal.
+const MERGE: usize = 32;
+
+/// G.711 Appendix I style packet-loss concealment (pitch repetition with fade).
+#[derive(Debug, Clone, Default)]
+pub struct Concealer {
+    history: Vec<i16>,
+    pitch: usize,
+    /// Samples concealed in the current loss (0: none).
+    pos: usize,
+}
+
+impl Concealer {
+    /// Records a received frame as history.
+    pub fn remember(&mut self, frame: &[i16]) {
+        self.history.extend_from_slice(frame);
+        if self.history.len() > HISTORY {
+            let cut = self.history.len() - HISTORY;
+            self.history.drain(..cut);
+        }
+        self.pos = 0;
+    }
+
+    /// Fills `out` with concealment; `false` once the fade has reached silence
+    /// (or there is no history).
+    pub fn conceal(&mut self, out: &mut [i16]) -> bool {
+        if self.history.len() < MAX_PITCH + WINDOW {
+            return false;
+        }
+        if self.pos == 0 {
+            self.pitch = self.find_pitch();
+        }
+        if self.pos >= FADE_START + FADE_LEN {
+            return false;
+        }
+        for o in out.iter_mut() {
+            *o = self.next_sample();
+        }
+        true
+    }
+
+    /// Cross-fades the start of the first real frame after a loss with the
+    /// continuing concealment.
+    pub fn merge(&mut self, frame: &mut [i16]) {
+        if self.pos == 0 || self.history.len() < MAX_PITCH + WINDOW {
+            return;
+        }
+        let n = MERGE.min(frame.len());
+        for (k, s) in frame.iter_mut().take(n).enumerate() {
+            let c = f32::from(self.next_sample());
+            let w = (k as f32 + 0.5) / n as f32;
+            *s = (c * (1.0 - w) + f32::from(*s) * w) as i16;
+        }
+    }
+
+    fn next_sample(&mut self) -> i16 {
+        let len = self.history.len();
+        let p = self.pitch.max(1);
+        // The last pitch period, repeated with its phase continuing.
+        let idx = len - p + self.pos % p;
+        let v = f32::from(self.history.get(idx).copied().unwrap_or(0));
+        let gain = if self.pos < FADE_START {
+            1.0
+        } else {
+            1.0 - (self.pos - FADE_START) as f32 / FADE_LEN as f32
+        };
+        self.pos += 1;
+        (v * gain.max(0.0)) as i16
+    }
+
+    /// The lag in MIN_PITCH..=MAX_PITCH whose window best matches the latest one.
+    fn find_pitch(&self) -> usize {
+        let h = &self.history;
+        let len = h.len();
+        let tail = &h[len - WINDOW..];
+        let mut best = (f64::MIN, MIN_PITCH);
+        for lag in MIN_PITCH..=MAX_PITCH {
+            let Some(past) = h.get(len - WINDOW - lag..len - lag) else {
+                continue;
+            };
+            let (mut xy, mut yy) = (0f64, 0f64);
+            for (&a, &b) in tail.iter().zip(past) {
+                xy += f64::from(a) * f64::from(b);
+                yy += f64::from(b) * f64::from(b);
+            }
+            let score = if yy > 0.0 { xy / yy.sqrt() } else { 0.0 };
+            if score > best.0 {
+                best = (score, lag);
+            }
+        }
+        best.1
     }
 }
 
@@ -243,15 +360,80 @@ mod tests {
         assert_eq!(jb.stats().late, 1);
     }
 
+    fn tone(hz: f64, start: usize, n: usize) -> Vec<i16> {
+        (start..start + n)
+            .map(|k| (8000.0 * (2.0 * std::f64::consts::PI * hz * k as f64 / 8000.0).sin()) as i16)
+            .collect()
+    }
+
+    fn rms(x: &[i16]) -> f64 {
+        (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+    }
+
     #[test]
-    fn conceals_a_single_loss_at_half_level() {
+    fn conceals_a_single_loss_of_a_voiced_signal_by_pitch_repetition() {
+        // 200 Hz (pitch period 40 samples): frame 5 of 8 is lost.
         let mut jb = JitterBuffer::new(160, 1, 1, 10);
-        jb.push(1, 0, 0, frame(1000));
-        jb.push(3, 320, 320, frame(3000));
-        assert_eq!(value(&jb.pop()), Some(1000));
-        assert_eq!(jb.pop(), Playout::Concealed(frame(500)));
-        assert_eq!(value(&jb.pop()), Some(3000));
+        let mut out = Vec::new();
+        for k in 0..8u16 {
+            if k != 5 {
+                let ts = u32::from(k) * 160;
+                jb.push(k, ts, u64::from(ts), tone(200.0, usize::from(k) * 160, 160));
+            }
+            match jb.pop() {
+                Playout::Frame(f) => {
+                    assert_ne!(k, 5);
+                    out.extend(f)
+                }
+                Playout::Concealed(f) => {
+                    assert_eq!(k, 5);
+                    out.extend(f)
+                }
+                Playout::Silence => panic!("silence at {k}"),
+            }
+        }
         assert_eq!(jb.stats().concealed, 1);
+        let truth = tone(200.0, 0, 8 * 160);
+        // The concealed frame: first 10 ms at full level, close to the truth.
+        let lost = &out[800..960];
+        let err: Vec<i16> = lost
+            .iter()
+            .zip(&truth[800..960])
+            .map(|(a, b)| a - b)
+            .collect();
+        assert!(
+            rms(&err[..80]) < 0.05 * rms(&truth[800..880]),
+            "{}",
+            rms(&err[..80])
+        );
+        // Overall level kept within the fade (more than half the energy).
+        assert!(rms(lost) > 0.6 * rms(&truth[800..960]), "{}", rms(lost));
+        // No click: no sample-to-sample step larger than the signal's own.
+        let max_step = |x: &[i16]| x.windows(2).map(|w| (w[1] - w[0]).abs()).max().unwrap_or(0);
+        assert!(max_step(&out[700..1100]) <= max_step(&truth[700..1100]) + 400);
+    }
+
+    #[test]
+    fn long_loss_fades_to_silence() {
+        let mut jb = JitterBuffer::new(160, 1, 1, 10);
+        for k in 0..3u16 {
+            let ts = u32::from(k) * 160;
+            jb.push(k, ts, u64::from(ts), tone(150.0, usize::from(k) * 160, 160));
+            assert!(matches!(jb.pop(), Playout::Frame(_)));
+        }
+        let mut levels = Vec::new();
+        for _ in 3..20 {
+            levels.push(match jb.pop() {
+                Playout::Concealed(f) => rms(&f),
+                Playout::Silence => 0.0,
+                Playout::Frame(_) => panic!("nothing was received for this frame"),
+            });
+        }
+        assert!(levels[0] > 3000.0, "{levels:?}");
+        assert!(levels.windows(2).all(|w| w[1] <= w[0] + 1.0), "{levels:?}");
+        assert_eq!(levels[3], 0.0, "silent after 60 ms: {levels:?}");
+        jb.push(20, 20 * 160, 3200, tone(150.0, 3200, 160));
+        assert!(matches!(jb.pop(), Playout::Frame(_)));
     }
 
     #[test]

@@ -1,0 +1,209 @@
+//! Clock-drift control between the far end's clock (RTP arrivals) and the
+//! playback device's clock (sans-IO).
+//!
+//! The playback device consumes exactly its own clock's worth of samples; the
+//! far end produces at its own rate, which differs by up to a few hundred ppm.
+//! [`PlayoutQueue`] sits between the [`JitterBuffer`] and the device: it hands
+//! out exactly the number of samples the device asks for, and watches the
+//! smoothed amount of queued audio. When that drifts more than half a frame
+//! from the jitter buffer's target it drops or repeats one sample per
+//! request, choosing the quietest sample of the chunk (inaudible in silence,
+//! and a 125 µs change otherwise) until the level is back. One sample per
+//! 20 ms corrects up to 6 250 ppm, far more than real clocks need.
+
+use super::jitter::{JitterBuffer, Playout};
+use std::collections::VecDeque;
+
+/// Weight of a new level measurement in the running average (1/64: about
+/// 1.3 s at 20 ms requests).
+const SMOOTHING: f64 = 1.0 / 64.0;
+
+/// Sample-exact playout with drift correction; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct PlayoutQueue {
+    frame: usize,
+    pending: VecDeque<i16>,
+    avg: Option<f64>,
+    inserted: u64,
+    dropped: u64,
+}
+
+impl PlayoutQueue {
+    /// A queue pulling `frame`-sample frames from the jitter buffer.
+    pub fn new(frame: usize) -> PlayoutQueue {
+        PlayoutQueue {
+            frame: frame.max(1),
+            pending: VecDeque::new(),
+            avg: None,
+            inserted: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Samples repeated so far to slow playout down.
+    pub fn inserted(&self) -> u64 {
+        self.inserted
+    }
+
+    /// Samples dropped so far to speed playout up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Audio queued (jitter buffer plus this queue), in samples.
+    pub fn level(&self, jb: &JitterBuffer) -> usize {
+        jb.depth() * self.frame + self.pending.len()
+    }
+
+    /// Fills `out` completely from the jitter buffer (silence while it
+    /// buffers), correcting drift by at most one sample.
+    pub fn fill(&mut self, jb: &mut JitterBuffer, out: &mut [i16]) {
+        let n = out.len();
+        // In steady state a fill leaves between target-2 and target-1 frames
+        // queued, depending on when packets arrive relative to the device:
+        // aim for target-1 (at least one frame) so jitter finds a frame.
+        let nominal = (jb.target_frames().saturating_sub(1).max(1) * self.frame) as f64;
+        let band = self.frame as f64 / 2.0;
+        let adjust: i32 = match self.avg {
+            Some(a) if jb.is_playing() && n >= 2 && a > nominal + band => -1,
+            Some(a) if jb.is_playing() && n >= 2 && a < nominal - band => 1,
+            _ => 0,
+        };
+        let need = (n as i64 - i64::from(adjust)) as usize;
+        while self.pending.len() < need {
+            match jb.pop() {
+                Playout::Frame(f) | Playout::Concealed(f) => self.pending.extend(f),
+                Playout::Silence => self.pending.resize(self.pending.len() + self.frame, 0),
+            }
+        }
+        let mut chunk: Vec<i16> = self.pending.drain(..need).collect();
+        if adjust != 0 {
+            let quietest = chunk
+                .iter()
+                .enumerate()
+                .skip(1)
+                .min_by_key(|(_, s)| s.unsigned_abs())
+                .map_or(0, |(i, _)| i);
+            if adjust < 0 {
+                chunk.remove(quietest);
+                self.dropped += 1;
+            } else {
+                let v = chunk.get(quietest).copied().unwrap_or(0);
+                chunk.insert(quietest, v);
+                self.inserted += 1;
+            }
+        }
+        for (o, s) in out.iter_mut().zip(chunk) {
+            *o = s;
+        }
+        if jb.is_playing() {
+            let level = self.level(jb) as f64;
+            self.avg = Some(match self.avg {
+                Some(a) => a + (level - a) * SMOOTHING,
+                None => level,
+            });
+        } else {
+            self.avg = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-hour call in virtual time: the far end's clock runs `ppm` fast
+    /// (or slow) with up to 10 ms of network jitter; the device takes 160
+    /// samples every 20 ms of its own clock.
+    fn hour_call(ppm: f64) -> (JitterBuffer, PlayoutQueue, usize, usize) {
+        let frame = 160usize;
+        let mut jb = JitterBuffer::new(frame, 2, 2, 10);
+        let mut q = PlayoutQueue::new(frame);
+        let period_us = 20_000.0 / (1.0 + ppm * 1e-6); // far end's 20 ms in our time
+        let mut rng = 0x2545_F491u32;
+        let mut next_pkt = 0u64;
+        let mut seq = 0u16;
+        let mut out = vec![0i16; frame];
+        let (mut max_level, mut min_level) = (0usize, usize::MAX);
+        let fills = 3600 * 50;
+        for tick in 0..fills {
+            let now_us = tick as f64 * 20_000.0;
+            // Deliver every packet sent before now (plus its jitter).
+            loop {
+                let sent = next_pkt as f64 * period_us;
+                rng ^= rng << 13;
+                rng ^= rng >> 17;
+                rng ^= rng << 5;
+                let delay = f64::from(rng % 10_000);
+                if sent + delay > now_us {
+                    break;
+                }
+                let ts = (next_pkt as u32).wrapping_mul(frame as u32);
+                let arrival = ((sent + delay) * 0.008) as u64;
+                let v = (next_pkt % 1000) as i16 + 1;
+                jb.push(seq, ts, arrival, vec![v; frame]);
+                seq = seq.wrapping_add(1);
+                next_pkt += 1;
+            }
+            q.fill(&mut jb, &mut out);
+            if tick > 500 {
+                let l = q.level(&jb);
+                max_level = max_level.max(l);
+                min_level = min_level.min(l);
+            }
+        }
+        (jb, q, max_level, min_level)
+    }
+
+    #[test]
+    fn fast_far_end_keeps_the_queue_bounded_for_an_hour() {
+        let (jb, q, max_level, _) = hour_call(100.0);
+        // 100 ppm over an hour is 360 ms (2880 samples) of surplus: all of it
+        // dropped a sample at a time, and the queue never grew past 3 frames.
+        assert!(q.dropped() > 2000, "dropped {}", q.dropped());
+        assert!(max_level <= 3 * 160, "max level {max_level}");
+        assert_eq!(jb.stats().overflow_drops, 0, "{:?}", jb.stats());
+        assert_eq!(jb.stats().underruns, 0, "{:?}", jb.stats());
+    }
+
+    #[test]
+    fn slow_far_end_never_underruns_in_an_hour() {
+        let (jb, q, max_level, _) = hour_call(-100.0);
+        assert!(q.inserted() > 2000, "inserted {}", q.inserted());
+        assert_eq!(jb.stats().underruns, 0, "{:?}", jb.stats());
+        assert_eq!(jb.stats().concealed, 0, "{:?}", jb.stats());
+        assert!(max_level <= 3 * 160, "max level {max_level}");
+    }
+
+    #[test]
+    fn matched_clocks_need_almost_no_correction() {
+        let (jb, q, _, _) = hour_call(0.0);
+        assert!(q.inserted() + q.dropped() < 200, "{} {}", q.inserted(), q.dropped());
+        assert_eq!(jb.stats().underruns, 0);
+    }
+
+    #[test]
+    fn output_is_sample_exact_and_in_order() {
+        let mut jb = JitterBuffer::new(160, 1, 1, 10);
+        let mut q = PlayoutQueue::new(160);
+        let mut all = Vec::new();
+        let mut out = vec![0i16; 100]; // device period unrelated to ptime
+        let mut seq = 0u16;
+        for k in 0..60u64 {
+            while q.level(&jb) < 300 {
+                let v: Vec<i16> = (0..160).map(|i| (seq as i16) * 160 + i + 1).collect();
+                jb.push(seq, u32::from(seq) * 160, k * 100, v);
+                seq += 1;
+            }
+            q.fill(&mut jb, &mut out);
+            all.extend_from_slice(&out);
+        }
+        let played: Vec<i16> = all.into_iter().filter(|&s| s != 0).collect();
+        // In order; the only irregular steps are the drift corrections.
+        let steps: Vec<i16> = played.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(steps.iter().all(|d| (0..=2).contains(d)), "{played:?}");
+        let irregular = steps.iter().filter(|&&d| d != 1).count() as u64;
+        assert_eq!(irregular, q.inserted() + q.dropped());
+        assert!(played.len() > 2000);
+    }
+}
