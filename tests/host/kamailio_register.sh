@@ -75,7 +75,7 @@ request_route {
     sl_send_reply("405", "Method Not Allowed");
 }
 CFG
-kamailio -f "$dir/kamailio.cfg" -DD -E -P "$dir/run/k.pid" -Y "$dir/run" -w "$dir" 2>"$dir/kamailio.log" & pids+=($!)
+kamailio -f "$dir/kamailio.cfg" -DD -E -P "$dir/run/k.pid" -Y "$dir/run" -w "$dir" >"$dir/kamailio.out" 2>"$dir/kamailio.log" & pids+=($!)
 sleep 1
 
 mkcfg() { # NAME USER PASS PORT RTPBASE CAPTURE
