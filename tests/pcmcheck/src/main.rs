@@ -4,6 +4,7 @@
 //! pcmcheck drift DEVICE RATE PERIOD SECONDS   capture position vs CLOCK_MONOTONIC
 //! pcmcheck pause PLAY REC                     pause/resume on PLAY, heard on REC
 //! pcmcheck xrun PLAY REC                      underrun detected, recovered, audio resumes
+//! pcmcheck wakeups DEVICE RATE PERIOD SECONDS benchmark: wakeup jitter and system CPU
 //! ```
 //! Each prints its measurements, then PASS or FAIL (exit 1).
 
@@ -201,6 +202,66 @@ fn xrun(play: &str, rec: &str) -> Result<bool> {
         && runs[1].1.abs_diff(r) < r / 50)
 }
 
+/// Benchmark: read-return intervals of a capture stream (period wakeups)
+/// and the system CPU time used meanwhile. Prints numbers; never fails.
+fn wakeups(dev: &str, rate: u32, period: i64, seconds: u64) -> Result<bool> {
+    let pcm = open(dev, Direction::Capture, rate, period, period * 4)?;
+    let io = pcm.io_i16()?;
+    let mut buf = vec![0i16; period as usize];
+    let cpu0 = system_cpu_ticks();
+    pcm.start()?;
+    let start = Instant::now();
+    let mut last = Instant::now();
+    let mut gaps = Vec::new();
+    while start.elapsed() < Duration::from_secs(seconds) {
+        io.readi(&mut buf)?;
+        let now = Instant::now();
+        gaps.push(now.duration_since(last).as_secs_f64() * 1e6);
+        last = now;
+    }
+    let cpu1 = system_cpu_ticks();
+    let ideal = period as f64 * 1e6 / f64::from(rate);
+    let mut dev_us: Vec<f64> = gaps.iter().skip(2).map(|g| (g - ideal).abs()).collect();
+    dev_us.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        dev_us
+            .get(((dev_us.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let cpu_s = (cpu1.saturating_sub(cpu0)) as f64 / USER_HZ;
+    println!(
+        "{dev}: {} wakeups, period {:.0} us, |interval - period| p50 {:.0} us p99 {:.0} us max {:.0} us; system CPU {:.2} % of one core",
+        gaps.len(),
+        ideal,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        100.0 * cpu_s / start.elapsed().as_secs_f64()
+    );
+    Ok(true)
+}
+
+/// System + softirq + irq ticks of all CPUs from /proc/stat.
+fn system_cpu_ticks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<u64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some(f.get(2)? + f.get(5)? + f.get(6)?)
+        })
+        .unwrap_or(0)
+}
+
+/// /proc/stat counts in USER_HZ, which is 100 on every Linux architecture.
+const USER_HZ: f64 = 100.0;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -208,6 +269,7 @@ fn main() -> Result<()> {
         "drift" => drift(a(1), a(2).parse()?, a(3).parse()?, a(4).parse()?)?,
         "pause" => pause(a(1), a(2))?,
         "xrun" => xrun(a(1), a(2))?,
+        "wakeups" => wakeups(a(1), a(2).parse()?, a(3).parse()?, a(4).parse()?)?,
         _ => bail!(
             "usage: pcmcheck drift DEVICE RATE PERIOD SECONDS | pause PLAY REC | xrun PLAY REC"
         ),
