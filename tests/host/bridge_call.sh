@@ -67,7 +67,7 @@ for _ in $(seq 50); do "$VB" status --config "$dir/a.toml" | grep -q "\[active\]
 for _ in $(seq 50); do "$VB" status --json --config "$dir/b.toml" | grep -q '"dtmf_received":"159#"' && break; sleep 0.1; done
 bst=$("$VB" status --json --config "$dir/b.toml")
 if echo "$bst" | grep -q '"dtmf_received":"159#"'; then pass "DTMF 159# arrived in order (RFC 4733)"; else fail "DTMF: $bst"; fi
-if "$VB" dtmf 12x --config "$dir/a.toml" 2>"$dir/err"; then fail "bad DTMF digit accepted"; else pass "bad DTMF digit refused: $(cat "$dir/err")"; fi
+if "$VB" dtmf 12x --config "$dir/a.toml" 2>"$dir/err"; then fail "bad DTMF digit accepted"; else pass "bad DTMF digit refused: $(head -n 1 "$dir/err")"; fi
 
 kill -TERM "${pids[@]}"
 for p in "${pids[@]}"; do

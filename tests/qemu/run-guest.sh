@@ -98,6 +98,7 @@ cp "$script" "$run/script.sh"
 printf '%q ' "$@" >"$run/args"
 cat >"$run/env" <<ENV
 export SND_VOIP_ROOT=$(printf %q "$root")
+export SND_VOIP_REPO_MNT=$(printf %q "$root")
 export GUEST_OUT=/tmp/out
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb
@@ -139,6 +140,10 @@ if [ -n "$R" ]; then
     mount -t tmpfs vartmp $R/var/tmp
     mount -t tmpfs varlog $R/var/log
     mount --bind /run/modroot/lib/modules $R/lib/modules
+    # The repository is shared on its own: it may live under a directory the
+    # guest replaced with a tmpfs above (/tmp, /root, /run).
+    mkdir -p "$R$SND_VOIP_REPO_MNT" 2>/dev/null
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 repo "$R$SND_VOIP_REPO_MNT" || fail "cannot mount the repository"
 else
     mount --bind /run/modroot/lib/modules /lib/modules
     cp /run/script.sh /run/args /run/env /tmp/runshare/ 2>/dev/null || true
@@ -189,6 +194,7 @@ qemu+=(-smp "$smp" -m "$mem" -nographic -no-reboot -monitor none -serial stdio
     -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap")
 if [ "$mode" = hostroot ]; then
     qemu+=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
+    qemu+=(-virtfs "local,path=$root,mount_tag=repo,security_model=none,readonly=on,multidevs=remap")
 fi
 qemu+=(${qemu_args[@]+"${qemu_args[@]}"})
 
