@@ -54,7 +54,9 @@ macro_rules! secs {
 /// Capture for `seconds`; every 5 s compare the hardware position
 /// (frames read + avail) with elapsed time since the trigger.
 fn drift(dev: &str, rate: u32, period: i64, seconds: u64) -> Result<bool> {
-    let pcm = open(dev, Direction::Capture, rate, period, period * 4)?;
+    // A deep buffer: the emulated guest can stall the reader for a while, and
+    // an overrun would restart the stream, which is not what is measured here.
+    let pcm = open(dev, Direction::Capture, rate, period, period * 32)?;
     let io = pcm.io_i16()?;
     let mut buf = vec![0i16; period as usize];
     pcm.start()?;
