@@ -4,7 +4,10 @@
 #  - bridge registers with the right password (401 challenge, then 200);
 #  - a second account with a wrong password gets a clear failure;
 #  - carol (a second voipbridge, also registered) calls sip:bridge@127.0.0.1
-#    through kamailio, which finds bridge's binding: the call carries audio;
+#    through kamailio, which finds bridge's binding and record-routes: the call
+#    carries audio; ACKs, carol's BYE, and on a second call bridge's hold/resume
+#    re-INVITEs and BYE all follow the route set through kamailio (its log
+#    shows them loose-routed);
 #  - on SIGTERM bridge un-registers: a new call to it then gets 404.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -65,9 +68,15 @@ request_route {
         if (!save("location")) { sl_reply_error(); }
         exit;
     }
-    if (is_method("CANCEL|ACK")) { if (t_check_trans()) { t_relay(); } exit; }
-    if (has_totag()) { t_relay(); exit; }
+    if (has_totag()) {
+        if (loose_route()) { xlog("L_NOTICE", "loose-routed \$rm from \$si:\$sp\n"); t_relay(); exit; }
+        if (is_method("ACK") && !t_check_trans()) { exit; }
+        t_relay();
+        exit;
+    }
+    if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
     if (is_method("INVITE")) {
+        record_route();
         if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
         t_relay();
         exit;
@@ -101,6 +110,9 @@ mkcfg carol carol carolpass 5382 41320 tone:440
 mkcfg mallory mallory wrongpass 5383 41340 null
 start() { "$VB" run --config "$dir/$1.toml" 2>"$dir/$1.log" & pids+=($!); eval "pid_$1=$!"; for _ in $(seq 50); do [ -S "$dir/$1.sock" ] && break; sleep 0.1; done; }
 start bridge; start carol; start mallory
+# (status output captured first: `status | grep -q` would fail under pipefail when grep exits early)
+call_line() { local out; out=$("$VB" status --config "$dir/$1.toml" 2>&1 || true); grep "^call " <<<"$out" || true; }
+in_state() { [[ "$(call_line "$1")" == *"[$2]"* ]]; }
 reg_state() { "$VB" status --config "$dir/$1.toml" | sed -n 's/^registration: //p'; }
 for _ in $(seq 50); do [ "$(reg_state bridge)" = registered ] && [ "$(reg_state carol)" = registered ] && break; sleep 0.1; done
 [ "$(reg_state bridge)" = registered ] && pass "bridge registered with digest auth" || fail "bridge registration: $(reg_state bridge)"
@@ -113,13 +125,32 @@ else
 fi
 
 "$VB" call sip:bridge@127.0.0.1 --config "$dir/carol.toml"
-for _ in $(seq 50); do "$VB" status --config "$dir/carol.toml" | grep -q "\[active\]" && break; sleep 0.1; done
-if "$VB" status --config "$dir/carol.toml" | grep -q "\[active\]"; then pass "carol -> kamailio -> bridge: call established"; else fail "call through kamailio: $(grep -i 'call' "$dir/carol.log" | tail -n 2)"; fi
+for _ in $(seq 50); do in_state carol active && break; sleep 0.1; done
+if in_state carol active; then pass "carol -> kamailio -> bridge: call established"; else fail "call through kamailio: $(grep -i 'call' "$dir/carol.log" | tail -n 2)"; fi
 sleep 3
 "$VB" hangup --config "$dir/carol.toml"
-sleep 0.5
+for _ in $(seq 30); do [ -z "$(call_line bridge)" ] && break; sleep 0.1; done
+if [ -n "$(call_line bridge)" ]; then fail "bridge still in the call after carol's BYE"; else pass "carol's BYE (via kamailio) ended bridge's call"; fi
+sleep 0.3
 if "$AT" analyze --wav "$dir/bridge-heard.wav" --freq 440 --min-seconds 2 --min-dbfs -8 >"$dir/a.txt"; then pass "bridge heard carol's 440 Hz through the proxied call"; else fail "$(cat "$dir/a.txt")"; fi
 if "$AT" analyze --wav "$dir/carol-heard.wav" --freq 1000 --min-seconds 2 --min-dbfs -8 >"$dir/b.txt"; then pass "carol heard bridge's 1 kHz"; else fail "$(cat "$dir/b.txt")"; fi
+
+# Second call: bridge (the UAS) holds, resumes and hangs up, all along its route set.
+"$VB" call sip:bridge@127.0.0.1 --config "$dir/carol.toml"
+for _ in $(seq 50); do in_state carol active && break; sleep 0.1; done
+"$VB" hold --config "$dir/bridge.toml"
+for _ in $(seq 30); do in_state carol held && break; sleep 0.1; done
+if in_state carol held; then pass "bridge's hold re-INVITE reached carol"; else fail "hold: carol says $(call_line carol)"; fi
+"$VB" resume --config "$dir/bridge.toml"
+for _ in $(seq 30); do in_state carol active && break; sleep 0.1; done
+if in_state carol active; then pass "bridge's resume re-INVITE reached carol"; else fail "resume: carol says $(call_line carol)"; fi
+"$VB" hangup --config "$dir/bridge.toml"
+for _ in $(seq 30); do [ -z "$(call_line carol)" ] && break; sleep 0.1; done
+if [ -n "$(call_line carol)" ]; then fail "carol still in the call after bridge's BYE"; else pass "bridge's BYE (via kamailio) ended carol's call"; fi
+# kamailio logs each in-dialog request it loose-routed, with its source (carol 5382, bridge 5381).
+for m in "ACK from 127.0.0.1:5382" "BYE from 127.0.0.1:5382" "INVITE from 127.0.0.1:5381" "ACK from 127.0.0.1:5381" "BYE from 127.0.0.1:5381"; do
+    if grep -q "loose-routed $m" "$dir/kamailio.log"; then pass "in-dialog $m followed the Record-Route through kamailio"; else fail "kamailio did not loose-route $m"; fi
+done
 
 kill -TERM "$pid_bridge"
 if wait "$pid_bridge"; then pass "bridge exited 0 on SIGTERM"; else fail "bridge exit status"; fi

@@ -431,3 +431,179 @@ fn registrar_silence_times_out_with_408() {
     );
     assert!(failed);
 }
+
+/// Sends of `actions` as (destination, message).
+fn sent_to(actions: &[Action]) -> Vec<(SocketAddr, Message)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, data } => Some((
+                *to,
+                Message::parse(data).expect("we only send parsable messages"),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn proxy_a() -> SocketAddr {
+    "127.0.0.2:5062".parse().unwrap()
+}
+
+#[test]
+fn incoming_call_through_record_routing_proxies_keeps_the_route_set() {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    let inv = String::from_utf8(request("INVITE", "rr1", "z9hG4bKr1", 1, None, SDP))
+        .unwrap()
+        .replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nRecord-Route: <sip:127.0.0.2:5062;lr>\r\nRecord-Route: <sip:127.0.0.3:5063;lr;ftag=x>\r\n",
+        );
+    let a = ua.handle(
+        t0,
+        Input::Datagram {
+            from: proxy_a(),
+            data: inv.into_bytes(),
+        },
+    );
+    let out = sent_to(&a);
+    let ok = out
+        .iter()
+        .find(|(_, m)| m.status == Some(200))
+        .expect("200 OK");
+    // The 200 goes back to where the INVITE came from, with the Record-Route copied in order.
+    assert_eq!(ok.0, proxy_a());
+    assert_eq!(
+        ok.1.header_values("record-route"),
+        vec![
+            "<sip:127.0.0.2:5062;lr>".to_string(),
+            "<sip:127.0.0.3:5063;lr;ftag=x>".to_string()
+        ]
+    );
+    let tag = ok.1.to_tag().unwrap();
+    ua.handle(
+        t0,
+        Input::Datagram {
+            from: proxy_a(),
+            data: request("ACK", "rr1", "z9hG4bKra", 1, Some(&tag), ""),
+        },
+    );
+    // Hold: the re-INVITE follows the route set (loose routing: Request-URI = peer's Contact).
+    let h = sent_to(&ua.handle(t0 + T1, Input::Command(Command::Hold(None, true))));
+    let (to, reinv) = &h[0];
+    assert_eq!(reinv.method.as_deref(), Some("INVITE"));
+    assert_eq!(*to, proxy_a());
+    assert_eq!(reinv.uri, "sip:alice@127.0.0.1:5080");
+    assert_eq!(
+        reinv.header_values("route"),
+        vec![
+            "<sip:127.0.0.2:5062;lr>".to_string(),
+            "<sip:127.0.0.3:5063;lr;ftag=x>".to_string()
+        ]
+    );
+    // Its 200 is ACKed along the same route.
+    let ok2 = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: rr1\r\nCSeq: {}\r\nContact: <sip:alice@127.0.0.1:5080>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        reinv.header("via").unwrap(),
+        reinv.header("from").unwrap(),
+        reinv.header("to").unwrap(),
+        reinv.header("cseq").unwrap(),
+        SDP.len()
+    );
+    let r = sent_to(&ua.handle(
+        t0 + T1,
+        Input::Datagram {
+            from: proxy_a(),
+            data: ok2.into_bytes(),
+        },
+    ));
+    let (to, ack) = r
+        .iter()
+        .find(|(_, m)| m.method.as_deref() == Some("ACK"))
+        .expect("ACK");
+    assert_eq!(*to, proxy_a());
+    assert_eq!(ack.header_values("route").len(), 2);
+    // BYE: same route.
+    let b = sent_to(&ua.handle(t0 + 2 * T1, Input::Command(Command::Hangup(None))));
+    let (to, bye) = &b[0];
+    assert_eq!(bye.method.as_deref(), Some("BYE"));
+    assert_eq!(*to, proxy_a());
+    assert_eq!(bye.uri, "sip:alice@127.0.0.1:5080");
+    assert_eq!(
+        bye.header_values("route").first().map(String::as_str),
+        Some("<sip:127.0.0.2:5062;lr>")
+    );
+    assert_eq!(bye.to_tag().as_deref(), Some("alice1"));
+}
+
+/// Starts an outgoing call and answers it with a 200 carrying `record_route` headers;
+/// returns the UA and what it sent in reply (the ACK).
+fn answered_outgoing_call(record_route: &str) -> (Ua, Instant, Vec<(SocketAddr, Message)>) {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
+    );
+    let inv = sent(&a).remove(0);
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=bob9\r\nCall-ID: {}\r\nCSeq: {}\r\n{record_route}Contact: <sip:alice@127.0.0.1:5090>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        inv.header("via").unwrap(),
+        inv.header("from").unwrap(),
+        inv.header("to").unwrap(),
+        inv.call_id(),
+        inv.header("cseq").unwrap(),
+        SDP.len()
+    );
+    let r = sent_to(&ua.handle(t0, dgram(ok.into_bytes())));
+    (ua, t0, r)
+}
+
+#[test]
+fn outgoing_call_uses_the_reversed_record_route_for_ack_and_bye() {
+    let (mut ua, t0, r) = answered_outgoing_call(
+        "Record-Route: <sip:127.0.0.3:5063;lr>, <sip:127.0.0.2:5062;lr>\r\n",
+    );
+    let (to, ack) = r
+        .iter()
+        .find(|(_, m)| m.method.as_deref() == Some("ACK"))
+        .expect("ACK");
+    let route = vec![
+        "<sip:127.0.0.2:5062;lr>".to_string(),
+        "<sip:127.0.0.3:5063;lr>".to_string(),
+    ];
+    assert_eq!(*to, proxy_a());
+    assert_eq!(ack.uri, "sip:alice@127.0.0.1:5090");
+    assert_eq!(ack.header_values("route"), route);
+    let b = sent_to(&ua.handle(t0 + T1, Input::Command(Command::Hangup(None))));
+    let (to, bye) = &b[0];
+    assert_eq!(bye.method.as_deref(), Some("BYE"));
+    assert_eq!(*to, proxy_a());
+    assert_eq!(bye.uri, "sip:alice@127.0.0.1:5090");
+    assert_eq!(bye.header_values("route"), route);
+}
+
+#[test]
+fn strict_router_gets_the_request_uri_and_the_target_goes_last() {
+    let (mut ua, t0, _) = answered_outgoing_call("Record-Route: <sip:127.0.0.2:5062>\r\n");
+    let b = sent_to(&ua.handle(t0 + T1, Input::Command(Command::Hangup(None))));
+    let (to, bye) = &b[0];
+    assert_eq!(*to, proxy_a());
+    assert_eq!(bye.uri, "sip:127.0.0.2:5062");
+    assert_eq!(
+        bye.header_values("route"),
+        vec!["<sip:alice@127.0.0.1:5090>".to_string()]
+    );
+}
+
+#[test]
+fn without_record_route_in_dialog_requests_go_to_the_contact() {
+    let (mut ua, t0, r) = answered_outgoing_call("");
+    let (to, ack) = &r[0];
+    assert_eq!(*to, "127.0.0.1:5090".parse::<SocketAddr>().unwrap());
+    assert!(ack.header_values("route").is_empty());
+    let b = sent_to(&ua.handle(t0 + T1, Input::Command(Command::Hangup(None))));
+    assert_eq!(b[0].0, "127.0.0.1:5090".parse::<SocketAddr>().unwrap());
+    assert!(b[0].1.header_values("route").is_empty());
+}

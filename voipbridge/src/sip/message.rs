@@ -271,12 +271,20 @@ impl Builder {
         }
     }
 
-    /// A response to `req` copying Via, From, To (adding `to_tag` if To has none), Call-ID and CSeq.
+    /// A response to `req` copying Via, From, To (adding `to_tag` if To has none), Call-ID and CSeq;
+    /// for 101–299 responses to INVITE also Record-Route, in order (RFC 3261 12.1.1).
     pub fn response_to(req: &Message, code: u16, reason: &str, to_tag: Option<&str>) -> Builder {
         let mut b = Builder::response(code, reason);
         for (n, v) in &req.headers {
             if names_match("via", n) {
                 b = b.header("Via", v);
+            }
+        }
+        if req.method.as_deref() == Some("INVITE") && (101..300).contains(&code) {
+            for (n, v) in &req.headers {
+                if n.eq_ignore_ascii_case("record-route") {
+                    b = b.header("Record-Route", v);
+                }
             }
         }
         b = b.header("From", req.header("from").unwrap_or(""));

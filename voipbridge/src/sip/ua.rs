@@ -249,6 +249,8 @@ struct Call {
     remote_hdr: String,
     peer_uri: String,
     remote_target: String,
+    /// Route set (RFC 3261 12.1): Route header values for in-dialog requests, first hop first.
+    route_set: Vec<String>,
     peer_addr: SocketAddr,
     local_cseq: u32,
     slot: usize,
@@ -385,6 +387,36 @@ pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
         host.parse().ok()?
     };
     Some(SocketAddr::new(ip, port))
+}
+
+/// Whether a SIP URI carries the `lr` parameter (a loose router, RFC 3261 16.4).
+fn is_loose_router(uri: &str) -> bool {
+    let u = uri.split('?').next().unwrap_or(uri);
+    u.split(';').skip(1).any(|p| {
+        p.split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("lr")
+    })
+}
+
+/// Request-URI, Route header values and next hop of an in-dialog request (RFC 3261 12.2.1.1).
+fn dialog_route(c: &Call) -> (String, Vec<String>, SocketAddr) {
+    let Some(first) = c.route_set.first() else {
+        let dest = uri_addr(&c.remote_target).unwrap_or(c.peer_addr);
+        return (c.remote_target.clone(), Vec::new(), dest);
+    };
+    let first_uri = addr_uri(first);
+    let dest = uri_addr(&first_uri).unwrap_or(c.peer_addr);
+    if is_loose_router(&first_uri) {
+        (c.remote_target.clone(), c.route_set.clone(), dest)
+    } else {
+        // Strict router: its URI becomes the Request-URI, the remote target the last Route.
+        let mut routes: Vec<String> = c.route_set.iter().skip(1).cloned().collect();
+        routes.push(format!("<{}>", c.remote_target));
+        (first_uri, routes, dest)
+    }
 }
 
 fn fmt_host(a: &SocketAddr) -> String {
@@ -729,6 +761,7 @@ impl Ua {
             remote_hdr: format!("<{uri}>"),
             peer_uri: uri.clone(),
             remote_target: uri.clone(),
+            route_set: Vec::new(),
             peer_addr: dest,
             local_cseq: 1,
             slot,
@@ -787,9 +820,19 @@ impl Ua {
         };
         c.invite_branch = branch.clone();
         c.invite_cseq = c.local_cseq;
-        let mut b = Builder::request("INVITE", &c.remote_target)
+        let in_dialog = matches!(c.state, CallState::Active | CallState::Held);
+        let (ruri, routes, dest) = if in_dialog {
+            dialog_route(c)
+        } else {
+            (c.remote_target.clone(), Vec::new(), c.peer_addr)
+        };
+        let mut b = Builder::request("INVITE", &ruri)
             .header("Via", &via)
-            .header("Max-Forwards", "70")
+            .header("Max-Forwards", "70");
+        for r in &routes {
+            b = b.header("Route", r);
+        }
+        b = b
             .header("From", &c.local_hdr)
             .header("To", &c.remote_hdr)
             .header("Call-ID", &c.id)
@@ -801,8 +844,7 @@ impl Ua {
             b = b.header(&name, &value);
         }
         let data = b.body("application/sdp", body).build();
-        let dest = c.peer_addr;
-        let purpose = if c.state == CallState::Active || c.state == CallState::Held {
+        let purpose = if in_dialog {
             Purpose::ReInvite(id.to_string())
         } else {
             Purpose::Invite(id.to_string())
@@ -821,16 +863,20 @@ impl Ua {
             Some(t) if param(&c.remote_hdr, "tag").is_none() => format!("{};tag={t}", c.remote_hdr),
             _ => c.remote_hdr.clone(),
         };
-        let data = Builder::request(method, &c.remote_target)
+        let (ruri, routes, dest) = dialog_route(c);
+        let mut b = Builder::request(method, &ruri)
             .header("Via", &via)
-            .header("Max-Forwards", "70")
+            .header("Max-Forwards", "70");
+        for r in &routes {
+            b = b.header("Route", r);
+        }
+        let data = b
             .header("From", &c.local_hdr)
             .header("To", &to)
             .header("Call-ID", &c.id)
             .header("CSeq", &format!("{} {method}", c.local_cseq))
             .header("User-Agent", USER_AGENT)
             .build();
-        let dest = uri_addr(&c.remote_target).unwrap_or(c.peer_addr);
         let purpose = Purpose::Bye(id.to_string());
         self.send_request(now, dest, data, branch, purpose, out);
     }
@@ -1246,6 +1292,7 @@ impl Ua {
             remote_hdr: req.header("from").unwrap_or("").to_string(),
             peer_uri: peer.clone(),
             remote_target: req.header_uri("contact").unwrap_or_else(|| peer.clone()),
+            route_set: req.header_values("record-route"),
             peer_addr: from,
             local_cseq: 0,
             slot,
@@ -1468,15 +1515,19 @@ impl Ua {
         let via = self.via(&branch);
         let Some(c) = self.calls.get(id) else { return };
         let cseq = resp.cseq().map(|c| c.0).unwrap_or(c.invite_cseq);
-        let data = Builder::request("ACK", &c.remote_target)
+        let (ruri, routes, dest) = dialog_route(c);
+        let mut b = Builder::request("ACK", &ruri)
             .header("Via", &via)
-            .header("Max-Forwards", "70")
+            .header("Max-Forwards", "70");
+        for r in &routes {
+            b = b.header("Route", r);
+        }
+        let data = b
             .header("From", &c.local_hdr)
             .header("To", resp.header("to").unwrap_or(""))
             .header("Call-ID", &c.id)
             .header("CSeq", &format!("{cseq} ACK"))
             .build();
-        let dest = uri_addr(&c.remote_target).unwrap_or(c.peer_addr);
         out.push(Action::Send { to: dest, data });
     }
 
@@ -1499,6 +1550,10 @@ impl Ua {
                 if let Some(t) = resp.header_uri("contact") {
                     c.remote_target = t;
                 }
+                // UAC route set: the 2xx's Record-Route in reverse order (RFC 3261 12.1.2).
+                let mut rr = resp.header_values("record-route");
+                rr.reverse();
+                c.route_set = rr;
             }
             self.send_ack(id, resp, out);
             if self
