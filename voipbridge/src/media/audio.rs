@@ -1,7 +1,16 @@
 //! Audio backends: ALSA PCMs (the card's bridge side), WAV files, tones, null.
-//! All work in 8 kHz mono 16-bit frames of the call's ptime.
+//! All exchange 8 kHz mono 16-bit frames of the call's ptime with the core.
+//!
+//! ALSA devices get the first hardware format that works, in this order:
+//! the codec's own law (MU_LAW / A_LAW) at 8 kHz, so the card carries
+//! G.711 codes untouched (decoding and re-encoding G.711 is lossless);
+//! else S16_LE at 8 kHz; else S16_LE at the device's rate (nearest to
+//! 48 kHz) through [`Resampler`]. Several channels are mixed down on
+//! capture and duplicated on playback. Xruns are recovered and counted,
+//! logged once per burst, and never end the call.
 
-use super::{AudioSpec, MediaError};
+use super::resample::Resampler;
+use super::{AudioSpec, Codec, MediaError};
 use std::f64::consts::PI;
 use std::time::{Duration, Instant};
 
@@ -12,6 +21,10 @@ pub const RATE: u32 = 8000;
 pub trait Source: Send {
     /// Fills `buf` with the next frame; blocks until it is due.
     fn read(&mut self, buf: &mut [i16]) -> Result<(), MediaError>;
+    /// ALSA xruns recovered so far.
+    fn xruns(&self) -> u64 {
+        0
+    }
 }
 
 /// Something that consumes frames of audio.
@@ -129,85 +142,297 @@ impl Drop for WavSink {
     }
 }
 
+/// The hardware format an ALSA device was opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFormat {
+    /// G.711 law samples (MU_LAW / A_LAW), or `None` for S16_LE.
+    pub law: Option<g711::Law>,
+    /// Sample rate.
+    pub rate: u32,
+    /// Channels.
+    pub channels: u32,
+}
+
 fn dev_err(name: &str) -> impl Fn(alsa::Error) -> MediaError + '_ {
     move |e| MediaError::Device(name.to_string(), e.to_string())
 }
 
-/// Opens an ALSA PCM for 8 kHz mono S16_LE with periods of `frame` samples.
-fn open_alsa(name: &str, dir: alsa::Direction, frame: usize) -> Result<alsa::PCM, MediaError> {
-    use alsa::pcm::{Access, Format, HwParams};
+/// Tries one hardware configuration; `rate` `None` takes the rate nearest 48 kHz.
+fn try_hw(
+    pcm: &alsa::PCM,
+    format: alsa::pcm::Format,
+    rate: Option<u32>,
+    ptime_ms: u32,
+) -> Result<DeviceFormat, alsa::Error> {
+    use alsa::pcm::{Access, HwParams};
+    let hw = HwParams::any(pcm)?;
+    hw.set_access(Access::RWInterleaved)?;
+    hw.set_format(format)?;
+    let channels = match hw.set_channels(1) {
+        Ok(()) => 1,
+        Err(_) => hw.set_channels_near(1)?,
+    };
+    let rate = match rate {
+        Some(r) => {
+            hw.set_rate_resample(false)?;
+            hw.set_rate(r, alsa::ValueOr::Nearest)?;
+            r
+        }
+        None => hw.set_rate_near(48000, alsa::ValueOr::Nearest)?,
+    };
+    let period = i64::from(rate * ptime_ms / 1000).max(1);
+    hw.set_period_size_near(period, alsa::ValueOr::Nearest)?;
+    hw.set_buffer_size_near(period * 8)?;
+    pcm.hw_params(&hw)?;
+    let law = match format {
+        alsa::pcm::Format::MuLaw => Some(g711::Law::MuLaw),
+        alsa::pcm::Format::ALaw => Some(g711::Law::ALaw),
+        _ => None,
+    };
+    Ok(DeviceFormat {
+        law,
+        rate: pcm.hw_params_current()?.get_rate()?,
+        channels,
+    })
+}
+
+/// Opens an ALSA PCM with the format order of the module documentation.
+fn open_alsa(
+    name: &str,
+    dir: alsa::Direction,
+    codec: Codec,
+    frame: usize,
+) -> Result<(alsa::PCM, DeviceFormat), MediaError> {
+    use alsa::pcm::Format;
     let pcm = alsa::PCM::new(name, dir, false).map_err(dev_err(name))?;
-    {
-        let hw = HwParams::any(&pcm).map_err(dev_err(name))?;
-        hw.set_access(Access::RWInterleaved)
-            .map_err(dev_err(name))?;
-        hw.set_format(Format::s16()).map_err(dev_err(name))?;
-        hw.set_channels(1).map_err(dev_err(name))?;
-        hw.set_rate(RATE, alsa::ValueOr::Nearest)
-            .map_err(dev_err(name))?;
-        hw.set_period_size(frame as i64, alsa::ValueOr::Nearest)
-            .map_err(dev_err(name))?;
-        hw.set_buffer_size(frame as i64 * 8)
-            .map_err(dev_err(name))?;
-        pcm.hw_params(&hw).map_err(dev_err(name))?;
+    let law_format = match codec {
+        Codec::Pcmu => Format::MuLaw,
+        Codec::Pcma => Format::ALaw,
+    };
+    let ptime_ms = (frame as u32 * 1000 / RATE).max(1);
+    let mut last_err = None;
+    let mut chosen = None;
+    for (format, rate) in [
+        (law_format, Some(RATE)),
+        (Format::s16(), Some(RATE)),
+        (Format::s16(), None),
+    ] {
+        match try_hw(&pcm, format, rate, ptime_ms) {
+            Ok(f) => {
+                chosen = Some(f);
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(device = name, %format, ?rate, "format refused: {e}");
+                last_err = Some(e);
+            }
+        }
     }
+    let Some(fmt) = chosen else {
+        return Err(MediaError::Device(
+            name.to_string(),
+            format!(
+                "no usable format (tried {law_format} and S16_LE at 8 kHz, S16_LE at any rate): {}",
+                last_err.map(|e| e.to_string()).unwrap_or_default()
+            ),
+        ));
+    };
     if dir == alsa::Direction::Playback {
         let sw = pcm.sw_params_current().map_err(dev_err(name))?;
-        // Start once two frames are queued: 40 ms of playout latency at 20 ms ptime.
-        sw.set_start_threshold(frame as i64 * 2)
-            .map_err(dev_err(name))?;
+        // Start once two ptimes are queued.
+        let start = i64::from(fmt.rate) * i64::from(ptime_ms) * 2 / 1000;
+        sw.set_start_threshold(start).map_err(dev_err(name))?;
         pcm.sw_params(&sw).map_err(dev_err(name))?;
     }
     pcm.prepare().map_err(dev_err(name))?;
-    Ok(pcm)
+    tracing::info!(device = name, ?dir, law = ?fmt.law, rate = fmt.rate, channels = fmt.channels, "ALSA device opened");
+    Ok((pcm, fmt))
 }
 
-struct AlsaSource {
+/// Counts xruns and logs the first of each burst (xruns less than a second apart).
+#[derive(Debug, Default)]
+struct XrunLog {
+    count: u64,
+    last: Option<Instant>,
+}
+
+impl XrunLog {
+    fn note(&mut self, name: &str, what: &str, e: &alsa::Error) {
+        self.count += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
+        {
+            tracing::warn!(device = name, xruns = self.count, "{what}: {e}; recovering");
+        }
+        self.last = Some(now);
+    }
+}
+
+/// Converts between device frames (law or S16_LE, n channels, device rate)
+/// and 8 kHz mono i16.
+struct Converter {
+    fmt: DeviceFormat,
+    resampler: Option<Resampler>,
+}
+
+impl Converter {
+    fn new(fmt: DeviceFormat, capture: bool) -> Converter {
+        let resampler = (fmt.rate != RATE).then(|| {
+            if capture {
+                Resampler::new(fmt.rate, RATE)
+            } else {
+                Resampler::new(RATE, fmt.rate)
+            }
+        });
+        Converter { fmt, resampler }
+    }
+
+    fn bytes_per_frame(&self) -> usize {
+        let b = if self.fmt.law.is_some() { 1 } else { 2 };
+        b * self.fmt.channels.max(1) as usize
+    }
+
+    /// Device bytes to 8 kHz mono samples appended to `out`.
+    fn decode_device(&mut self, raw: &[u8], out: &mut Vec<i16>) {
+        let ch = self.fmt.channels.max(1) as usize;
+        let mono: Vec<i16> = match self.fmt.law {
+            Some(law) => raw
+                .chunks_exact(ch)
+                .map(|f| {
+                    let sum: i32 = f.iter().map(|&c| i32::from(decode(law, c))).sum();
+                    (sum / ch as i32) as i16
+                })
+                .collect(),
+            None => raw
+                .chunks_exact(2 * ch)
+                .map(|f| {
+                    let sum: i32 = f
+                        .chunks_exact(2)
+                        .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
+                        .sum();
+                    (sum / ch as i32) as i16
+                })
+                .collect(),
+        };
+        match &mut self.resampler {
+            Some(r) => r.process(&mono, out),
+            None => out.extend_from_slice(&mono),
+        }
+    }
+
+    /// 8 kHz mono samples to device bytes.
+    fn encode_device(&mut self, pcm: &[i16]) -> Vec<u8> {
+        let mut at_rate = Vec::new();
+        let samples: &[i16] = match &mut self.resampler {
+            Some(r) => {
+                r.process(pcm, &mut at_rate);
+                &at_rate
+            }
+            None => pcm,
+        };
+        let ch = self.fmt.channels.max(1) as usize;
+        let mut raw = Vec::with_capacity(samples.len() * self.bytes_per_frame());
+        for &s in samples {
+            for _ in 0..ch {
+                match self.fmt.law {
+                    Some(g711::Law::MuLaw) => raw.push(g711::ulaw_encode(s)),
+                    Some(g711::Law::ALaw) => raw.push(g711::alaw_encode(s)),
+                    None => raw.extend_from_slice(&s.to_le_bytes()),
+                }
+            }
+        }
+        raw
+    }
+}
+
+fn decode(law: g711::Law, c: u8) -> i16 {
+    match law {
+        g711::Law::MuLaw => g711::ulaw_decode(c),
+        g711::Law::ALaw => g711::alaw_decode(c),
+    }
+}
+
+/// An ALSA capture device.
+pub struct AlsaSource {
     name: String,
     pcm: alsa::PCM,
-    xruns: u64,
+    conv: Converter,
+    pending: Vec<i16>,
+    raw: Vec<u8>,
+    xruns: XrunLog,
+}
+
+impl AlsaSource {
+    /// The negotiated hardware format.
+    pub fn format(&self) -> DeviceFormat {
+        self.conv.fmt
+    }
 }
 
 impl Source for AlsaSource {
     fn read(&mut self, buf: &mut [i16]) -> Result<(), MediaError> {
-        let io = self.pcm.io_i16().map_err(dev_err(&self.name))?;
-        let mut got = 0;
-        while got < buf.len() {
-            match io.readi(&mut buf[got..]) {
-                Ok(n) => got += n,
+        let bpf = self.conv.bytes_per_frame();
+        while self.pending.len() < buf.len() {
+            // Read about what is still missing, in device frames.
+            let missing = buf.len() - self.pending.len();
+            let frames = (missing as u64 * u64::from(self.conv.fmt.rate))
+                .div_ceil(u64::from(RATE))
+                .max(1) as usize;
+            self.raw.resize(frames * bpf, 0);
+            let io = self.pcm.io_bytes();
+            match io.readi(&mut self.raw) {
+                Ok(n) => {
+                    let got = self.raw.get(..n * bpf).unwrap_or_default();
+                    self.conv.decode_device(got, &mut self.pending);
+                }
                 Err(e) => {
-                    self.xruns += 1;
-                    if self.xruns == 1 || self.xruns.is_power_of_two() {
-                        tracing::warn!(device = %self.name, xruns = self.xruns, "capture overrun: {e}; recovering");
-                    }
+                    self.xruns.note(&self.name, "capture overrun", &e);
                     self.pcm
                         .recover(e.errno(), true)
                         .map_err(dev_err(&self.name))?;
                 }
             }
         }
+        let n = buf.len();
+        for (o, s) in buf.iter_mut().zip(self.pending.drain(..n)) {
+            *o = s;
+        }
         Ok(())
+    }
+
+    fn xruns(&self) -> u64 {
+        self.xruns.count
     }
 }
 
-struct AlsaSink {
+/// An ALSA playback device.
+pub struct AlsaSink {
     name: String,
     pcm: alsa::PCM,
-    xruns: u64,
+    conv: Converter,
+    xruns: XrunLog,
+}
+
+impl AlsaSink {
+    /// The negotiated hardware format.
+    pub fn format(&self) -> DeviceFormat {
+        self.conv.fmt
+    }
 }
 
 impl Sink for AlsaSink {
     fn write(&mut self, buf: &[i16]) -> Result<(), MediaError> {
-        let io = self.pcm.io_i16().map_err(dev_err(&self.name))?;
+        let raw = self.conv.encode_device(buf);
+        let bpf = self.conv.bytes_per_frame();
         let mut done = 0;
-        while done < buf.len() {
-            match io.writei(&buf[done..]) {
-                Ok(n) => done += n,
+        while done < raw.len() {
+            let io = self.pcm.io_bytes();
+            match io.writei(raw.get(done..).unwrap_or_default()) {
+                Ok(n) => done += n * bpf,
                 Err(e) => {
-                    self.xruns += 1;
-                    if self.xruns == 1 || self.xruns.is_power_of_two() {
-                        tracing::warn!(device = %self.name, xruns = self.xruns, "playback underrun: {e}; recovering");
-                    }
+                    self.xruns.note(&self.name, "playback underrun", &e);
                     self.pcm
                         .recover(e.errno(), true)
                         .map_err(dev_err(&self.name))?;
@@ -216,17 +441,48 @@ impl Sink for AlsaSink {
         }
         Ok(())
     }
+
     fn finish(&mut self) -> Result<(), MediaError> {
         let _ = self.pcm.drain();
         Ok(())
     }
+
     fn xruns(&self) -> u64 {
-        self.xruns
+        self.xruns.count
     }
 }
 
+/// Opens an ALSA capture device (public for tests and tools).
+pub fn open_alsa_source(name: &str, codec: Codec, frame: usize) -> Result<AlsaSource, MediaError> {
+    let (pcm, fmt) = open_alsa(name, alsa::Direction::Capture, codec, frame)?;
+    pcm.start().map_err(dev_err(name))?;
+    Ok(AlsaSource {
+        name: name.to_string(),
+        pcm,
+        conv: Converter::new(fmt, true),
+        pending: Vec::new(),
+        raw: Vec::new(),
+        xruns: XrunLog::default(),
+    })
+}
+
+/// Opens an ALSA playback device (public for tests and tools).
+pub fn open_alsa_sink(name: &str, codec: Codec, frame: usize) -> Result<AlsaSink, MediaError> {
+    let (pcm, fmt) = open_alsa(name, alsa::Direction::Playback, codec, frame)?;
+    Ok(AlsaSink {
+        name: name.to_string(),
+        pcm,
+        conv: Converter::new(fmt, false),
+        xruns: XrunLog::default(),
+    })
+}
+
 /// Opens a capture source.
-pub fn open_source(spec: &AudioSpec, frame: usize) -> Result<Box<dyn Source>, MediaError> {
+pub fn open_source(
+    spec: &AudioSpec,
+    codec: Codec,
+    frame: usize,
+) -> Result<Box<dyn Source>, MediaError> {
     Ok(match spec {
         AudioSpec::Tone(hz) => Box::new(Tone {
             hz: *hz,
@@ -259,20 +515,16 @@ pub fn open_source(spec: &AudioSpec, frame: usize) -> Result<Box<dyn Source>, Me
                 pacer: Pacer { next: None },
             })
         }
-        AudioSpec::Alsa(name) => {
-            let pcm = open_alsa(name, alsa::Direction::Capture, frame)?;
-            pcm.start().map_err(dev_err(name))?;
-            Box::new(AlsaSource {
-                name: name.clone(),
-                pcm,
-                xruns: 0,
-            })
-        }
+        AudioSpec::Alsa(name) => Box::new(open_alsa_source(name, codec, frame)?),
     })
 }
 
 /// Opens a playback sink.
-pub fn open_sink(spec: &AudioSpec, frame: usize) -> Result<Box<dyn Sink>, MediaError> {
+pub fn open_sink(
+    spec: &AudioSpec,
+    codec: Codec,
+    frame: usize,
+) -> Result<Box<dyn Sink>, MediaError> {
     Ok(match spec {
         AudioSpec::Null => Box::new(NullSink),
         AudioSpec::Tone(_) => {
@@ -294,10 +546,6 @@ pub fn open_sink(spec: &AudioSpec, frame: usize) -> Result<Box<dyn Sink>, MediaE
                 writer: Some(w),
             })
         }
-        AudioSpec::Alsa(name) => Box::new(AlsaSink {
-            name: name.clone(),
-            pcm: open_alsa(name, alsa::Direction::Playback, frame)?,
-            xruns: 0,
-        }),
+        AudioSpec::Alsa(name) => Box::new(open_alsa_sink(name, codec, frame)?),
     })
 }

@@ -4,12 +4,15 @@
 //! The playback device consumes exactly its own clock's worth of samples; the
 //! far end produces at its own rate, which differs by up to a few hundred ppm.
 //! [`PlayoutQueue`] sits between the [`JitterBuffer`] and the device: it hands
-//! out exactly the number of samples the device asks for, and watches the
-//! smoothed amount of queued audio. When that drifts more than half a frame
-//! from the jitter buffer's target it drops or repeats one sample per
-//! request, choosing the quietest sample of the chunk (inaudible in silence,
-//! and a 125 µs change otherwise) until the level is back. One sample per
-//! 20 ms corrects up to 6 250 ppm, far more than real clocks need.
+//! out exactly the number of samples the device asks for, and measures at
+//! each packet arrival the *slack*: how long before the device request that
+//! will need this packet it arrived. A slow far end makes packets arrive later and later, so the
+//! slack shrinks; a fast one makes it grow. When its running average leaves
+//! a band around the jitter buffer's target the queue repeats or drops one
+//! sample, the quietest of the chunk (inaudible in silence, a 125 µs step
+//! otherwise), at most one per 1000 samples: up to 1000 ppm of correction,
+//! ten times what real clocks need. No packets (silence suppression, hold):
+//! no measurements, no corrections.
 
 use super::jitter::{JitterBuffer, Playout};
 use std::collections::VecDeque;
@@ -17,6 +20,9 @@ use std::collections::VecDeque;
 /// Weight of a new level measurement in the running average (1/64: about
 /// 1.3 s at 20 ms requests).
 const SMOOTHING: f64 = 1.0 / 64.0;
+/// At most one correction per this many samples (1000 ppm at most: ten
+/// times what real clocks need, and rare enough to be inaudible).
+const MIN_SPACING: usize = 1000;
 
 /// Sample-exact playout with drift correction; see the module documentation.
 #[derive(Debug, Clone)]
@@ -24,6 +30,9 @@ pub struct PlayoutQueue {
     frame: usize,
     pending: VecDeque<i16>,
     avg: Option<f64>,
+    last_fill: Option<u64>,
+    last_n: usize,
+    since_adjust: usize,
     inserted: u64,
     dropped: u64,
 }
@@ -35,6 +44,9 @@ impl PlayoutQueue {
             frame: frame.max(1),
             pending: VecDeque::new(),
             avg: None,
+            last_fill: None,
+            last_n: 0,
+            since_adjust: 0,
             inserted: 0,
             dropped: 0,
         }
@@ -55,20 +67,50 @@ impl PlayoutQueue {
         jb.depth() * self.frame + self.pending.len()
     }
 
+    /// A packet is about to be pushed into `jb` at `now` (local clock, in
+    /// samples): measures the slack.
+    pub fn on_arrival(&mut self, jb: &JitterBuffer, now: u64) {
+        let Some(last) = self.last_fill else {
+            return;
+        };
+        if !jb.is_playing() {
+            self.avg = None;
+            return;
+        }
+        // The device takes `last_n` samples per request: this packet is
+        // first needed at the request that the audio queued ahead of it
+        // cannot fill.
+        let n = self.last_n.max(1);
+        let deadline = n * (1 + self.level(jb) / n);
+        let slack = deadline as f64 - now.saturating_sub(last) as f64;
+        self.avg = Some(match self.avg {
+            Some(a) => a + (slack - a) * SMOOTHING,
+            None => slack,
+        });
+    }
+
     /// Fills `out` completely from the jitter buffer (silence while it
-    /// buffers), correcting drift by at most one sample.
-    pub fn fill(&mut self, jb: &mut JitterBuffer, out: &mut [i16]) {
+    /// buffers) at `now` (local clock, in samples), correcting drift by at
+    /// most one sample.
+    pub fn fill(&mut self, jb: &mut JitterBuffer, out: &mut [i16], now: u64) {
         let n = out.len();
-        // In steady state a fill leaves between target-2 and target-1 frames
-        // queued, depending on when packets arrive relative to the device:
-        // aim for target-1 (at least one frame) so jitter finds a frame.
-        let nominal = (jb.target_frames().saturating_sub(1).max(1) * self.frame) as f64;
-        let band = self.frame as f64 / 2.0;
+        // Slack wanted: three times the measured jitter (a quarter frame at
+        // least). Slack moves in steps of a request when a correction
+        // crosses a request boundary, so the band is more than one request
+        // wide; running short risks an underrun, running long costs latency.
+        let f = self.frame as f64;
+        let low = (3.0 * f64::from(jb.jitter_samples())).max(f / 4.0);
+        let high = low + 1.5 * (n.max(self.frame) as f64);
+        self.since_adjust += n;
+        let may = jb.is_playing() && n >= 2 && self.since_adjust >= MIN_SPACING;
         let adjust: i32 = match self.avg {
-            Some(a) if jb.is_playing() && n >= 2 && a > nominal + band => -1,
-            Some(a) if jb.is_playing() && n >= 2 && a < nominal - band => 1,
+            Some(a) if may && a > high => -1,
+            Some(a) if may && a < low => 1,
             _ => 0,
         };
+        if adjust != 0 {
+            self.since_adjust = 0;
+        }
         let need = (n as i64 - i64::from(adjust)) as usize;
         while self.pending.len() < need {
             match jb.pop() {
@@ -96,13 +138,9 @@ impl PlayoutQueue {
         for (o, s) in out.iter_mut().zip(chunk) {
             *o = s;
         }
-        if jb.is_playing() {
-            let level = self.level(jb) as f64;
-            self.avg = Some(match self.avg {
-                Some(a) => a + (level - a) * SMOOTHING,
-                None => level,
-            });
-        } else {
+        self.last_fill = Some(now);
+        self.last_n = n;
+        if !jb.is_playing() {
             self.avg = None;
         }
     }
@@ -141,11 +179,12 @@ mod tests {
                 let ts = (next_pkt as u32).wrapping_mul(frame as u32);
                 let arrival = ((sent + delay) * 0.008) as u64;
                 let v = (next_pkt % 1000) as i16 + 1;
+                q.on_arrival(&jb, arrival);
                 jb.push(seq, ts, arrival, vec![v; frame]);
                 seq = seq.wrapping_add(1);
                 next_pkt += 1;
             }
-            q.fill(&mut jb, &mut out);
+            q.fill(&mut jb, &mut out, tick as u64 * 160);
             if tick > 500 {
                 let l = q.level(&jb);
                 max_level = max_level.max(l);
@@ -178,7 +217,12 @@ mod tests {
     #[test]
     fn matched_clocks_need_almost_no_correction() {
         let (jb, q, _, _) = hour_call(0.0);
-        assert!(q.inserted() + q.dropped() < 200, "{} {}", q.inserted(), q.dropped());
+        assert!(
+            q.inserted() + q.dropped() < 200,
+            "{} {}",
+            q.inserted(),
+            q.dropped()
+        );
         assert_eq!(jb.stats().underruns, 0);
     }
 
@@ -192,10 +236,11 @@ mod tests {
         for k in 0..60u64 {
             while q.level(&jb) < 300 {
                 let v: Vec<i16> = (0..160).map(|i| (seq as i16) * 160 + i + 1).collect();
+                q.on_arrival(&jb, k * 100);
                 jb.push(seq, u32::from(seq) * 160, k * 100, v);
                 seq += 1;
             }
-            q.fill(&mut jb, &mut out);
+            q.fill(&mut jb, &mut out, k * 100);
             all.extend_from_slice(&out);
         }
         let played: Vec<i16> = all.into_iter().filter(|&s| s != 0).collect();

@@ -1,24 +1,38 @@
 //! Media: G.711 over RTP between an audio device (the card's bridge side, a
 //! WAV file, a tone) and the far end.
 //!
-//! The protocol logic is sans-IO ([`jitter::JitterBuffer`], [`rtp`]); the
-//! I/O runs on two dedicated threads per call ([`session`]): the *pump*
-//! paces itself on the capture device (ALSA blocks on the card's hrtimer
-//! clock; files and tones sleep to a 20 ms schedule) and the *receiver*
-//! feeds the jitter buffer. Threads, not tokio tasks, because ALSA I/O is
-//! blocking and must not stall the signalling runtime.
+//! The protocol logic is sans-IO and tested in virtual time:
+//! [`call::CallCore`] (RTP send/receive, symmetric RTP latching, DTMF,
+//! RTCP scheduling, RTP timeout) built from [`rtp`] (packets, RFC 4733),
+//! [`report`] (RFC 3550 statistics, SR/RR), [`jitter`] (adaptive jitter
+//! buffer and G.711 Appendix I style concealment) and [`drift`] (clock-drift
+//! control of the playout queue).
+//!
+//! [`session`] drives a core with real I/O on three dedicated threads per
+//! call: the *pump* paces itself on the capture device (ALSA blocks on the
+//! card's clock; files and tones sleep to the ptime schedule), sends what the
+//! core returns and feeds playback; two receivers (RTP, RTCP) block on their
+//! sockets. Threads rather than tokio tasks because ALSA I/O is blocking and
+//! period-paced: a dedicated thread per call keeps the signalling runtime
+//! responsive and the audio timing independent of it. The async API
+//! ([`start`], [`MediaHandle::stop`]) is a thin shell over that.
 
+pub mod analysis;
 pub mod audio;
+pub mod call;
+pub mod drift;
 pub mod jitter;
+pub mod report;
+pub mod resample;
 pub mod rtp;
 pub mod session;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 use thiserror::Error;
 
-pub use session::{start, MediaHandle, MediaParams, MediaStats};
+pub use session::{start, start_std, MediaHandle, MediaParams};
 
 /// Errors of the media path.
 #[derive(Debug, Error)]
@@ -35,6 +49,78 @@ pub enum MediaError {
     /// DTMF digit not in 0-9 * # A-D.
     #[error("bad DTMF digit '{0}'")]
     BadDigit(char),
+    /// DTMF requested but the peer did not negotiate telephone-event.
+    #[error("the peer did not negotiate telephone-event: cannot send DTMF")]
+    NoTelephoneEvent,
+    /// The media threads are gone.
+    #[error("media stopped")]
+    Stopped,
+}
+
+/// Events a call's media reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A DTMF digit arrived (RFC 4733).
+    DtmfReceived(char),
+    /// No RTP for the configured timeout (reported once until packets resume).
+    RtpTimeout,
+    /// The audio device failed; the call's audio has stopped.
+    DeviceError(String),
+}
+
+/// Media counters, shown by `voipbridge status`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct MediaStats {
+    /// Codec name (PCMU, PCMA).
+    pub codec: String,
+    /// Where RTP goes (after latching, the peer's real source).
+    pub remote: String,
+    /// Our direction (sendrecv, sendonly, recvonly, inactive).
+    pub direction: String,
+    /// RTP packets sent (audio and telephone-event).
+    pub packets_sent: u64,
+    /// RTP payload bytes sent.
+    pub bytes_sent: u64,
+    /// RTP packets received and accepted.
+    pub packets_received: u64,
+    /// RTP payload bytes received.
+    pub bytes_received: u64,
+    /// Packets from unexpected sources, with unknown payload types, or not RTP.
+    pub packets_ignored: u64,
+    /// Packets lost (RFC 3550 cumulative loss).
+    pub lost: u64,
+    /// Interarrival jitter (RFC 3550 A.8) in ms.
+    pub jitter_ms: f64,
+    /// Round-trip time from RTCP (RFC 3550 6.4.1) in ms, once measured.
+    pub rtt_ms: Option<f64>,
+    /// Loss fraction the peer reports about our stream (0–1).
+    pub remote_fraction_lost: f64,
+    /// Jitter the peer reports about our stream, ms.
+    pub remote_jitter_ms: f64,
+    /// Frames concealed (lost or late packets).
+    pub concealed: u64,
+    /// Packets that arrived too late to be played.
+    pub late: u64,
+    /// Duplicate packets.
+    pub duplicates: u64,
+    /// Jitter buffer underruns.
+    pub underruns: u64,
+    /// Current jitter buffer target delay, ms.
+    pub jitter_buffer_ms: u32,
+    /// Samples repeated by clock-drift control.
+    pub drift_inserted: u64,
+    /// Samples dropped by clock-drift control.
+    pub drift_dropped: u64,
+    /// ALSA xruns recovered (capture and playback).
+    pub xruns: u64,
+    /// DTMF digits sent.
+    pub dtmf_sent: u64,
+    /// DTMF digits received, in order.
+    pub dtmf_received: String,
+    /// RTCP reports sent.
+    pub rtcp_sent: u64,
+    /// RTCP packets received.
+    pub rtcp_received: u64,
 }
 
 /// G.711 codecs.
@@ -165,6 +251,19 @@ impl FromStr for AudioSpec {
     }
 }
 
+impl Serialize for AudioSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AudioSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<AudioSpec, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for AudioSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -197,6 +296,14 @@ mod tests {
             AudioSpec::Wav("/tmp/a.wav".into()).to_string(),
             "wav:/tmp/a.wav"
         );
+        for s in ["alsa:plughw:0,0", "wav:/x y.wav", "tone:1000", "null"] {
+            let spec: AudioSpec = s.parse().unwrap();
+            assert_eq!(spec.to_string(), s);
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<AudioSpec>(&json).unwrap(), spec);
+        }
+        assert!(serde_json::from_str::<AudioSpec>("\"tone:x\"").is_err());
     }
 
     #[test]

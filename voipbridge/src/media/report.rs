@@ -134,7 +134,11 @@ impl ReceiveStats {
 
     /// Packets expected so far.
     pub fn expected(&self) -> u64 {
-        u64::from(self.extended_max().wrapping_sub(self.base_seq).wrapping_add(1))
+        u64::from(
+            self.extended_max()
+                .wrapping_sub(self.base_seq)
+                .wrapping_add(1),
+        )
     }
 
     /// Packets received (duplicates included, as RFC 3550 counts them).
@@ -173,7 +177,10 @@ impl ReceiveStats {
         // Cumulative loss is a signed 24-bit field.
         let total_lost = (self.lost().clamp(-0x80_0000, 0x7F_FFFF) as i32 as u32) & 0xFF_FFFF;
         let (last_sender_report, delay) = match self.last_sr {
-            Some((lsr, at)) => (lsr, (to_ntp(now.saturating_duration_since(at)) >> 16) as u32),
+            Some((lsr, at)) => (
+                lsr,
+                (to_ntp(now.saturating_duration_since(at)) >> 16) as u32,
+            ),
             None => (0, 0),
         };
         ReceptionReport {
@@ -403,7 +410,10 @@ mod tests {
     fn ntp_clock_advances_with_the_monotonic_clock() {
         let t0 = Instant::now();
         let c = NtpClock::new(t0, 10 << 32);
-        assert_eq!(c.ntp(t0 + Duration::from_millis(1500)), (11 << 32) | (1 << 31));
+        assert_eq!(
+            c.ntp(t0 + Duration::from_millis(1500)),
+            (11 << 32) | (1 << 31)
+        );
         let d = next_interval(Duration::from_secs(5), 999);
         assert!(d >= Duration::from_millis(2500) && d <= Duration::from_millis(7500));
     }

@@ -113,37 +113,28 @@ impl Sender {
         p.marshal().map(|b| b.to_vec()).unwrap_or_default()
     }
 
-    /// RFC 4733 packets for one digit starting at the current timestamp:
-    /// updates every 50 ms while the tone lasts `duration` samples, then the
-    /// end packet three times. The caller sends them 50 ms apart (the three
-    /// end packets together) and the audio timestamp moves on by `duration`.
-    pub fn dtmf(&mut self, payload_type: u8, event: u8, duration: u16) -> Vec<Vec<u8>> {
-        let ts = self.timestamp;
-        let mut out = Vec::new();
-        let step = 400u16; // 50 ms at 8 kHz
-        let mut d = step;
-        let mut first = true;
-        while d < duration {
-            out.push(self.build(
-                payload_type,
-                first,
-                ts,
-                &[event, 10, (d >> 8) as u8, d as u8],
-            ));
-            first = false;
-            d += step;
+    /// Builds a packet with an explicit marker and timestamp (telephone
+    /// events carry their start timestamp); the audio timestamp is unchanged.
+    pub fn packet_at(
+        &mut self,
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        self.build(payload_type, marker, timestamp, payload)
+    }
+
+    /// A sender with given SSRC, sequence and timestamp bases (tests).
+    pub fn with_bases(ssrc: u32, seq: u16, timestamp: u32) -> Sender {
+        Sender {
+            ssrc,
+            seq,
+            timestamp,
+            talkspurt: true,
+            packets: 0,
+            bytes: 0,
         }
-        for _ in 0..3 {
-            out.push(self.build(
-                payload_type,
-                false,
-                ts,
-                &[event, 0x80 | 10, (duration >> 8) as u8, duration as u8],
-            ));
-        }
-        self.timestamp = self.timestamp.wrapping_add(u32::from(duration));
-        self.talkspurt = true;
-        out
     }
 }
 
@@ -175,21 +166,131 @@ pub fn dtmf_digit(e: u8) -> Option<char> {
     }
 }
 
-/// Receives RFC 4733 events, reporting each digit once (at its end packet).
+/// One RFC 4733 telephone-event packet to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPacket {
+    /// Marker bit: set on the first packet of an event.
+    pub marker: bool,
+    /// The event's start timestamp (the same in all its packets).
+    pub timestamp: u32,
+    /// Event payload: event, E bit and volume, 16-bit duration.
+    pub payload: [u8; 4],
+}
+
+/// Volume of the events we send (-10 dBm0, a usual value).
+const EVENT_VOLUME: u8 = 10;
+
+#[derive(Debug, Clone)]
+struct Tone {
+    event: u8,
+    start: u32,
+    elapsed: u32,
+    ends: u8,
+}
+
+/// RFC 4733 event sender (sans-IO): one digit at a time, one packet per
+/// packet interval: updates with the growing duration while the tone
+/// lasts, then the end packet three times (RFC 4733 2.5.1.4), then a pause
+/// before the next digit. While [`busy`](DtmfSender::busy), audio packets are
+/// not sent (the timestamp still advances).
+#[derive(Debug, Clone)]
+pub struct DtmfSender {
+    queue: std::collections::VecDeque<u8>,
+    current: Option<Tone>,
+    gap_left: u32,
+    duration: u32,
+    gap: u32,
+}
+
+impl DtmfSender {
+    /// Tones of `duration` samples separated by `gap` samples.
+    pub fn new(duration: u32, gap: u32) -> DtmfSender {
+        DtmfSender {
+            queue: Default::default(),
+            current: None,
+            gap_left: 0,
+            duration: duration.clamp(1, 0xFFFF),
+            gap,
+        }
+    }
+
+    /// Queues an event code.
+    pub fn queue(&mut self, event: u8) {
+        self.queue.push_back(event);
+    }
+
+    /// An event is being sent.
+    pub fn busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Events waiting (not counting the one being sent).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// One packet interval of `frame` samples starting at audio timestamp `ts`:
+    /// the event packet to send in it, if any.
+    pub fn tick(&mut self, ts: u32, frame: u32) -> Option<EventPacket> {
+        if self.current.is_none() {
+            if self.gap_left > 0 {
+                self.gap_left = self.gap_left.saturating_sub(frame);
+                return None;
+            }
+            let event = self.queue.pop_front()?;
+            self.current = Some(Tone {
+                event,
+                start: ts,
+                elapsed: 0,
+                ends: 0,
+            });
+        }
+        let t = self.current.as_mut()?;
+        let first = t.elapsed == 0;
+        if t.ends == 0 {
+            t.elapsed = (t.elapsed + frame).min(0xFFFF);
+        }
+        let end = t.elapsed >= self.duration;
+        if end {
+            t.ends += 1;
+        }
+        let d = t.elapsed as u16;
+        let pkt = EventPacket {
+            marker: first,
+            timestamp: t.start,
+            payload: [
+                t.event,
+                if end { 0x80 } else { 0 } | EVENT_VOLUME,
+                (d >> 8) as u8,
+                d as u8,
+            ],
+        };
+        if t.ends >= 3 {
+            self.current = None;
+            self.gap_left = self.gap;
+        }
+        Some(pkt)
+    }
+}
+
+/// Receives RFC 4733 events, reporting each digit once, at the first packet
+/// of its event (so a lost end packet does not lose the digit); packets of
+/// an event already reported (same timestamp) are ignored.
 #[derive(Debug, Default)]
 pub struct DtmfReceiver {
-    last_end_ts: Option<u32>,
+    last_ts: Option<u32>,
 }
 
 impl DtmfReceiver {
-    /// Feeds a telephone-event payload; returns the digit when it ends.
+    /// Feeds a telephone-event payload; returns the digit when a new event starts.
     pub fn feed(&mut self, timestamp: u32, payload: &[u8]) -> Option<char> {
-        let (&event, &flags) = (payload.first()?, payload.get(1)?);
-        if flags & 0x80 == 0 || self.last_end_ts == Some(timestamp) {
+        let (&event, _flags) = (payload.first()?, payload.get(1)?);
+        if payload.len() < 4 || self.last_ts == Some(timestamp) {
             return None;
         }
-        self.last_end_ts = Some(timestamp);
-        dtmf_digit(event)
+        let digit = dtmf_digit(event)?;
+        self.last_ts = Some(timestamp);
+        Some(digit)
     }
 }
 
@@ -213,21 +314,54 @@ mod tests {
     }
 
     #[test]
-    fn dtmf_packets_and_receiver() {
-        let mut s = Sender::new();
-        let pkts = s.dtmf(101, dtmf_event('#').unwrap(), 800);
-        assert_eq!(pkts.len(), 4); // one update at 50 ms, three ends
-        let mut r = DtmfReceiver::default();
-        let got: Vec<_> = pkts
+    fn dtmf_sender_timing_and_receiver() {
+        let mut s = DtmfSender::new(800, 480);
+        s.queue(dtmf_event('#').unwrap());
+        s.queue(dtmf_event('1').unwrap());
+        let mut ts = 1000u32;
+        let mut pkts = Vec::new();
+        for _ in 0..30 {
+            if let Some(p) = s.tick(ts, 160) {
+                pkts.push((ts, p));
+            }
+            ts += 160;
+        }
+        // '#': updates at 160..640, end (800) three times; 3 frames of pause; '1'.
+        let hash: Vec<_> = pkts.iter().filter(|(_, p)| p.payload[0] == 11).collect();
+        assert_eq!(hash.len(), 7);
+        assert!(hash.iter().all(|(_, p)| p.timestamp == 1000));
+        assert!(hash[0].1.marker && hash.iter().skip(1).all(|(_, p)| !p.marker));
+        let durs: Vec<u16> = hash
             .iter()
-            .filter_map(|p| parse(p))
+            .map(|(_, p)| u16::from_be_bytes([p.payload[2], p.payload[3]]))
+            .collect();
+        assert_eq!(durs, vec![160, 320, 480, 640, 800, 800, 800]);
+        let ends: Vec<bool> = hash.iter().map(|(_, p)| p.payload[1] & 0x80 != 0).collect();
+        assert_eq!(ends, vec![false, false, false, false, true, true, true]);
+        assert!(hash.iter().all(|(_, p)| p.payload[1] & 0x3F == 10));
+        let one: Vec<_> = pkts.iter().filter(|(_, p)| p.payload[0] == 1).collect();
+        assert_eq!(one.len(), 7);
+        // Started after the 7 packets of '#' and a 60 ms pause.
+        assert_eq!(one[0].1.timestamp, 1000 + (7 + 3) * 160);
+        assert!(!s.busy() && s.queued() == 0);
+
+        // The receiver reports each digit once, even when its first packets are lost.
+        let mut r = DtmfReceiver::default();
+        let mut sender = Sender::with_bases(1, 2, 3);
+        let got: Vec<char> = pkts
+            .iter()
+            .skip(2)
+            .map(|(_, p)| sender.packet_at(101, p.marker, p.timestamp, &p.payload))
+            .filter_map(|b| parse(&b))
             .filter_map(|p| r.feed(p.timestamp, &p.payload))
             .collect();
-        assert_eq!(got, vec!['#']);
+        assert_eq!(got, vec!['#', '1']);
         for (c, e) in [('0', 0), ('9', 9), ('*', 10), ('D', 15)] {
             assert_eq!(dtmf_event(c), Some(e));
             assert_eq!(dtmf_digit(e), Some(c));
         }
         assert_eq!(dtmf_event('x'), None);
+        assert_eq!(r.feed(5, &[1]), None);
+        assert_eq!(r.feed(5, &[200, 0, 0, 160]), None);
     }
 }

@@ -1,17 +1,20 @@
-//! One call's media: a pump thread (capture → encode → RTP, and jitter buffer
-//! → decode → playback, paced by the capture device) and a receiver thread
-//! (RTP → jitter buffer, RFC 4733 events).
+//! The I/O shell around [`CallCore`]: sockets, audio devices, clocks and
+//! threads (see the [module documentation](super) for why threads).
 //!
-//! Symmetric RTP (RFC 4961): we send from the port we receive on. Packets are
-//! accepted only from the IP address the peer's SDP gave; the first one
-//! latches the peer's port (NAT), later ones from other addresses are ignored.
+//! * *pump* thread: reads one ptime frame from the capture source (which
+//!   blocks until it is due), hands it to the core, sends the RTP/RTCP the
+//!   core returns, and writes the core's playout to the playback sink.
+//! * *rtp-recv* and *rtcp-recv* threads: block on their sockets (100 ms
+//!   timeouts to notice `stop`) and feed the core.
+//!
+//! The core sits behind a mutex held only for short, non-blocking calls.
 
-use super::audio::{self, Sink, Source, RATE};
-use super::jitter::{JitterBuffer, Playout};
-use super::rtp::{self, DtmfReceiver, Sender};
-use super::{AudioSpec, Codec, Direction, MediaError};
-use serde::Serialize;
-use std::collections::VecDeque;
+use super::audio::{self, Sink, Source};
+use super::call::{CallCore, CoreConfig, Transmit};
+use super::report::NtpClock;
+/// The event type (defined in [`super`]; re-exported here for older callers).
+pub use super::MediaEvent;
+use super::{AudioSpec, Codec, Direction, MediaError, MediaStats};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,16 +22,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Capacity of a call's event channel; events beyond it are dropped (and logged).
+const EVENT_QUEUE: usize = 64;
+
 /// Everything a call's media needs.
 #[derive(Debug, Clone)]
 pub struct MediaParams {
-    /// Peer's RTP address from its SDP.
+    /// Peer's RTP address from its SDP (`c=` and `m=`).
     pub remote: SocketAddr,
     /// Negotiated codec.
     pub codec: Codec,
     /// Its payload type.
     pub payload_type: u8,
-    /// Packet time in ms.
+    /// Packet time in ms (clamped to 10–60).
     pub ptime_ms: u32,
     /// telephone-event payload type, when negotiated.
     pub telephone_event_pt: Option<u8>,
@@ -38,280 +44,256 @@ pub struct MediaParams {
     pub capture: AudioSpec,
     /// Playback device.
     pub playback: AudioSpec,
-    /// Jitter buffer minimum depth.
+    /// Jitter buffer minimum delay, ms.
     pub jitter_min_ms: u32,
-    /// Jitter buffer maximum depth.
+    /// Jitter buffer maximum delay, ms.
     pub jitter_max_ms: u32,
     /// End the call after this long without RTP (0: never).
     pub rtp_timeout_ms: u32,
 }
 
-/// Media counters, shown by `voipbridge status`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct MediaStats {
-    /// RTP packets sent.
-    pub packets_sent: u64,
-    /// RTP packets received and accepted.
-    pub packets_received: u64,
-    /// Packets from unexpected sources or with unknown payload types.
-    pub packets_ignored: u64,
-    /// Frames concealed (lost packets).
-    pub concealed: u64,
-    /// Late packets.
-    pub late: u64,
-    /// Jitter buffer underruns.
-    pub underruns: u64,
-    /// Interarrival jitter (RFC 3550) in ms.
-    pub jitter_ms: f64,
-    /// ALSA xruns recovered.
-    pub xruns: u64,
-    /// DTMF digits received.
-    pub dtmf_received: String,
-}
-
-/// Events a call's media reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaEvent {
-    /// A DTMF digit arrived (RFC 4733).
-    DtmfReceived(char),
-    /// No RTP for the configured timeout.
-    RtpTimeout,
-    /// The audio device failed.
-    DeviceError(String),
-}
-
 struct Shared {
     stop: AtomicBool,
-    remote: Mutex<(SocketAddr, bool)>,
-    direction: Mutex<Direction>,
-    jitter: Mutex<JitterBuffer>,
-    dtmf_out: Mutex<VecDeque<char>>,
-    packets_sent: AtomicU64,
-    packets_received: AtomicU64,
-    packets_ignored: AtomicU64,
+    core: Mutex<CallCore>,
     xruns: AtomicU64,
-    dtmf_in: Mutex<String>,
-    last_rx: Mutex<Instant>,
+    events: mpsc::Sender<MediaEvent>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Forwards the core's events to the channel.
+    fn flush_events(&self) {
+        let mut core = lock(&self.core);
+        while let Some(ev) = core.poll_event() {
+            if let Err(e) = self.events.try_send(ev) {
+                tracing::warn!("media event dropped: {e}");
+            }
+        }
+    }
+}
+
 /// A running call's media.
 pub struct MediaHandle {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    events: mpsc::UnboundedReceiver<MediaEvent>,
+    events: mpsc::Receiver<MediaEvent>,
+    local: SocketAddr,
 }
 
-/// Starts a call's media on a bound UDP socket (the one in our SDP).
-pub fn start(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, MediaError> {
-    let frame = (RATE * params.ptime_ms.clamp(10, 60) / 1000) as usize;
-    let source = audio::open_source(&params.capture, frame)?;
-    let sink = audio::open_sink(&params.playback, frame)?;
-    let ptime = params.ptime_ms.clamp(10, 60);
-    let jb = JitterBuffer::new(
-        frame,
-        (params.jitter_min_ms / ptime).max(1) as usize,
-        (40 / ptime).max(2) as usize,
-        (params.jitter_max_ms / ptime).max(3) as usize,
+/// Starts a call's media on an already-bound UDP socket (its port went into
+/// our SDP). RTCP uses the port above it when that can be bound (else the
+/// call runs without RTCP, with a warning).
+pub async fn start(
+    params: MediaParams,
+    socket: tokio::net::UdpSocket,
+) -> Result<MediaHandle, MediaError> {
+    let socket = socket.into_std()?;
+    socket.set_nonblocking(false)?;
+    tokio::task::spawn_blocking(move || start_std(params, socket))
+        .await
+        .map_err(|e| MediaError::Io(std::io::Error::other(e)))?
+}
+
+/// [`start`] for callers without a tokio runtime, on a blocking std socket.
+pub fn start_std(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, MediaError> {
+    let local = socket.local_addr()?;
+    let now = Instant::now();
+    let core = CallCore::new(
+        CoreConfig {
+            remote: params.remote,
+            codec: params.codec,
+            payload_type: params.payload_type,
+            ptime_ms: params.ptime_ms,
+            telephone_event_pt: params.telephone_event_pt,
+            direction: params.direction,
+            jitter_min_ms: params.jitter_min_ms,
+            jitter_max_ms: params.jitter_max_ms,
+            rtp_timeout_ms: params.rtp_timeout_ms,
+        },
+        now,
+        NtpClock::system(),
+        (rand::random(), rand::random(), rand::random()),
     );
+    let frame = core.frame();
+    let source = audio::open_source(&params.capture, params.codec, frame)?;
+    let sink = audio::open_sink(&params.playback, params.codec, frame)?;
+    let rtcp = match local
+        .port()
+        .checked_add(1)
+        .map(|p| UdpSocket::bind(SocketAddr::new(local.ip(), p)))
+    {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            tracing::warn!(
+                "no RTCP: cannot bind port {}: {e}",
+                local.port().wrapping_add(1)
+            );
+            None
+        }
+        None => None,
+    };
+    let (tx, events) = mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
-        remote: Mutex::new((params.remote, false)),
-        direction: Mutex::new(params.direction),
-        jitter: Mutex::new(jb),
-        dtmf_out: Mutex::new(VecDeque::new()),
-        packets_sent: AtomicU64::new(0),
-        packets_received: AtomicU64::new(0),
-        packets_ignored: AtomicU64::new(0),
+        core: Mutex::new(core),
         xruns: AtomicU64::new(0),
-        dtmf_in: Mutex::new(String::new()),
-        last_rx: Mutex::new(Instant::now()),
+        events: tx,
     });
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let rx_socket = socket.try_clone()?;
-    let (tx, events) = mpsc::unbounded_channel();
+    let rtp_rx = socket.try_clone()?;
+    let rtcp_tx = match &rtcp {
+        Some(s) => Some(s.try_clone()?),
+        None => None,
+    };
     let mut threads = Vec::new();
     {
         let shared = shared.clone();
-        let tx = tx.clone();
-        let p = params.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("rtp-pump".into())
-                .spawn(move || pump(p, frame, source, sink, socket, shared, tx))?,
+                .spawn(move || pump(frame, source, sink, socket, rtcp_tx, shared))?,
         );
     }
     {
         let shared = shared.clone();
-        let p = params.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("rtp-recv".into())
-                .spawn(move || receive(p, rx_socket, shared, tx))?,
+                .spawn(move || receive(rtp_rx, shared, false))?,
         );
     }
-    tracing::info!(remote = %params.remote, codec = params.codec.name(), ptime, capture = %params.capture, playback = %params.playback, "media started");
+    if let Some(rtcp) = rtcp {
+        rtcp.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("rtcp-recv".into())
+                .spawn(move || receive(rtcp, shared, true))?,
+        );
+    }
+    tracing::info!(%local, remote = %params.remote, codec = params.codec.name(), ptime = params.ptime_ms, capture = %params.capture, playback = %params.playback, "media started");
     Ok(MediaHandle {
         shared,
         threads,
         events,
+        local,
     })
 }
 
 impl MediaHandle {
-    /// Applies a re-INVITE: new peer address and/or direction.
+    /// Applies a re-INVITE: new peer address and/or direction (hold/resume).
     pub fn update(&self, remote: SocketAddr, direction: Direction) {
-        *lock(&self.shared.remote) = (remote, false);
-        *lock(&self.shared.direction) = direction;
+        lock(&self.shared.core).update(remote, direction, Instant::now());
     }
 
-    /// Queues DTMF digits for RFC 4733 sending.
+    /// Queues DTMF digits (0-9 * # A-D) for RFC 4733 sending: 100 ms tones,
+    /// 60 ms apart, end packets sent three times.
     pub fn send_dtmf(&self, digits: &str) -> Result<(), MediaError> {
-        if let Some(bad) = digits.chars().find(|c| rtp::dtmf_event(*c).is_none()) {
-            return Err(MediaError::BadDigit(bad));
+        if self.shared.stopped() {
+            return Err(MediaError::Stopped);
         }
-        lock(&self.shared.dtmf_out).extend(digits.chars());
-        Ok(())
+        lock(&self.shared.core).send_dtmf(digits)
     }
 
     /// Current counters.
     pub fn stats(&self) -> MediaStats {
-        let jb = lock(&self.shared.jitter);
-        let s = jb.stats();
-        MediaStats {
-            packets_sent: self.shared.packets_sent.load(Ordering::Relaxed),
-            packets_received: self.shared.packets_received.load(Ordering::Relaxed),
-            packets_ignored: self.shared.packets_ignored.load(Ordering::Relaxed),
-            concealed: s.concealed,
-            late: s.late,
-            underruns: s.underruns,
-            jitter_ms: f64::from(jb.jitter_samples()) * 1000.0 / f64::from(RATE),
-            xruns: self.shared.xruns.load(Ordering::Relaxed),
-            dtmf_received: lock(&self.shared.dtmf_in).clone(),
-        }
+        let mut s = lock(&self.shared.core).stats();
+        s.xruns = self.shared.xruns.load(Ordering::Relaxed);
+        s
     }
 
-    /// Events (DTMF, RTP timeout).
-    pub fn events(&mut self) -> &mut mpsc::UnboundedReceiver<MediaEvent> {
+    /// The local RTP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Events (DTMF received, RTP timeout, device failure).
+    pub fn events(&mut self) -> &mut mpsc::Receiver<MediaEvent> {
         &mut self.events
     }
 
-    /// Stops both threads; files are finalised and devices drained.
-    pub fn stop(mut self) {
+    /// Stops the call's media: the threads end, the playback device is
+    /// drained and closed, a WAV recording gets its final header.
+    pub async fn stop(mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        tracing::info!(local = %self.local, "media stopped");
     }
 }
 
 impl Drop for MediaHandle {
+    /// Dropping without [`stop`](MediaHandle::stop) still ends the threads
+    /// (within 100 ms; the pump finalises its devices itself) without blocking.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
     }
 }
 
 fn pump(
-    p: MediaParams,
     frame: usize,
     mut source: Box<dyn Source>,
     mut sink: Box<dyn Sink>,
     socket: UdpSocket,
+    rtcp: Option<UdpSocket>,
     shared: Arc<Shared>,
-    events: mpsc::UnboundedSender<MediaEvent>,
 ) {
-    let law = p.codec.law();
-    let mut sender = Sender::new();
     let mut pcm = vec![0i16; frame];
-    let mut enc = vec![0u8; frame];
-    let mut dtmf_pkts: VecDeque<Vec<u8>> = VecDeque::new();
-    let mut timed_out = false;
-    while !shared.stop.load(Ordering::SeqCst) {
+    let mut out = vec![0i16; frame];
+    let mut failed = None;
+    while !shared.stopped() {
         if let Err(e) = source.read(&mut pcm) {
-            tracing::error!("capture failed: {e}");
-            let _ = events.send(MediaEvent::DeviceError(e.to_string()));
+            failed = Some(format!("capture: {e}"));
             break;
         }
-        let direction = *lock(&shared.direction);
-        let remote = lock(&shared.remote).0;
-        if dtmf_pkts.is_empty() {
-            if let (Some(pt), Some(d)) = (p.telephone_event_pt, lock(&shared.dtmf_out).pop_front())
-            {
-                if let Some(ev) = rtp::dtmf_event(d) {
-                    // 100 ms tone; the update packets go out one per frame.
-                    dtmf_pkts.extend(sender.dtmf(pt, ev, 800));
-                }
+        let now = Instant::now();
+        let sends = lock(&shared.core).on_capture(&pcm, now);
+        for t in sends {
+            let r = match &t {
+                Transmit::Rtp(to, d) => socket.send_to(d, to),
+                Transmit::Rtcp(to, d) => match &rtcp {
+                    Some(s) => s.send_to(d, to),
+                    None => Ok(0),
+                },
+            };
+            if let Err(e) = r {
+                tracing::debug!("send: {e}");
             }
         }
-        if let Some(pkt) = dtmf_pkts.pop_front() {
-            let mut burst = vec![pkt];
-            // The three end packets go out together.
-            if dtmf_pkts.len() <= 2
-                && burst
-                    .first()
-                    .and_then(|b| b.get(13))
-                    .is_some_and(|f| f & 0x80 != 0)
-            {
-                burst.extend(dtmf_pkts.drain(..));
-            }
-            for b in burst {
-                let _ = socket.send_to(&b, remote);
-                shared.packets_sent.fetch_add(1, Ordering::Relaxed);
-            }
-        } else if direction.sends() {
-            law.encode(&pcm, &mut enc);
-            let pkt = sender.packet(p.payload_type, &enc, frame as u32);
-            match socket.send_to(&pkt, remote) {
-                Ok(_) => {
-                    shared.packets_sent.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::debug!("RTP send to {remote}: {e}"),
-            }
-        } else {
-            sender.skip(frame as u32);
-            sender.new_talkspurt();
-        }
-        let out = match lock(&shared.jitter).pop() {
-            Playout::Frame(f) | Playout::Concealed(f) if direction.receives() => f,
-            _ => vec![0; frame],
-        };
+        lock(&shared.core).playout(&mut out, Instant::now());
         if let Err(e) = sink.write(&out) {
-            tracing::error!("playback failed: {e}");
-            let _ = events.send(MediaEvent::DeviceError(e.to_string()));
+            failed = Some(format!("playback: {e}"));
             break;
         }
-        shared.xruns.store(sink.xruns(), Ordering::Relaxed);
-        if p.rtp_timeout_ms > 0 && !timed_out && direction.receives() {
-            let idle = lock(&shared.last_rx).elapsed();
-            if idle > Duration::from_millis(u64::from(p.rtp_timeout_ms)) {
-                tracing::warn!("no RTP from {remote} for {} ms", idle.as_millis());
-                let _ = events.send(MediaEvent::RtpTimeout);
-                timed_out = true;
-            }
-        }
+        shared
+            .xruns
+            .store(source.xruns() + sink.xruns(), Ordering::Relaxed);
+        shared.flush_events();
+    }
+    if let Some(e) = failed {
+        tracing::error!("audio device failed, the call's audio stops: {e}");
+        let _ = shared.events.try_send(MediaEvent::DeviceError(e));
     }
     if let Err(e) = sink.finish() {
         tracing::error!("closing playback: {e}");
     }
 }
 
-fn receive(
-    p: MediaParams,
-    socket: UdpSocket,
-    shared: Arc<Shared>,
-    events: mpsc::UnboundedSender<MediaEvent>,
-) {
-    let law = p.codec.law();
-    let start = Instant::now();
+fn receive(socket: UdpSocket, shared: Arc<Shared>, rtcp: bool) {
     let mut buf = vec![0u8; 2048];
-    let mut dtmf = DtmfReceiver::default();
-    while !shared.stop.load(Ordering::SeqCst) {
+    while !shared.stopped() {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
             Err(e)
@@ -323,45 +305,19 @@ fn receive(
                 continue
             }
             Err(e) => {
-                tracing::debug!("RTP receive: {e}");
+                // ICMP port unreachable surfaces here on Linux; keep going.
+                tracing::debug!("receive: {e}");
+                std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
         };
-        {
-            let mut r = lock(&shared.remote);
-            if from != r.0 {
-                if from.ip() == r.0.ip() && !r.1 {
-                    tracing::info!("latching RTP peer to {from} (SDP said {})", r.0);
-                    r.0 = from;
-                } else {
-                    shared.packets_ignored.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
-            r.1 = true;
+        let data = buf.get(..n).unwrap_or_default();
+        let now = Instant::now();
+        if rtcp {
+            lock(&shared.core).on_rtcp(from, data, now);
+        } else {
+            lock(&shared.core).on_rtp(from, data, now);
         }
-        let Some(pkt) = buf.get(..n).and_then(rtp::parse) else {
-            shared.packets_ignored.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        *lock(&shared.last_rx) = Instant::now();
-        if Some(pkt.payload_type) == p.telephone_event_pt {
-            if let Some(d) = dtmf.feed(pkt.timestamp, &pkt.payload) {
-                tracing::info!(digit = %d, "DTMF received");
-                lock(&shared.dtmf_in).push(d);
-                let _ = events.send(MediaEvent::DtmfReceived(d));
-            }
-            shared.packets_received.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        if pkt.payload_type != p.payload_type {
-            shared.packets_ignored.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        shared.packets_received.fetch_add(1, Ordering::Relaxed);
-        let mut pcm = vec![0i16; pkt.payload.len()];
-        law.decode(&pkt.payload, &mut pcm);
-        let arrival = (start.elapsed().as_micros() as u64) * u64::from(RATE) / 1_000_000;
-        lock(&shared.jitter).push(pkt.seq, pkt.timestamp, arrival, pcm);
+        shared.flush_events();
     }
 }

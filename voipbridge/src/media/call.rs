@@ -1,0 +1,684 @@
+//! One call's media as a sans-IO state machine: fed captured frames,
+//! received datagrams and `Instant`s, it returns datagrams to send, fills
+//! playback buffers and reports events. [`super::session`] drives it with
+//! real sockets, devices and clocks; the tests here drive it in virtual time.
+//!
+//! # Symmetric RTP and latching
+//! We send RTP from the port we receive on (RFC 4961). Until the first
+//! packet arrives, RTP is accepted from any port of the IP address in the
+//! peer's SDP (any address if the SDP gave an unspecified one); the source
+//! of the first valid RTP packet is *latched*: from then on we send to it and
+//! accept RTP only from it, so a NAT in front of the peer works and a third
+//! party cannot inject audio. A re-INVITE with a new address unlatches.
+//! RTCP goes to the latched address's port + 1 until an RTCP packet arrives
+//! from the peer's IP, whose source is then used.
+
+use super::drift::PlayoutQueue;
+use super::jitter::JitterBuffer;
+use super::report::{self, NtpClock, ReceiveStats, SenderInfo};
+use super::rtp::{self, DtmfReceiver, DtmfSender, Sender};
+use super::{Codec, Direction, MediaError, MediaEvent, MediaStats};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Samples per second of G.711.
+pub const RATE: u32 = 8000;
+/// Nominal RTCP report interval.
+pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// DTMF tone length (100 ms) and pause between digits (60 ms), in samples.
+const DTMF_DURATION: u32 = 800;
+const DTMF_GAP: u32 = 480;
+
+/// What the core needs to know about the call.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Peer's RTP address from its SDP.
+    pub remote: SocketAddr,
+    /// Negotiated codec.
+    pub codec: Codec,
+    /// Its payload type.
+    pub payload_type: u8,
+    /// Packet time in ms (10–60).
+    pub ptime_ms: u32,
+    /// telephone-event payload type, when negotiated.
+    pub telephone_event_pt: Option<u8>,
+    /// Our direction.
+    pub direction: Direction,
+    /// Jitter buffer bounds in ms.
+    pub jitter_min_ms: u32,
+    /// Jitter buffer bounds in ms.
+    pub jitter_max_ms: u32,
+    /// End of call after this long without RTP (0: never).
+    pub rtp_timeout_ms: u32,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// On the RTP socket.
+    Rtp(SocketAddr, Vec<u8>),
+    /// On the RTCP socket.
+    Rtcp(SocketAddr, Vec<u8>),
+}
+
+/// The media state machine of one call; see the module documentation.
+#[derive(Debug)]
+pub struct CallCore {
+    cfg: CoreConfig,
+    frame: usize,
+    remote: SocketAddr,
+    latched: bool,
+    rtcp_remote: Option<SocketAddr>,
+    direction: Direction,
+    sender: Sender,
+    jb: JitterBuffer,
+    playout: PlayoutQueue,
+    rx: Option<ReceiveStats>,
+    start: Instant,
+    ntp: NtpClock,
+    dtmf_tx: DtmfSender,
+    dtmf_rx: DtmfReceiver,
+    last_rx: Instant,
+    timed_out: bool,
+    next_rtcp: Instant,
+    sent_since_report: bool,
+    rtt: Option<Duration>,
+    rand: u32,
+    events: VecDeque<MediaEvent>,
+    stats: MediaStats,
+    encoded: Vec<u8>,
+}
+
+impl CallCore {
+    /// A call starting at `now`. `ssrc`, `seq` and `ts` are the RTP bases
+    /// (random in production, fixed in tests).
+    pub fn new(
+        cfg: CoreConfig,
+        now: Instant,
+        ntp: NtpClock,
+        (ssrc, seq, ts): (u32, u16, u32),
+    ) -> CallCore {
+        let ptime = cfg.ptime_ms.clamp(10, 60);
+        let frame = (RATE * ptime / 1000) as usize;
+        let jb = JitterBuffer::new(
+            frame,
+            (cfg.jitter_min_ms / ptime).max(1) as usize,
+            40usize.div_ceil(ptime as usize).max(2),
+            (cfg.jitter_max_ms / ptime).max(3) as usize,
+        );
+        let rand = ssrc ^ u32::from(seq).rotate_left(16) ^ ts;
+        CallCore {
+            remote: cfg.remote,
+            latched: false,
+            rtcp_remote: None,
+            direction: cfg.direction,
+            sender: Sender::with_bases(ssrc, seq, ts),
+            jb,
+            playout: PlayoutQueue::new(frame),
+            rx: None,
+            start: now,
+            ntp,
+            dtmf_tx: DtmfSender::new(DTMF_DURATION, DTMF_GAP),
+            dtmf_rx: DtmfReceiver::default(),
+            last_rx: now,
+            timed_out: false,
+            next_rtcp: now + report::next_interval(RTCP_INTERVAL, rand),
+            sent_since_report: false,
+            rtt: None,
+            rand,
+            events: VecDeque::new(),
+            stats: MediaStats {
+                codec: cfg.codec.name().to_string(),
+                remote: cfg.remote.to_string(),
+                direction: cfg.direction.attr().to_string(),
+                ..Default::default()
+            },
+            encoded: vec![0; frame],
+            frame,
+            cfg,
+        }
+    }
+
+    /// Samples per packet (ptime at 8 kHz).
+    pub fn frame(&self) -> usize {
+        self.frame
+    }
+
+    /// Our SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.sender.ssrc()
+    }
+
+    /// Where RTP goes now.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Applies a re-INVITE.
+    pub fn update(&mut self, remote: SocketAddr, direction: Direction, now: Instant) {
+        if remote != self.remote {
+            tracing::info!(old = %self.remote, new = %remote, "RTP peer address changed");
+            self.remote = remote;
+            self.latched = false;
+            self.rtcp_remote = None;
+        }
+        if direction != self.direction {
+            tracing::info!(
+                from = self.direction.attr(),
+                to = direction.attr(),
+                "media direction"
+            );
+            self.sender.new_talkspurt();
+        }
+        self.direction = direction;
+        self.last_rx = now;
+        self.timed_out = false;
+        self.stats.remote = remote.to_string();
+        self.stats.direction = direction.attr().to_string();
+    }
+
+    /// Queues DTMF digits for RFC 4733 sending.
+    pub fn send_dtmf(&mut self, digits: &str) -> Result<(), MediaError> {
+        if self.cfg.telephone_event_pt.is_none() {
+            return Err(MediaError::NoTelephoneEvent);
+        }
+        let codes = digits
+            .chars()
+            .map(|c| rtp::dtmf_event(c).ok_or(MediaError::BadDigit(c)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for c in codes {
+            self.dtmf_tx.queue(c);
+        }
+        Ok(())
+    }
+
+    /// The next event to report.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Counters (device xruns are the driver's to fill in).
+    pub fn stats(&self) -> MediaStats {
+        let mut s = self.stats.clone();
+        let j = self.jb.stats();
+        s.concealed = j.concealed;
+        s.late = j.late;
+        s.duplicates = j.duplicates;
+        s.underruns = j.underruns;
+        s.jitter_buffer_ms = (self.jb.target_frames() * self.frame) as u32 * 1000 / RATE;
+        s.drift_inserted = self.playout.inserted();
+        s.drift_dropped = self.playout.dropped();
+        if let Some(rx) = &self.rx {
+            s.lost = rx.lost().max(0) as u64;
+            s.jitter_ms = f64::from(rx.jitter()) * 1000.0 / f64::from(RATE);
+        }
+        s.rtt_ms = self.rtt.map(|d| d.as_secs_f64() * 1000.0);
+        s
+    }
+
+    fn accept_from(&mut self, from: SocketAddr) -> bool {
+        if self.latched {
+            return from == self.remote;
+        }
+        self.remote.ip().is_unspecified() || from.ip() == self.remote.ip()
+    }
+
+    /// A datagram arrived on the RTP socket.
+    pub fn on_rtp(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        if !self.accept_from(from) {
+            self.stats.packets_ignored += 1;
+            return;
+        }
+        let Some(pkt) = rtp::parse(data) else {
+            self.stats.packets_ignored += 1;
+            return;
+        };
+        let is_event = Some(pkt.payload_type) == self.cfg.telephone_event_pt;
+        if !is_event && pkt.payload_type != self.cfg.payload_type {
+            self.stats.packets_ignored += 1;
+            return;
+        }
+        if !self.latched {
+            if from != self.remote {
+                tracing::info!(sdp = %self.remote, source = %from, "latching RTP peer");
+            }
+            self.remote = from;
+            self.latched = true;
+            self.stats.remote = from.to_string();
+        }
+        self.last_rx = now;
+        self.timed_out = false;
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += pkt.payload.len() as u64;
+        let arrival = self.arrival(now);
+        let rx = match &mut self.rx {
+            Some(rx) if rx.ssrc() == pkt.ssrc => rx,
+            slot => {
+                if slot.is_some() {
+                    tracing::info!(ssrc = pkt.ssrc, "peer changed SSRC; restarting reception");
+                    self.jb = JitterBuffer::new(
+                        self.frame,
+                        (self.cfg.jitter_min_ms / self.cfg.ptime_ms.clamp(10, 60)).max(1) as usize,
+                        self.jb.target_frames(),
+                        (self.cfg.jitter_max_ms / self.cfg.ptime_ms.clamp(10, 60)).max(3) as usize,
+                    );
+                }
+                slot.insert(ReceiveStats::new(pkt.ssrc, pkt.seq))
+            }
+        };
+        rx.on_packet(pkt.seq, pkt.timestamp, arrival as u32);
+        if is_event {
+            if let Some(d) = self.dtmf_rx.feed(pkt.timestamp, &pkt.payload) {
+                tracing::info!(digit = %d, "DTMF received");
+                self.stats.dtmf_received.push(d);
+                self.events.push_back(MediaEvent::DtmfReceived(d));
+            }
+            return;
+        }
+        if !self.direction.receives() {
+            return;
+        }
+        let mut pcm = vec![0i16; pkt.payload.len().min(self.frame * 4)];
+        self.cfg.codec.law().decode(&pkt.payload, &mut pcm);
+        self.playout.on_arrival(&self.jb, arrival);
+        self.jb.push(pkt.seq, pkt.timestamp, arrival, pcm);
+    }
+
+    /// A datagram arrived on the RTCP socket.
+    pub fn on_rtcp(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        if from.ip() != self.remote.ip() && !self.remote.ip().is_unspecified() {
+            self.stats.packets_ignored += 1;
+            return;
+        }
+        let Some(p) = report::parse(data) else {
+            self.stats.packets_ignored += 1;
+            return;
+        };
+        self.rtcp_remote = Some(from);
+        self.stats.rtcp_received += 1;
+        let ntp_now = self.ntp.ntp(now);
+        if let (Some((ssrc, ntp)), Some(rx)) = (p.sender_report, self.rx.as_mut()) {
+            if rx.ssrc() == ssrc {
+                rx.on_sender_report(ntp, now);
+            }
+        }
+        for b in p.blocks.iter().filter(|b| b.ssrc == self.sender.ssrc()) {
+            if let Some(rtt) = report::round_trip(b, ntp_now) {
+                self.rtt = Some(rtt);
+            }
+            self.stats.remote_fraction_lost = f64::from(b.fraction_lost) / 256.0;
+            self.stats.remote_jitter_ms = f64::from(b.jitter) * 1000.0 / f64::from(RATE);
+        }
+        if p.bye {
+            tracing::info!("peer sent RTCP BYE");
+        }
+    }
+
+    /// Arrival time in samples since the start.
+    fn arrival(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.start).as_micros() * u128::from(RATE) / 1_000_000)
+            as u64
+    }
+
+    /// One captured frame (exactly [`frame`](Self::frame) samples) at `now`:
+    /// returns what to send (RTP audio or DTMF, RTCP when due). Also checks
+    /// the RTP timeout.
+    pub fn on_capture(&mut self, pcm: &[i16], now: Instant) -> Vec<Transmit> {
+        let mut out = Vec::new();
+        let frame = self.frame as u32;
+        let ts = self.sender.timestamp();
+        if self.direction.sends() {
+            if let (Some(pt), Some(ev)) =
+                (self.cfg.telephone_event_pt, self.dtmf_tx.tick(ts, frame))
+            {
+                let b = self
+                    .sender
+                    .packet_at(pt, ev.marker, ev.timestamp, &ev.payload);
+                if ev.marker {
+                    self.stats.dtmf_sent += 1;
+                }
+                self.count_sent(b.len());
+                out.push(Transmit::Rtp(self.remote, b));
+                self.sender.skip(frame);
+                self.sender.new_talkspurt();
+            } else {
+                self.cfg.codec.law().encode(pcm, &mut self.encoded);
+                let n = pcm.len().min(self.encoded.len());
+                let b = self.sender.packet(
+                    self.cfg.payload_type,
+                    self.encoded.get(..n).unwrap_or_default(),
+                    frame,
+                );
+                self.count_sent(b.len());
+                out.push(Transmit::Rtp(self.remote, b));
+            }
+        } else {
+            self.sender.skip(frame);
+            self.sender.new_talkspurt();
+        }
+        if now >= self.next_rtcp {
+            if let Some(t) = self.rtcp_report(now) {
+                out.push(t);
+            }
+        }
+        self.check_timeout(now);
+        out
+    }
+
+    fn count_sent(&mut self, len: usize) {
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += len.saturating_sub(12) as u64;
+        self.sent_since_report = true;
+    }
+
+    /// Builds the periodic SR/RR and schedules the next.
+    fn rtcp_report(&mut self, now: Instant) -> Option<Transmit> {
+        self.rand = self
+            .rand
+            .wrapping_mul(1_664_525)
+            .wrapping_add(1_013_904_223);
+        self.next_rtcp = now + report::next_interval(RTCP_INTERVAL, self.rand >> 8);
+        let sender = self.sent_since_report.then(|| SenderInfo {
+            ntp: self.ntp.ntp(now),
+            rtp_time: self.sender.timestamp(),
+            packets: self.stats.packets_sent as u32,
+            octets: self.stats.bytes_sent as u32,
+        });
+        self.sent_since_report = false;
+        let blocks = self
+            .rx
+            .as_mut()
+            .map(|rx| rx.report_block(now))
+            .into_iter()
+            .collect();
+        let cname = format!("voipbridge-{:08x}", self.sender.ssrc());
+        let data = report::build_report(self.sender.ssrc(), &cname, sender, blocks)?;
+        self.stats.rtcp_sent += 1;
+        let to = self.rtcp_remote.unwrap_or_else(|| {
+            SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+        });
+        Some(Transmit::Rtcp(to, data))
+    }
+
+    fn check_timeout(&mut self, now: Instant) {
+        if self.cfg.rtp_timeout_ms == 0 || self.timed_out || !self.direction.receives() {
+            return;
+        }
+        let idle = now.saturating_duration_since(self.last_rx);
+        if idle >= Duration::from_millis(u64::from(self.cfg.rtp_timeout_ms)) {
+            tracing::warn!(peer = %self.remote, idle_ms = idle.as_millis() as u64, "RTP timeout: no packets from the peer");
+            self.timed_out = true;
+            self.events.push_back(MediaEvent::RtpTimeout);
+        }
+    }
+
+    /// Fills a playback buffer of any length at `now` (silence when not receiving).
+    pub fn playout(&mut self, out: &mut [i16], now: Instant) {
+        if self.direction.receives() {
+            let t = self.arrival(now);
+            self.playout.fill(&mut self.jb, out, t);
+        } else {
+            out.fill(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "127.0.0.1:4000";
+    const B: &str = "127.0.0.1:5000";
+
+    fn cfg(remote: &str) -> CoreConfig {
+        CoreConfig {
+            remote: remote.parse().unwrap(),
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            ptime_ms: 20,
+            telephone_event_pt: Some(101),
+            direction: Direction::SendRecv,
+            jitter_min_ms: 40,
+            jitter_max_ms: 200,
+            rtp_timeout_ms: 1000,
+        }
+    }
+
+    fn tone(hz: f64, start: usize, n: usize) -> Vec<i16> {
+        (start..start + n)
+            .map(|k| (10000.0 * (2.0 * std::f64::consts::PI * hz * k as f64 / 8000.0).sin()) as i16)
+            .collect()
+    }
+
+    /// Two cores wired back to back in virtual time (a at 127.0.0.1:5000
+    /// talking to b at 127.0.0.1:4000), `ms` milliseconds of 20 ms ticks.
+    fn run(
+        a: &mut CallCore,
+        b: &mut CallCore,
+        t0: Instant,
+        ticks: std::ops::Range<u32>,
+    ) -> (Vec<i16>, Vec<Transmit>) {
+        let from_a: SocketAddr = B.parse().unwrap();
+        let from_b: SocketAddr = A.parse().unwrap();
+        let rtcp_from_a: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        let rtcp_from_b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let mut heard_by_b = Vec::new();
+        let mut rtcp = Vec::new();
+        for k in ticks {
+            let now = t0 + Duration::from_millis(u64::from(k) * 20);
+            let pa = tone(1000.0, k as usize * 160, 160);
+            let pb = tone(440.0, k as usize * 160, 160);
+            for t in a.on_capture(&pa, now) {
+                match t {
+                    Transmit::Rtp(_, d) => b.on_rtp(from_a, &d, now),
+                    Transmit::Rtcp(_, ref d) => {
+                        b.on_rtcp(rtcp_from_a, d, now);
+                        rtcp.push(t);
+                    }
+                }
+            }
+            for t in b.on_capture(&pb, now) {
+                match t {
+                    Transmit::Rtp(_, d) => a.on_rtp(from_b, &d, now),
+                    Transmit::Rtcp(_, ref d) => {
+                        a.on_rtcp(rtcp_from_b, d, now + Duration::from_millis(30));
+                        rtcp.push(t);
+                    }
+                }
+            }
+            let mut out = vec![0i16; 160];
+            b.playout(&mut out, now);
+            heard_by_b.extend(out);
+            a.playout(&mut [0i16; 160], now);
+        }
+        (heard_by_b, rtcp)
+    }
+
+    fn pair() -> (CallCore, CallCore, Instant) {
+        let t0 = Instant::now();
+        let a = CallCore::new(cfg(A), t0, NtpClock::new(t0, 1 << 40), (0xA, 100, 1000));
+        let b = CallCore::new(cfg(B), t0, NtpClock::new(t0, 1 << 40), (0xB, 65530, 7));
+        (a, b, t0)
+    }
+
+    #[test]
+    fn audio_flows_with_marker_only_on_the_first_packet() {
+        let (mut a, _b, t0) = pair();
+        let out = a.on_capture(&[0; 160], t0);
+        let out2 = a.on_capture(&[0; 160], t0 + Duration::from_millis(20));
+        let p1 = match &out[..] {
+            [Transmit::Rtp(to, d)] => {
+                assert_eq!(*to, A.parse().unwrap());
+                rtp::parse(d).unwrap()
+            }
+            o => panic!("{o:?}"),
+        };
+        let p2 = match &out2[..] {
+            [Transmit::Rtp(_, d)] => rtp::parse(d).unwrap(),
+            o => panic!("{o:?}"),
+        };
+        assert!(p1.marker && !p2.marker);
+        assert_eq!((p1.ssrc, p1.seq, p1.timestamp), (0xA, 100, 1000));
+        assert_eq!((p2.seq, p2.timestamp), (101, 1160));
+        assert_eq!(p1.payload, vec![0xFF; 160]);
+        assert_eq!(a.stats().packets_sent, 2);
+        assert_eq!(a.stats().bytes_sent, 320);
+    }
+
+    #[test]
+    fn tone_arrives_through_two_cores() {
+        let (mut a, mut b, t0) = pair();
+        let (heard, _) = run(&mut a, &mut b, t0, 0..100);
+        let tail = &heard[800..];
+        let level = |hz: f64| crate::media::analysis::tone_level(tail, hz, 8000.0);
+        assert!(level(1000.0) > 5000.0, "{}", level(1000.0));
+        assert!(level(440.0) < 100.0);
+        let s = b.stats();
+        assert_eq!(s.packets_received, 100);
+        assert_eq!(s.lost, 0);
+        assert_eq!(s.underruns, 0);
+    }
+
+    #[test]
+    fn latches_the_first_source_and_ignores_others() {
+        let t0 = Instant::now();
+        let mut a = CallCore::new(cfg(A), t0, NtpClock::new(t0, 0), (1, 2, 3));
+        let mut peer = Sender::with_bases(9, 0, 0);
+        let nat: SocketAddr = "127.0.0.1:4444".parse().unwrap();
+        // Different port, same IP as the SDP: latched.
+        a.on_rtp(nat, &peer.packet(0, &[0xFF; 160], 160), t0);
+        assert_eq!(a.remote(), nat);
+        // Another port, and another IP: ignored.
+        a.on_rtp(
+            "127.0.0.1:4000".parse().unwrap(),
+            &peer.packet(0, &[0xFF; 160], 160),
+            t0,
+        );
+        a.on_rtp(
+            "127.0.0.2:4444".parse().unwrap(),
+            &peer.packet(0, &[0xFF; 160], 160),
+            t0,
+        );
+        // Wrong payload type and garbage: ignored.
+        a.on_rtp(nat, &peer.packet(18, &[0; 20], 160), t0);
+        a.on_rtp(nat, b"hello", t0);
+        let s = a.stats();
+        assert_eq!((s.packets_received, s.packets_ignored), (1, 4));
+        // Our packets now go to the latched source.
+        match &a.on_capture(&[0; 160], t0)[..] {
+            [Transmit::Rtp(to, _)] => assert_eq!(*to, nat),
+            o => panic!("{o:?}"),
+        }
+        // A re-INVITE with a new address unlatches.
+        let moved: SocketAddr = "127.0.0.3:6000".parse().unwrap();
+        a.update(moved, Direction::SendRecv, t0);
+        a.on_rtp(
+            "127.0.0.3:6002".parse().unwrap(),
+            &peer.packet(0, &[0xFF; 160], 160),
+            t0,
+        );
+        assert_eq!(a.remote(), "127.0.0.3:6002".parse().unwrap());
+    }
+
+    #[test]
+    fn hold_stops_sending_and_resume_sets_the_marker() {
+        let (mut a, _, t0) = pair();
+        a.on_capture(&[0; 160], t0);
+        a.update(A.parse().unwrap(), Direction::RecvOnly, t0);
+        assert!(a.on_capture(&[0; 160], t0).is_empty());
+        a.update(A.parse().unwrap(), Direction::SendRecv, t0);
+        match &a.on_capture(&[0; 160], t0)[..] {
+            [Transmit::Rtp(_, d)] => {
+                let p = rtp::parse(d).unwrap();
+                assert!(p.marker);
+                assert_eq!(p.timestamp, 1000 + 2 * 160, "time moved on while held");
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn dtmf_digits_arrive_in_order_once_each() {
+        let (mut a, mut b, t0) = pair();
+        a.send_dtmf("123#").unwrap();
+        assert!(matches!(a.send_dtmf("1x"), Err(MediaError::BadDigit('x'))));
+        run(&mut a, &mut b, t0, 0..60);
+        let mut got = Vec::new();
+        while let Some(e) = b.poll_event() {
+            got.push(e);
+        }
+        let digits: String = got
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::DtmfReceived(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(digits, "123#");
+        assert_eq!(b.stats().dtmf_received, "123#");
+        assert_eq!(a.stats().dtmf_sent, 4);
+        let mut c = CallCore::new(
+            CoreConfig {
+                telephone_event_pt: None,
+                ..cfg(A)
+            },
+            t0,
+            NtpClock::new(t0, 0),
+            (1, 1, 1),
+        );
+        assert!(matches!(
+            c.send_dtmf("1"),
+            Err(MediaError::NoTelephoneEvent)
+        ));
+    }
+
+    #[test]
+    fn rtp_timeout_fires_once_and_rearms() {
+        let (mut a, mut b, t0) = pair();
+        run(&mut a, &mut b, t0, 0..10);
+        while a.poll_event().is_some() {}
+        // b goes silent: a keeps sending for 1.2 s.
+        for k in 10..70u64 {
+            a.on_capture(&[0; 160], t0 + Duration::from_millis(k * 20));
+        }
+        assert_eq!(a.poll_event(), Some(MediaEvent::RtpTimeout));
+        assert_eq!(a.poll_event(), None);
+        // On hold (recvonly is ours; the peer sends nothing): no timeout.
+        let (mut c, mut d, t0) = pair();
+        run(&mut c, &mut d, t0, 0..10);
+        c.update(
+            A.parse().unwrap(),
+            Direction::SendOnly,
+            t0 + Duration::from_millis(200),
+        );
+        for k in 10..200u64 {
+            c.on_capture(&[0; 160], t0 + Duration::from_millis(k * 20));
+        }
+        assert_eq!(c.poll_event(), None);
+    }
+
+    #[test]
+    fn rtcp_reports_carry_loss_jitter_and_give_rtt() {
+        let (mut a, mut b, t0) = pair();
+        let (_, rtcp) = run(&mut a, &mut b, t0, 0..1000);
+        // Reports every 2.5–7.5 s from each side over 20 s.
+        let n = rtcp.len();
+        assert!((4..=18).contains(&n), "{n} reports");
+        // a's RTCP reached b at once; b's reached a 30 ms late: the RTT a
+        // measures from b's reports is 30 ms (the delay we added).
+        let rtt = a.stats().rtt_ms.expect("rtt measured");
+        assert!((rtt - 30.0).abs() < 1.0, "rtt {rtt}");
+        let sb = b.stats();
+        assert_eq!(sb.lost, 0);
+        assert!(sb.rtcp_received >= 2 && sb.rtcp_sent >= 2);
+        assert_eq!(a.stats().remote_fraction_lost, 0.0);
+        // The reports go to port + 1 of the peer.
+        for t in rtcp {
+            match t {
+                Transmit::Rtcp(to, _) => assert!(to.port() == 4001 || to.port() == 5001, "{to}"),
+                Transmit::Rtp(..) => unreachable!(),
+            }
+        }
+    }
+}
