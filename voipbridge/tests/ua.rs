@@ -607,3 +607,207 @@ fn without_record_route_in_dialog_requests_go_to_the_contact() {
     assert_eq!(b[0].0, "127.0.0.1:5090".parse::<SocketAddr>().unwrap());
     assert!(b[0].1.header_values("route").is_empty());
 }
+
+/// The `o=` line's session id and version of an SDP body.
+fn sdp_origin(m: &Message) -> (String, String) {
+    let body = String::from_utf8_lossy(&m.body).to_string();
+    let o = body
+        .lines()
+        .find(|l| l.starts_with("o="))
+        .unwrap_or("")
+        .to_string();
+    let f: Vec<&str> = o.split_whitespace().collect();
+    (
+        f.get(1).unwrap_or(&"").to_string(),
+        f.get(2).unwrap_or(&"").to_string(),
+    )
+}
+
+#[test]
+fn peer_hold_and_resume_answer_with_the_same_sdp_session() {
+    // Answered a second after the INVITE (the session id once depended on that delay).
+    let mut c = cfg();
+    c.auto_answer = Some(Duration::from_secs(1));
+    let mut ua = Ua::new(c);
+    let t = Instant::now();
+    ua.handle(t, dgram(request("INVITE", "h1", "z9hG4bKh1", 1, None, SDP)));
+    let t0 = t + Duration::from_secs(1);
+    let ok = sent(&ua.handle(t0, Input::Tick)).remove(0);
+    assert_eq!(ok.status, Some(200));
+    let tag = ok.to_tag().unwrap();
+    let (session, v1) = sdp_origin(&ok);
+    ua.handle(
+        t0,
+        dgram(request("ACK", "h1", "z9hG4bKha", 1, Some(&tag), "")),
+    );
+    // The peer holds: a=sendonly. We answer recvonly, same session id, next version.
+    let hold_sdp = format!("{SDP}a=sendonly\r\n");
+    let h = ua.handle(
+        t0 + T1,
+        dgram(request(
+            "INVITE",
+            "h1",
+            "z9hG4bKh2",
+            2,
+            Some(&tag),
+            &hold_sdp,
+        )),
+    );
+    let ok2 = sent(&h).remove(0);
+    assert_eq!(ok2.status, Some(200));
+    assert!(String::from_utf8_lossy(&ok2.body).contains("a=recvonly"));
+    let (session2, v2) = sdp_origin(&ok2);
+    assert_eq!(session2, session);
+    assert_eq!(v2.parse::<u64>().unwrap(), v1.parse::<u64>().unwrap() + 1);
+    assert!(h.iter().any(|x| matches!(
+        x,
+        Action::UpdateMedia(id, _, voipbridge::media::Direction::RecvOnly) if id == "h1"
+    )));
+    assert_eq!(ua.calls(t0)[0].state, CallState::Held);
+    ua.handle(
+        t0 + T1,
+        dgram(request("ACK", "h1", "z9hG4bKhb", 2, Some(&tag), "")),
+    );
+    // Resume.
+    let r = ua.handle(
+        t0 + 2 * T1,
+        dgram(request("INVITE", "h1", "z9hG4bKh3", 3, Some(&tag), SDP)),
+    );
+    let ok3 = sent(&r).remove(0);
+    assert!(String::from_utf8_lossy(&ok3.body).contains("a=sendrecv"));
+    let (session3, v3) = sdp_origin(&ok3);
+    assert_eq!(session3, session);
+    assert_eq!(v3.parse::<u64>().unwrap(), v2.parse::<u64>().unwrap() + 1);
+    assert_eq!(ua.calls(t0)[0].state, CallState::Active);
+    // Our own hold offer keeps the session id too.
+    ua.handle(
+        t0 + 2 * T1,
+        dgram(request("ACK", "h1", "z9hG4bKhc", 3, Some(&tag), "")),
+    );
+    let o = sent(&ua.handle(t0 + 3 * T1, Input::Command(Command::Hold(None, true)))).remove(0);
+    assert!(String::from_utf8_lossy(&o.body).contains("a=sendonly"));
+    assert_eq!(sdp_origin(&o).0, session);
+}
+
+#[test]
+fn invite_challenged_by_the_proxy_is_resent_with_credentials_once_then_fails() {
+    use md5::{Digest, Md5};
+    let proxy: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+    let mut c = cfg();
+    c.registrar = Some(proxy);
+    let mut ua = Ua::new(c);
+    let t0 = Instant::now();
+    let a = sent_to(&ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1".into())),
+    ));
+    let (to, inv) = &a[0];
+    assert_eq!(
+        *to, proxy,
+        "calls go through the registrar as outbound proxy"
+    );
+    let challenge = |inv: &Message| {
+        let s = format!(
+            "SIP/2.0 407 Proxy Authentication Required\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=px\r\nCall-ID: {}\r\nCSeq: {}\r\nProxy-Authenticate: Digest realm=\"example\", nonce=\"n0nce\"\r\nContent-Length: 0\r\n\r\n",
+            inv.header("via").unwrap(),
+            inv.header("from").unwrap(),
+            inv.header("to").unwrap(),
+            inv.call_id(),
+            inv.header("cseq").unwrap()
+        );
+        Input::Datagram {
+            from: proxy,
+            data: s.into_bytes(),
+        }
+    };
+    let r = sent_to(&ua.handle(t0, challenge(inv)));
+    // The 407 is ACKed on the INVITE's branch, then a new INVITE carries Proxy-Authorization.
+    let ack = &r[0].1;
+    assert_eq!(ack.method.as_deref(), Some("ACK"));
+    assert_eq!(ack.via_branch(), inv.via_branch());
+    let (to, inv2) = &r[1];
+    assert_eq!(*to, proxy);
+    assert_eq!(inv2.method.as_deref(), Some("INVITE"));
+    assert_ne!(inv2.via_branch(), inv.via_branch());
+    assert_eq!(inv2.cseq(), Some((2, "INVITE".into())));
+    assert_eq!(inv2.call_id(), inv.call_id());
+    let auth = inv2
+        .header("proxy-authorization")
+        .expect("Proxy-Authorization");
+    let md5 = |s: String| hex::encode(Md5::digest(s.as_bytes()));
+    let expected = md5(format!(
+        "{}:n0nce:{}",
+        md5("bridge:example:secret".into()),
+        md5("INVITE:sip:alice@127.0.0.1".into())
+    ));
+    assert!(auth.contains(&format!("response=\"{expected}\"")), "{auth}");
+    assert!(auth.contains("username=\"bridge\""), "{auth}");
+    // Challenged again (wrong password): one more try, then the call ends with 407.
+    let r = sent_to(&ua.handle(t0, challenge(inv2)));
+    let inv3 = &r[1].1;
+    assert_eq!(inv3.cseq(), Some((3, "INVITE".into())));
+    let r = ua.handle(t0, challenge(inv3));
+    assert!(sent(&r)
+        .iter()
+        .all(|m| m.method.as_deref() != Some("INVITE")));
+    assert!(r.iter().any(|x| matches!(
+        x,
+        Action::Event(Event::Call {
+            state: CallState::Ended,
+            code: Some(407),
+            ..
+        })
+    )));
+    assert!(ua.calls(t0).is_empty());
+}
+
+#[test]
+fn callers_not_on_the_allow_list_are_declined() {
+    let mut c = cfg();
+    c.allow_from = vec!["carol@".into()];
+    let mut ua = Ua::new(c);
+    let t = Instant::now();
+    // request() calls from alice: 603.
+    assert_eq!(
+        statuses(&ua.handle(t, dgram(request("INVITE", "d1", "z9hG4bKd1", 1, None, SDP)))),
+        vec![603]
+    );
+    assert!(ua.calls(t).is_empty());
+    let carol = String::from_utf8(request("INVITE", "d2", "z9hG4bKd2", 1, None, SDP))
+        .unwrap()
+        .replace("sip:alice@127.0.0.1>;tag", "sip:carol@127.0.0.1>;tag");
+    assert_eq!(
+        statuses(&ua.handle(t, dgram(carol.into_bytes()))),
+        vec![100, 180, 200]
+    );
+}
+
+#[test]
+fn delayed_auto_answer_and_answer_command() {
+    let mut c = cfg();
+    c.auto_answer = Some(Duration::from_secs(2));
+    let mut ua = Ua::new(c.clone());
+    let t = Instant::now();
+    assert_eq!(
+        statuses(&ua.handle(t, dgram(request("INVITE", "w1", "z9hG4bKw1", 1, None, SDP)))),
+        vec![100, 180]
+    );
+    assert!(statuses(&ua.handle(t + Duration::from_millis(1900), Input::Tick)).is_empty());
+    assert_eq!(
+        statuses(&ua.handle(t + Duration::from_secs(2), Input::Tick)),
+        vec![200]
+    );
+    // auto_answer off: only the answer command picks up.
+    c.auto_answer = None;
+    let mut ua = Ua::new(c);
+    ua.handle(t, dgram(request("INVITE", "w2", "z9hG4bKw2", 1, None, SDP)));
+    assert!(statuses(&ua.handle(t + Duration::from_secs(20), Input::Tick)).is_empty());
+    assert_eq!(ua.calls(t)[0].state, CallState::Incoming);
+    assert_eq!(
+        statuses(&ua.handle(
+            t + Duration::from_secs(20),
+            Input::Command(Command::Answer(None))
+        )),
+        vec![200]
+    );
+}

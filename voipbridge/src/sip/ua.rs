@@ -262,6 +262,8 @@ struct Call {
     created: Instant,
     answered: Option<Instant>,
     media: Option<MediaOffer>,
+    /// SDP `o=` session id: fixed for the call; `sdp_version` counts our descriptions (RFC 3264 8).
+    sdp_session: u64,
     sdp_version: u64,
     auth_tries: u32,
     hold: bool,
@@ -705,7 +707,7 @@ impl Ua {
     fn local_sdp(&self, call: &Call, codecs: &[(Codec, u8)], dir: Direction) -> Vec<u8> {
         let port = self.cfg.rtp_base + 2 * call.slot as u16;
         sdp::write(
-            call.created.elapsed().as_millis() as u64 + 1,
+            call.sdp_session,
             call.sdp_version,
             SocketAddr::new(self.cfg.local.ip(), port),
             codecs,
@@ -773,6 +775,7 @@ impl Ua {
             created: now,
             answered: None,
             media: None,
+            sdp_session: u64::from(rand::random::<u32>()),
             sdp_version: 1,
             auth_tries: 0,
             hold: false,
@@ -986,8 +989,8 @@ impl Ua {
         let te = offer.telephone_event;
         let port = self.cfg.rtp_base + 2 * c.slot as u16;
         let body = sdp::write(
-            now.duration_since(c.created).as_millis() as u64 + 1,
-            1,
+            c.sdp_session,
+            c.sdp_version,
             SocketAddr::new(self.cfg.local.ip(), port),
             &[(codec, pt)],
             te,
@@ -1304,6 +1307,7 @@ impl Ua {
             created: now,
             answered: None,
             media: None,
+            sdp_session: u64::from(rand::random::<u32>()),
             sdp_version: 1,
             auth_tries: 0,
             hold: false,
@@ -1357,7 +1361,7 @@ impl Ua {
         };
         let dir = offer.direction.answer();
         let body = sdp::write(
-            1,
+            c.sdp_session,
             c.sdp_version + 1,
             SocketAddr::new(self.cfg.local.ip(), media.local_port),
             &[(media.codec, media.payload_type)],
