@@ -4,7 +4,7 @@
 #  - bridge registers with the right password (401 challenge, then 200);
 #  - a second account with a wrong password gets a clear failure;
 #  - carol (a second voipbridge, also registered) calls sip:bridge@127.0.0.1
-#    through kamailio, which finds bridge's binding and record-routes: the call
+#    through kamailio, answers its 407 challenge with Proxy-Authorization, which finds bridge's binding and record-routes: the call
 #    carries audio; ACKs, carol's BYE, and on a second call bridge's hold/resume
 #    re-INVITEs and BYE all follow the route set through kamailio (its log
 #    shows them loose-routed);
@@ -76,6 +76,9 @@ request_route {
     }
     if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
     if (is_method("INVITE")) {
+        if (!proxy_authorize("\$fd", "subscriber")) { proxy_challenge("\$fd", "1"); exit; }
+        xlog("L_NOTICE", "authorized INVITE from \$fU\n");
+        consume_credentials();
         record_route();
         if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
         t_relay();
@@ -127,6 +130,7 @@ fi
 "$VB" call sip:bridge@127.0.0.1 --config "$dir/carol.toml"
 for _ in $(seq 50); do in_state carol active && break; sleep 0.1; done
 if in_state carol active; then pass "carol -> kamailio -> bridge: call established"; else fail "call through kamailio: $(grep -i 'call' "$dir/carol.log" | tail -n 2)"; fi
+if grep -q "authorized INVITE from carol" "$dir/kamailio.log"; then pass "carol's INVITE answered kamailio's 407 challenge"; else fail "kamailio never authorized carol's INVITE"; fi
 sleep 3
 "$VB" hangup --config "$dir/carol.toml"
 for _ in $(seq 30); do [ -z "$(call_line bridge)" ] && break; sleep 0.1; done
