@@ -23,6 +23,7 @@ help:
 	@echo "  make bridge      build voipbridge and the host tools (cargo, release)"
 	@echo "  make test-host   cargo tests and host integration tests (no qemu)"
 	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
+	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
 	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
 	@echo "  make bench-kmod  period-wakeup jitter and CPU: snd-voip vs snd-aloop, in qemu"
 	@echo "  make print-kdir / print-kernel   the reference build directory / bootable image"
@@ -58,7 +59,10 @@ test-host: bridge
 test-kmod: kmod bridge
 	tests/kmod/run.sh full
 
-test: setup lint test-host test-kmod
+test-intree: kernel
+	tests/kmod/intree.sh
+
+test: setup lint test-host test-kmod test-intree
 	@echo "make test: all test suites passed"
 
 bench-kmod: kmod bridge
@@ -67,4 +71,4 @@ bench-kmod: kmod bridge
 demo: kmod bridge
 	tests/demo/run.sh
 
-.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint test-host test-kmod test bench-kmod demo
+.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint test-host test-kmod test-intree test bench-kmod demo
