@@ -549,3 +549,176 @@ pub fn open_sink(
         AudioSpec::Alsa(name) => Box::new(open_alsa_sink(name, codec, frame)?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::analysis::{dominant_frequency, tone_level};
+    use std::path::PathBuf;
+    use std::sync::Once;
+
+    fn tone(hz: f64, n: usize, amp: f64) -> Vec<i16> {
+        (0..n)
+            .map(|k| (amp * (2.0 * PI * hz * k as f64 / 8000.0).sin()) as i16)
+            .collect()
+    }
+
+    /// A directory with an ALSA configuration defining test PCMs on
+    /// alsa-lib's own `file`, `linear` and `null` plugins, loaded after the
+    /// system's through ALSA_CONFIG_PATH (the same value for every test).
+    fn alsa_dir() -> PathBuf {
+        static INIT: Once = Once::new();
+        let dir = std::env::temp_dir().join(format!("voipbridge-alsa-{}", std::process::id()));
+        INIT.call_once(|| {
+            std::fs::create_dir_all(&dir).unwrap();
+            let d = dir.display();
+            let conf = format!(
+                r#"
+pcm.vb_law_out {{ type file slave.pcm "null" file "{d}/law_out.raw" format "raw" }}
+pcm.vb_s16_out {{ type linear slave {{ pcm "vb_s16_file" format S16_LE }} }}
+pcm.vb_s16_file {{ type file slave.pcm "null" file "{d}/s16_out.raw" format "raw" }}
+pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.raw" format "raw" }}
+"#
+            );
+            std::fs::write(dir.join("asound.conf"), conf).unwrap();
+            let path = format!(
+                "/usr/share/alsa/alsa.conf:{}",
+                dir.join("asound.conf").display()
+            );
+            std::env::set_var("ALSA_CONFIG_PATH", path);
+        });
+        dir
+    }
+
+    #[test]
+    fn alsa_playback_uses_the_law_format_and_carries_the_tone() {
+        let dir = alsa_dir();
+        for codec in [Codec::Pcmu, Codec::Pcma] {
+            let mut sink = open_alsa_sink("vb_law_out", codec, 160).unwrap();
+            assert_eq!(
+                sink.format(),
+                DeviceFormat {
+                    law: Some(codec.law()),
+                    rate: 8000,
+                    channels: 1
+                }
+            );
+            let x = tone(1000.0, 8000, 12000.0);
+            for f in x.chunks(160) {
+                sink.write(f).unwrap();
+            }
+            sink.finish().unwrap();
+            drop(sink);
+            let raw = std::fs::read(dir.join("law_out.raw")).unwrap();
+            assert!(raw.len() >= 8000, "{}", raw.len());
+            let pcm: Vec<i16> = raw[..8000]
+                .iter()
+                .map(|&c| decode(codec.law(), c))
+                .collect();
+            assert_eq!(dominant_frequency(&pcm, 8000.0), 1000.0);
+            let l = tone_level(&pcm, 1000.0, 8000.0);
+            assert!((l - 12000.0).abs() < 300.0, "{codec:?} {l}");
+            // The codes are G.711 of the samples: nothing else in between.
+            let mut codes = vec![0u8; 8000];
+            codec.law().encode(&x, &mut codes);
+            assert_eq!(&raw[..8000], &codes[..]);
+        }
+    }
+
+    #[test]
+    fn alsa_falls_back_to_s16_at_8k_when_the_law_is_refused() {
+        let dir = alsa_dir();
+        let mut sink = open_alsa_sink("vb_s16_out", Codec::Pcmu, 160).unwrap();
+        assert_eq!(
+            sink.format(),
+            DeviceFormat {
+                law: None,
+                rate: 8000,
+                channels: 1
+            }
+        );
+        let x = tone(440.0, 8000, 9000.0);
+        for f in x.chunks(160) {
+            sink.write(f).unwrap();
+        }
+        sink.finish().unwrap();
+        drop(sink);
+        let raw = std::fs::read(dir.join("s16_out.raw")).unwrap();
+        let pcm: Vec<i16> = raw
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .take(8000)
+            .collect();
+        assert_eq!(pcm, x);
+    }
+
+    #[test]
+    fn alsa_capture_reads_frames_from_the_device() {
+        let dir = alsa_dir();
+        let x = tone(440.0, 8000, 10000.0);
+        let mut codes = vec![0u8; x.len()];
+        g711::Law::MuLaw.encode(&x, &mut codes);
+        std::fs::write(dir.join("law_in.raw"), &codes).unwrap();
+        let mut src = open_alsa_source("vb_law_in", Codec::Pcmu, 160).unwrap();
+        assert_eq!(src.format().law, Some(g711::Law::MuLaw));
+        let mut got = Vec::new();
+        let mut frame = vec![0i16; 160];
+        for _ in 0..40 {
+            src.read(&mut frame).unwrap();
+            got.extend_from_slice(&frame);
+        }
+        assert_eq!(dominant_frequency(&got, 8000.0), 440.0);
+        let l = tone_level(&got, 440.0, 8000.0);
+        assert!((l - 10000.0).abs() < 300.0, "{l}");
+        assert_eq!(src.xruns(), 0);
+    }
+
+    #[test]
+    fn converter_resamples_and_maps_channels_at_48k_stereo() {
+        let fmt = DeviceFormat {
+            law: None,
+            rate: 48000,
+            channels: 2,
+        };
+        let mut play = Converter::new(fmt, false);
+        let x = tone(1000.0, 8000, 10000.0);
+        let mut raw = Vec::new();
+        for f in x.chunks(160) {
+            raw.extend(play.encode_device(f));
+        }
+        let frames: Vec<(i16, i16)> = raw
+            .chunks_exact(4)
+            .map(|b| {
+                (
+                    i16::from_le_bytes([b[0], b[1]]),
+                    i16::from_le_bytes([b[2], b[3]]),
+                )
+            })
+            .collect();
+        assert!(frames.len().abs_diff(48000) < 200, "{}", frames.len());
+        assert!(frames.iter().all(|(l, r)| l == r));
+        let left: Vec<i16> = frames.iter().map(|f| f.0).collect();
+        let mid = &left[6000..42000];
+        assert!((tone_level(mid, 1000.0, 48000.0) - 10000.0).abs() < 300.0);
+        // And back: 48 kHz stereo capture to 8 kHz mono.
+        let mut cap = Converter::new(fmt, true);
+        let mut back = Vec::new();
+        for b in raw.chunks(48 * 4 * 20) {
+            cap.decode_device(b, &mut back);
+        }
+        assert!(back.len().abs_diff(8000) < 100, "{}", back.len());
+        let mid = &back[1000..7000];
+        assert_eq!(dominant_frequency(mid, 8000.0), 1000.0);
+        assert!((tone_level(mid, 1000.0, 8000.0) - 10000.0).abs() < 400.0);
+    }
+
+    #[test]
+    fn missing_device_is_a_clear_error() {
+        alsa_dir();
+        match open_alsa_sink("vb_no_such_pcm", Codec::Pcmu, 160) {
+            Err(MediaError::Device(name, _)) => assert_eq!(name, "vb_no_such_pcm"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened a PCM that does not exist"),
+        }
+    }
+}

@@ -321,3 +321,117 @@ fn receive(socket: UdpSocket, shared: Arc<Shared>, rtcp: bool) {
         shared.flush_events();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::analysis::{dominant_frequency, rms, tone_level};
+
+    fn params(remote: SocketAddr, capture: &str, playback: &str) -> MediaParams {
+        MediaParams {
+            remote,
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            ptime_ms: 20,
+            telephone_event_pt: Some(101),
+            direction: Direction::SendRecv,
+            capture: capture.parse().unwrap(),
+            playback: playback.parse().unwrap(),
+            jitter_min_ms: 40,
+            jitter_max_ms: 200,
+            rtp_timeout_ms: 5000,
+        }
+    }
+
+    fn read_wav(path: &std::path::Path) -> Vec<i16> {
+        let mut r = hound::WavReader::open(path).unwrap();
+        assert_eq!(r.spec().sample_rate, 8000);
+        r.samples::<i16>().map(|s| s.unwrap()).collect()
+    }
+
+    /// Two calls' media against each other on 127.0.0.1: a 1 kHz tone one
+    /// way, 440 Hz the other, each recorded to a WAV file; then DTMF.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_sessions_exchange_tones_and_dtmf_on_loopback() {
+        let dir = std::env::temp_dir().join(format!("voipbridge-media-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (wav_a, wav_b) = (dir.join("a_heard.wav"), dir.join("b_heard.wav"));
+        let sa = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sb = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (aa, ab) = (sa.local_addr().unwrap(), sb.local_addr().unwrap());
+        let a = start(
+            params(ab, "tone:1000", &format!("wav:{}", wav_a.display())),
+            sa,
+        )
+        .await
+        .unwrap();
+        let mut b = start(
+            params(aa, "tone:440", &format!("wav:{}", wav_b.display())),
+            sb,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.local_addr(), aa);
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let (sa1, sb1) = (a.stats(), b.stats());
+        a.send_dtmf("12#").unwrap();
+        assert!(matches!(a.send_dtmf("1z"), Err(MediaError::BadDigit('z'))));
+        let mut digits = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while digits.len() < 3 {
+            match tokio::time::timeout_at(deadline, b.events().recv()).await {
+                Ok(Some(MediaEvent::DtmfReceived(d))) => digits.push(d),
+                Ok(Some(e)) => panic!("unexpected event {e:?}"),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        assert_eq!(digits, "12#");
+        let (sa2, sb2) = (a.stats(), b.stats());
+        a.stop().await;
+        b.stop().await;
+
+        // Two seconds of 20 ms packets each way, none lost.
+        for s in [&sa1, &sb1] {
+            assert!((90..=110).contains(&s.packets_sent), "{s:?}");
+            assert!(s.packets_received >= 88, "{s:?}");
+            assert_eq!(s.lost, 0, "{s:?}");
+            assert_eq!(s.packets_ignored, 0, "{s:?}");
+        }
+        assert_eq!(sb2.dtmf_received, "12#");
+        assert_eq!(sa2.dtmf_sent, 3);
+
+        // B heard A's 1 kHz (at the tone source's level, -6 dBFS), A heard B's 440 Hz.
+        let heard_b = read_wav(&wav_b);
+        let heard_a = read_wav(&wav_a);
+        for (heard, hz, other) in [(&heard_b, 1000.0, 440.0), (&heard_a, 440.0, 1000.0)] {
+            // Length: the whole call (about 2.5-3.5 s) at 8 kHz.
+            assert!((16000..40000).contains(&heard.len()), "{}", heard.len());
+            // A second of audio from the steady part, before the DTMF.
+            let steady = &heard[4000..12000];
+            assert_eq!(dominant_frequency(steady, 8000.0), hz);
+            let level = tone_level(steady, hz, 8000.0);
+            assert!(
+                (level - 16383.0).abs() < 0.06 * 16383.0,
+                "{hz} Hz at {level}"
+            );
+            assert!(tone_level(steady, other, 8000.0) < 300.0);
+            assert!(rms(steady) > 10000.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_devices_fail_start_with_a_clear_error() {
+        let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let remote = "127.0.0.1:9".parse().unwrap();
+        match start(params(remote, "wav:/nonexistent/x.wav", "null"), s).await {
+            Err(MediaError::Device(path, _)) => assert_eq!(path, "/nonexistent/x.wav"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("started with a missing file"),
+        }
+        let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert!(matches!(
+            start(params(remote, "null", "tone:100"), s).await,
+            Err(MediaError::BadSpec(_))
+        ));
+    }
+}
