@@ -7,6 +7,8 @@
 
 #[path = "logic/clock.rs"]
 pub mod clock;
+#[path = "logic/fifo.rs"]
+pub mod fifo;
 #[path = "logic/format.rs"]
 pub mod format;
 #[path = "logic/ring.rs"]

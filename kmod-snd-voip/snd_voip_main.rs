@@ -22,6 +22,8 @@ mod sync;
 
 #[path = "logic/clock.rs"]
 pub mod clock;
+#[path = "logic/fifo.rs"]
+pub mod fifo;
 #[path = "logic/format.rs"]
 pub mod format;
 #[path = "logic/ring.rs"]

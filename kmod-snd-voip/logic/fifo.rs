@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The RTOS audio FIFO: layout and validation of the shared-memory ring
+//! header, version 1.0, and the ring arithmetic both sides use.
+//!
+//! One single-producer/single-consumer ring per direction lives in a
+//! shared-memory region: a 256-byte little-endian header, then `ring_bytes`
+//! of audio. `include/snd_voip_fifo.h` is the same layout for the RTOS side;
+//! ARCHITECTURE.md ("RTOS audio FIFO") states the memory-ordering rules.
+//!
+//! Pure logic: the kernel module and host tools compile this file; nothing
+//! here touches memory except through byte slices given to it, so a corrupt
+//! header yields an error, never an out-of-bounds access.
+
+use crate::format::{Format, StreamParams};
+
+/// `'S' 'V' 'F' 'Q'` read as a little-endian u32.
+pub const MAGIC: u32 = 0x5146_5653;
+/// Major version: a different one is refused.
+pub const VERSION_MAJOR: u16 = 1;
+/// Minor version: newer minors only add fields in reserved space.
+pub const VERSION_MINOR: u16 = 0;
+/// Size of the header this version defines.
+pub const HEADER_SIZE: u32 = 256;
+
+/// Byte offsets of the header fields.
+pub mod off {
+    /// u32 magic, written last by the side that initialises the ring.
+    pub const MAGIC: usize = 0;
+    /// u16 major, u16 minor.
+    pub const VERSION: usize = 4;
+    /// u32 header size (>= 256; the data starts there).
+    pub const HEADER_SIZE: usize = 8;
+    /// u32 ring size in bytes (a power of two).
+    pub const RING_BYTES: usize = 12;
+    /// u32 frames per period (the consumer's wakeup granularity).
+    pub const PERIOD_FRAMES: usize = 16;
+    /// u32 frames per second.
+    pub const RATE: usize = 20;
+    /// u16 channels.
+    pub const CHANNELS: usize = 24;
+    /// u16 ALSA format code (2 S16_LE, 20 MU_LAW, 21 A_LAW).
+    pub const FORMAT: usize = 26;
+    /// u32 direction: 0 RTOS to Linux (microphone), 1 Linux to RTOS (speaker).
+    pub const DIRECTION: usize = 28;
+    /// Producer's cache line: u64 free-running count of frames written.
+    pub const WRITE_FRAMES: usize = 64;
+    /// u32 producer state (0 stopped, 1 running).
+    pub const PRODUCER_STATE: usize = 72;
+    /// u32 overruns counted by the producer (ring full, frames dropped).
+    pub const OVERRUNS: usize = 76;
+    /// u32 heartbeat, incremented by the producer at least once a period.
+    pub const PRODUCER_HEARTBEAT: usize = 80;
+    /// Consumer's cache line: u64 free-running count of frames read.
+    pub const READ_FRAMES: usize = 128;
+    /// u32 consumer state (0 stopped, 1 running).
+    pub const CONSUMER_STATE: usize = 136;
+    /// u32 underruns counted by the consumer (ring empty, silence used).
+    pub const UNDERRUNS: usize = 140;
+    /// u32 heartbeat, incremented by the consumer at least once a period.
+    pub const CONSUMER_HEARTBEAT: usize = 144;
+}
+
+/// Why a ring cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FifoError {
+    /// The region is smaller than the header.
+    RegionTooSmall,
+    /// Magic missing: not initialised (yet) or not a ring.
+    BadMagic(u32),
+    /// Unknown major version.
+    BadVersion(u16),
+    /// Header size below 256 or beyond the region.
+    BadHeaderSize(u32),
+    /// Ring size not a power of two, or header + ring beyond the region.
+    BadRingSize(u32),
+    /// Rate, channels or format the card does not support.
+    BadFormat,
+    /// Period of zero frames or more than half the ring.
+    BadPeriod(u32),
+    /// Direction field not 0 or 1.
+    BadDirection(u32),
+    /// Read counter ahead of write, or more than the ring in between.
+    BadIndices,
+}
+
+/// A validated ring description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ring {
+    /// Where the data starts in the region.
+    pub data_offset: usize,
+    /// Data size in bytes (a power of two).
+    pub ring_bytes: usize,
+    /// Audio parameters.
+    pub params: StreamParams,
+    /// Frames per period.
+    pub period_frames: u32,
+    /// True for RTOS to Linux (microphone).
+    pub to_linux: bool,
+}
+
+fn u16_at(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes([*b.get(o)?, *b.get(o + 1)?]))
+}
+
+fn u32_at(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes([
+        *b.get(o)?,
+        *b.get(o + 1)?,
+        *b.get(o + 2)?,
+        *b.get(o + 3)?,
+    ]))
+}
+
+impl Ring {
+    /// Validates the header at the start of a region of `region_len` bytes
+    /// (`header` holds at least the first 256 bytes of it).
+    pub fn validate(header: &[u8], region_len: usize) -> Result<Ring, FifoError> {
+        if region_len < HEADER_SIZE as usize || header.len() < HEADER_SIZE as usize {
+            return Err(FifoError::RegionTooSmall);
+        }
+        let g32 = |o| u32_at(header, o).ok_or(FifoError::RegionTooSmall);
+        let g16 = |o| u16_at(header, o).ok_or(FifoError::RegionTooSmall);
+        let magic = g32(off::MAGIC)?;
+        if magic != MAGIC {
+            return Err(FifoError::BadMagic(magic));
+        }
+        let major = g16(off::VERSION)?;
+        if major != VERSION_MAJOR {
+            return Err(FifoError::BadVersion(major));
+        }
+        let hs = g32(off::HEADER_SIZE)?;
+        if hs < HEADER_SIZE || hs as usize > region_len {
+            return Err(FifoError::BadHeaderSize(hs));
+        }
+        let rb = g32(off::RING_BYTES)?;
+        if !rb.is_power_of_two()
+            || (hs as usize)
+                .checked_add(rb as usize)
+                .is_none_or(|end| end > region_len)
+        {
+            return Err(FifoError::BadRingSize(rb));
+        }
+        let params = StreamParams::new(
+            u32::from(g16(off::FORMAT)?),
+            g32(off::RATE)?,
+            u32::from(g16(off::CHANNELS)?),
+        )
+        .ok_or(FifoError::BadFormat)?;
+        // Frames never straddle the wrap: the ring holds a whole number of
+        // frames. (checked_* because the kernel build may not contain a
+        // division that can panic.)
+        let fb = params.frame_bytes();
+        if (rb as usize).checked_rem(fb) != Some(0) {
+            return Err(FifoError::BadFormat);
+        }
+        let period = g32(off::PERIOD_FRAMES)?;
+        let capacity = (rb as usize).checked_div(fb).unwrap_or(0);
+        if period == 0 || period as usize > capacity / 2 {
+            return Err(FifoError::BadPeriod(period));
+        }
+        let to_linux = match g32(off::DIRECTION)? {
+            0 => true,
+            1 => false,
+            d => return Err(FifoError::BadDirection(d)),
+        };
+        Ok(Ring {
+            data_offset: hs as usize,
+            ring_bytes: rb as usize,
+            params,
+            period_frames: period,
+            to_linux,
+        })
+    }
+
+    /// Capacity in frames.
+    pub fn capacity(&self) -> u64 {
+        self.ring_bytes
+            .checked_div(self.params.frame_bytes())
+            .unwrap_or(0) as u64
+    }
+
+    /// Frames readable given the two counters; an error for counters no
+    /// honest producer/consumer pair can produce.
+    pub fn fill(&self, write_frames: u64, read_frames: u64) -> Result<u64, FifoError> {
+        let fill = write_frames
+            .checked_sub(read_frames)
+            .ok_or(FifoError::BadIndices)?;
+        if fill > self.capacity() {
+            return Err(FifoError::BadIndices);
+        }
+        Ok(fill)
+    }
+
+    /// Byte offset in the data area of frame number `frame`.
+    pub fn byte_offset(&self, frame: u64) -> usize {
+        // capacity is a power of two divided by the frame size, so use the
+        // byte position modulo the (power-of-two) ring size.
+        let fb = self.params.frame_bytes() as u64;
+        (frame.wrapping_mul(fb) & (self.ring_bytes as u64 - 1)) as usize
+    }
+}
+
+/// Writes a version 1.0 header (host tools and tests; the RTOS side does
+/// the same in C). The magic goes in last.
+pub fn write_header(
+    buf: &mut [u8],
+    ring_bytes: u32,
+    period_frames: u32,
+    format: Format,
+    rate: u32,
+    channels: u16,
+    to_linux: bool,
+) -> bool {
+    if buf.len() < HEADER_SIZE as usize {
+        return false;
+    }
+    buf[..HEADER_SIZE as usize].fill(0);
+    let mut put32 = |o: usize, v: u32| buf[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    put32(off::HEADER_SIZE, HEADER_SIZE);
+    put32(off::RING_BYTES, ring_bytes);
+    put32(off::PERIOD_FRAMES, period_frames);
+    put32(off::RATE, rate);
+    put32(off::DIRECTION, if to_linux { 0 } else { 1 });
+    buf[off::VERSION..off::VERSION + 2].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
+    buf[off::VERSION + 2..off::VERSION + 4].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+    buf[off::CHANNELS..off::CHANNELS + 2].copy_from_slice(&channels.to_le_bytes());
+    buf[off::FORMAT..off::FORMAT + 2].copy_from_slice(&(format.to_alsa() as u16).to_le_bytes());
+    buf[off::MAGIC..off::MAGIC + 4].copy_from_slice(&MAGIC.to_le_bytes());
+    true
+}
