@@ -25,6 +25,7 @@ help:
 	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
 	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
+	@echo "  make dtbs-check  validate the device-tree binding and overlays (dt-schema, dtc)"
 	@echo "  make bench-kmod  period-wakeup jitter and CPU: snd-voip vs snd-aloop, in qemu"
 	@echo "  make print-kdir / print-kernel   the reference build directory / bootable image"
 
@@ -62,7 +63,10 @@ test-kmod: kmod bridge
 test-intree: kernel
 	tests/kmod/intree.sh
 
-test: setup lint test-host test-kmod test-intree
+dtbs-check: setup
+	dts/check.sh
+
+test: setup lint dtbs-check test-host test-kmod test-intree
 	@echo "make test: all test suites passed"
 
 bench-kmod: kmod bridge
@@ -71,4 +75,4 @@ bench-kmod: kmod bridge
 demo: kmod bridge
 	tests/demo/run.sh
 
-.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint test-host test-kmod test-intree test bench-kmod demo
+.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test bench-kmod demo

@@ -93,4 +93,12 @@ if [ ! -f "$CACHE/$srcname/.unpacked" ]; then
     touch "$CACHE/$srcname/.unpacked"
 fi
 log "kernel source: $CACHE/$srcname"
+
+# dt-schema (PyPI dtschema) for `make dtbs-check`, in a venv of its own.
+VENV=$CACHE/dtschema-venv
+if [ ! -x "$VENV/bin/dt-validate" ]; then
+    log "installing dtschema into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q dtschema
+fi
 log "done"

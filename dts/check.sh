@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# make dtbs-check: validate the binding with dt-doc-validate, compile the
+# board DTS and the overlay with dtc, and validate the DTB with dt-validate.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+venv=${SND_VOIP_CACHE:-$HOME/.cache/snd-voip}/dtschema-venv
+PATH=$venv/bin:$PATH
+out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+dt-doc-validate -u "$here/bindings" "$here/bindings/sound/snd-voip,rtos-fifo.yaml"
+echo "PASS: binding schema is valid (dt-doc-validate)"
+dtc -I dts -O dtb -o "$out/board.dtb" "$here/qemu-arm64-voip.dts" 2>"$out/dtc.log"
+# An overlay cannot know its target's #address-cells/#size-cells: dtc's checks
+# of reg against the default (2/1) do not apply to it.
+dtc -@ -W no-reg_format -W no-avoid_default_addr_size -I dts -O dtb -o "$out/rtos-fifo.dtbo" "$here/overlays/rtos-fifo.dtso" 2>>"$out/dtc.log"
+if [ -s "$out/dtc.log" ]; then cat "$out/dtc.log"; echo "FAIL: dtc warnings"; exit 1; fi
+echo "PASS: board DTS and overlay compile without warnings (dtc)"
+dt-mk-schema -j "$here/bindings" >"$out/schema.json"
+dt-validate -s "$out/schema.json" "$out/board.dtb" 2>&1 | tee "$out/validate.log"
+if grep -q "snd-voip\|audio-fifo" "$out/validate.log"; then
+    echo "FAIL: the snd-voip node does not match its binding"; exit 1
+fi
+# A node breaking the binding must be caught (the check can fail).
+sed 's/"rtos";$/"speaker";/' "$here/qemu-arm64-voip.dts" >"$out/bad.dts"
+dtc -q -I dts -O dtb -o "$out/bad.dtb" "$out/bad.dts"
+if dt-validate -s "$out/schema.json" "$out/bad.dtb" 2>&1 | grep -q "audio-fifo"; then
+    echo "PASS: dt-validate accepts the board node and rejects a bad playback-sink"
+else
+    echo "FAIL: dt-validate did not notice an invalid snd-voip,playback-sink"; exit 1
+fi
