@@ -157,7 +157,7 @@ pub async fn run(
         }
     }
     for (_, h) in std::mem::take(&mut media) {
-        let _ = tokio::task::spawn_blocking(move || h.stop()).await;
+        h.stop().await;
     }
     let _ = std::fs::remove_file(&settings.socket);
     tracing::info!("stopped");
@@ -291,9 +291,10 @@ async fn execute(
                     jitter_max_ms: settings.media.jitter_max_ms,
                     rtp_timeout_ms: settings.media.rtp_timeout_ms,
                 };
-                let started = std::net::UdpSocket::bind(addr)
-                    .map_err(media::MediaError::from)
-                    .and_then(|s| media::start(params, s));
+                let started = match UdpSocket::bind(addr).await {
+                    Ok(s) => media::start(params, s).await,
+                    Err(e) => Err(media::MediaError::from(e)),
+                };
                 match started {
                     Ok(h) => {
                         media.insert(id, h);
@@ -308,7 +309,7 @@ async fn execute(
             }
             Action::StopMedia(id) => {
                 if let Some(h) = media.remove(&id) {
-                    let _ = tokio::task::spawn_blocking(move || h.stop()).await;
+                    h.stop().await;
                 }
             }
             Action::Event(ev) => match &ev {
