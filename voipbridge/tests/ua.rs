@@ -811,3 +811,34 @@ fn delayed_auto_answer_and_answer_command() {
         vec![200]
     );
 }
+
+#[test]
+fn required_extensions_we_lack_get_420_with_unsupported() {
+    let mut ua = Ua::new(cfg());
+    let t = Instant::now();
+    let inv = String::from_utf8(request("INVITE", "x1", "z9hG4bKx1", 1, None, SDP))
+        .unwrap()
+        .replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nRequire: 100rel, timer\r\n",
+        );
+    let r = sent(&ua.handle(t, dgram(inv.into_bytes())));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, Some(420));
+    assert_eq!(
+        r[0].header_values("unsupported"),
+        vec!["100rel".to_string(), "timer".to_string()]
+    );
+    assert!(ua.calls(t).is_empty());
+    // Supported (not Require) is fine: the call is answered.
+    let inv = String::from_utf8(request("INVITE", "x2", "z9hG4bKx2", 1, None, SDP))
+        .unwrap()
+        .replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nSupported: 100rel, timer\r\n",
+        );
+    assert_eq!(
+        statuses(&ua.handle(t, dgram(inv.into_bytes()))),
+        vec![100, 180, 200]
+    );
+}

@@ -1115,6 +1115,23 @@ impl Ua {
                 return;
             }
         }
+        // RFC 3261 8.2.2.3: we implement no option tags, so any Require gets 420 listing them.
+        if method != "ACK" && method != "CANCEL" {
+            let required = req.header_values("require");
+            if !required.is_empty() {
+                let list = required.join(", ");
+                tracing::info!(%method, require = %list, "unsupported extension required: 420");
+                self.respond(
+                    now,
+                    &req,
+                    from,
+                    (420, "Bad Extension"),
+                    &[("Unsupported", &list)],
+                    out,
+                );
+                return;
+            }
+        }
         let id = req.call_id().to_string();
         match method.as_str() {
             "INVITE" => {
