@@ -53,6 +53,22 @@ pub struct CoreConfig {
     pub rtp_timeout_ms: u32,
 }
 
+/// Audio packets accepted: 5 to 240 ms of samples.
+const MIN_PACKET: usize = 40;
+const MAX_PACKET: usize = 1920;
+
+/// A jitter buffer for packets of `frame` samples: bounds from the
+/// configuration, starting at about 40 ms.
+fn new_jitter_buffer(cfg: &CoreConfig, frame: usize) -> JitterBuffer {
+    let frames = |ms: u32| (ms as usize * RATE as usize / 1000) / frame.max(1);
+    let min = (cfg.jitter_min_ms as usize * RATE as usize / 1000)
+        .div_ceil(frame.max(1))
+        .max(1);
+    let start = (320usize.div_ceil(frame.max(1))).max(2);
+    let max = frames(cfg.jitter_max_ms).max(3);
+    JitterBuffer::new(frame, min, start, max)
+}
+
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transmit {
@@ -67,6 +83,7 @@ pub enum Transmit {
 pub struct CallCore {
     cfg: CoreConfig,
     frame: usize,
+    jb_frame: usize,
     remote: SocketAddr,
     latched: bool,
     rtcp_remote: Option<SocketAddr>,
@@ -101,12 +118,7 @@ impl CallCore {
     ) -> CallCore {
         let ptime = cfg.ptime_ms.clamp(10, 60);
         let frame = (RATE * ptime / 1000) as usize;
-        let jb = JitterBuffer::new(
-            frame,
-            (cfg.jitter_min_ms / ptime).max(1) as usize,
-            40usize.div_ceil(ptime as usize).max(2),
-            (cfg.jitter_max_ms / ptime).max(3) as usize,
-        );
+        let jb = new_jitter_buffer(&cfg, frame);
         let rand = ssrc ^ u32::from(seq).rotate_left(16) ^ ts;
         CallCore {
             remote: cfg.remote,
@@ -135,6 +147,7 @@ impl CallCore {
                 ..Default::default()
             },
             encoded: vec![0; frame],
+            jb_frame: frame,
             frame,
             cfg,
         }
@@ -206,7 +219,7 @@ impl CallCore {
         s.late = j.late;
         s.duplicates = j.duplicates;
         s.underruns = j.underruns;
-        s.jitter_buffer_ms = (self.jb.target_frames() * self.frame) as u32 * 1000 / RATE;
+        s.jitter_buffer_ms = (self.jb.target_frames() * self.jb_frame) as u32 * 1000 / RATE;
         s.drift_inserted = self.playout.inserted();
         s.drift_dropped = self.playout.dropped();
         if let Some(rx) = &self.rx {
@@ -257,12 +270,7 @@ impl CallCore {
             slot => {
                 if slot.is_some() {
                     tracing::info!(ssrc = pkt.ssrc, "peer changed SSRC; restarting reception");
-                    self.jb = JitterBuffer::new(
-                        self.frame,
-                        (self.cfg.jitter_min_ms / self.cfg.ptime_ms.clamp(10, 60)).max(1) as usize,
-                        self.jb.target_frames(),
-                        (self.cfg.jitter_max_ms / self.cfg.ptime_ms.clamp(10, 60)).max(3) as usize,
-                    );
+                    self.jb = new_jitter_buffer(&self.cfg, self.jb_frame);
                 }
                 slot.insert(ReceiveStats::new(pkt.ssrc, pkt.seq))
             }
@@ -279,7 +287,20 @@ impl CallCore {
         if !self.direction.receives() {
             return;
         }
-        let mut pcm = vec![0i16; pkt.payload.len().min(self.frame * 4)];
+        let n = pkt.payload.len();
+        if !(MIN_PACKET..=MAX_PACKET).contains(&n) {
+            self.stats.packets_ignored += 1;
+            return;
+        }
+        if n != self.jb_frame {
+            // The peer's packets need not follow our ptime: the jitter buffer
+            // works in the peer's packets, the playout queue in samples.
+            tracing::info!(samples = n, ours = self.frame, "peer packet size");
+            self.jb_frame = n;
+            self.jb = new_jitter_buffer(&self.cfg, n);
+            self.playout = PlayoutQueue::new(n);
+        }
+        let mut pcm = vec![0i16; n];
         self.cfg.codec.law().decode(&pkt.payload, &mut pcm);
         self.playout.on_arrival(&self.jb, arrival);
         self.jb.push(pkt.seq, pkt.timestamp, arrival, pcm);
@@ -538,6 +559,50 @@ mod tests {
         assert_eq!(s.packets_received, 100);
         assert_eq!(s.lost, 0);
         assert_eq!(s.underruns, 0);
+    }
+
+    #[test]
+    fn peer_packets_of_another_ptime_play_intact() {
+        // The peer sends 30 ms packets; we capture and play in 20 ms frames.
+        let t0 = Instant::now();
+        let mut b = CallCore::new(cfg(B), t0, NtpClock::new(t0, 0), (1, 2, 3));
+        let mut peer = Sender::with_bases(9, 100, 0);
+        let from: SocketAddr = B.parse().unwrap();
+        let x = tone(1000.0, 0, 8000 * 3);
+        let mut heard = Vec::new();
+        let mut sent = 0usize;
+        for k in 0..150u64 {
+            let now = t0 + Duration::from_millis(k * 20);
+            // A packet leaves (and, on loopback, arrives) as soon as its
+            // 30 ms of audio exist.
+            while (sent + 240) as u64 <= k * 160 {
+                let mut codes = vec![0u8; 240];
+                Codec::Pcmu.law().encode(&x[sent..sent + 240], &mut codes);
+                let at = t0 + Duration::from_micros((sent as u64 + 240) * 125);
+                b.on_rtp(from, &peer.packet(0, &codes, 240), at);
+                sent += 240;
+            }
+            let mut out = vec![0i16; 160];
+            b.playout(&mut out, now);
+            heard.extend(out);
+        }
+        let s = b.stats();
+        assert_eq!((s.concealed, s.underruns, s.late), (0, 0, 0), "{s:?}");
+        assert!(s.drift_inserted + s.drift_dropped <= 2, "{s:?}");
+        let tail = &heard[4000..];
+        let level = crate::media::analysis::tone_level(tail, 1000.0, 8000.0);
+        assert!((level - 10000.0).abs() < 300.0, "{level}");
+        // Continuous: the audio is the tone itself, delayed (x[0] is 0, so
+        // the first non-zero sample heard is x[1]).
+        let start = heard.iter().position(|&v| v != 0).unwrap() - 1;
+        let played = &heard[start..start + 8000];
+        let err = played
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+            .max()
+            .unwrap();
+        assert!(err < 700, "max deviation {err}");
     }
 
     #[test]

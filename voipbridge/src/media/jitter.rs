@@ -12,6 +12,9 @@
 
 use std::collections::BTreeMap;
 
+/// Packets in a row wanting a smaller target before it shrinks by a frame.
+const SHRINK_AFTER: u32 = 100;
+
 /// What the playout clock gets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Playout {
@@ -51,6 +54,7 @@ pub struct JitterBuffer {
     next: Option<u64>,
     started: bool,
     plc: Concealer,
+    shrink_votes: u32,
     conceal_run: u32,
     highest: Option<u64>,
     /// Interarrival jitter estimate in frame units × 16 (RFC 3550 fixed point).
@@ -74,6 +78,7 @@ impl JitterBuffer {
             next: None,
             started: false,
             plc: Concealer::default(),
+            shrink_votes: 0,
             conceal_run: 0,
             highest: None,
             jitter16: 0,
@@ -136,10 +141,23 @@ impl JitterBuffer {
     }
 
     fn adapt(&mut self) {
-        // Target: enough frames to cover about 3 times the jitter.
+        // Target: enough frames to cover about 3 times the jitter. It grows
+        // at once, and shrinks one frame at a time after SHRINK_AFTER
+        // packets that all wanted less (the playout queue then drops the
+        // surplus a sample at a time, in the quietest places).
         let jitter_samples = (self.jitter16 >> 4) as usize;
-        let want = 1 + (3 * jitter_samples).div_ceil(self.frame.max(1));
-        self.target = want.clamp(self.min_frames, self.max_frames);
+        let want = (1 + (3 * jitter_samples).div_ceil(self.frame.max(1)))
+            .clamp(self.min_frames, self.max_frames);
+        if want >= self.target {
+            self.target = want;
+            self.shrink_votes = 0;
+        } else {
+            self.shrink_votes += 1;
+            if self.shrink_votes >= SHRINK_AFTER {
+                self.target -= 1;
+                self.shrink_votes = 0;
+            }
+        }
     }
 
     /// The current interarrival jitter in samples (RFC 3550).
