@@ -842,3 +842,40 @@ fn required_extensions_we_lack_get_420_with_unsupported() {
         vec![100, 180, 200]
     );
 }
+
+#[test]
+fn a_400_for_an_unparsable_request_is_itself_well_formed() {
+    let mut ua = Ua::new(cfg());
+    let t = Instant::now();
+    // A request line rsip rejects, with the headers a 400 needs: the parser's
+    // error quotes the whole datagram, CR/LF included; none may leak into Warning.
+    let bad = String::from_utf8(request("INVITE", "m1", "z9hG4bKm1", 1, None, SDP))
+        .unwrap()
+        .replacen("SIP/2.0\r\n", "SIP/2.0 extra\r\n", 1);
+    let a = ua.handle(t, dgram(bad.into_bytes()));
+    let r = sent(&a);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, Some(400));
+    assert_eq!(r[0].call_id(), "m1");
+    let w = r[0].header("warning").expect("Warning");
+    assert!(w.starts_with("399 voipbridge \""), "{w}");
+    assert!(w.len() < 200, "{w}");
+    // Exactly the headers we put in: nothing injected from the peer's bytes.
+    let names: Vec<String> = r[0]
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "via",
+            "from",
+            "to",
+            "call-id",
+            "cseq",
+            "warning",
+            "content-length"
+        ]
+    );
+}

@@ -421,6 +421,19 @@ fn dialog_route(c: &Call) -> (String, Vec<String>, SocketAddr) {
     }
 }
 
+/// A parse error as one short line for a Warning header or a log: parser
+/// errors quote the peer's bytes, CR/LF included, which must not reach a header.
+fn warning_text(why: &str) -> String {
+    why.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .take(160)
+        .collect()
+}
+
 fn fmt_host(a: &SocketAddr) -> String {
     match a {
         SocketAddr::V4(v) => v.to_string(),
@@ -1080,7 +1093,7 @@ impl Ua {
             Ok(m) if m.method.is_some() => self.on_request(now, from, m, out),
             Ok(m) => self.on_response(now, from, m, out),
             Err(ParseError::BadRequest(why)) | Err(ParseError::Unparsable(why)) => {
-                tracing::warn!(%from, "malformed request: {why}");
+                tracing::warn!(%from, "malformed request: {}", warning_text(&why));
                 if let Some(req) = salvage_request(data) {
                     if req.method.as_deref() != Some("ACK") {
                         self.respond(
@@ -1090,7 +1103,7 @@ impl Ua {
                             (400, "Bad Request"),
                             &[(
                                 "Warning",
-                                &format!("399 voipbridge \"{}\"", why.replace('"', "'")),
+                                &format!("399 voipbridge \"{}\"", warning_text(&why)),
                             )],
                             out,
                         );
@@ -1098,7 +1111,7 @@ impl Ua {
                 }
             }
             Err(ParseError::BadResponse(why)) => {
-                tracing::warn!(%from, "dropping malformed response: {why}")
+                tracing::warn!(%from, "dropping malformed response: {}", warning_text(&why))
             }
         }
     }
