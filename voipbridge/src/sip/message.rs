@@ -66,11 +66,13 @@ pub struct Message {
 impl Message {
     /// Parses and validates a datagram.
     pub fn parse(data: &[u8]) -> Result<Message, ParseError> {
+        let v6 = ipv6_request_uri(data);
+        let data = v6.as_ref().map_or(data, |(d, _)| d.as_slice());
         let msg = SipMessage::try_from(data).map_err(|e| ParseError::Unparsable(e.to_string()))?;
         let (method, uri, status, reason, hdrs, body) = match msg {
             SipMessage::Request(r) => (
                 Some(r.method.to_string().to_ascii_uppercase()),
-                r.uri.to_string(),
+                v6.map_or_else(|| r.uri.to_string(), |(_, uri)| uri),
                 None,
                 String::new(),
                 r.headers,
@@ -191,6 +193,41 @@ fn split_header(h: &Header) -> (String, String) {
         Some((n, v)) => (n.trim().to_string(), v.trim().to_string()),
         None => (s.trim().to_string(), String::new()),
     }
+}
+
+/// Placeholder Request-URI handed to rsip in place of an IPv6 one.
+const V6_PLACEHOLDER: &str = "sip:ipv6-request-uri.invalid";
+
+/// rsip 0.4 cannot parse an IPv6 reference in the Request-URI
+/// (`sip:bob@[::1]:5070`: it splits host and port at the first `:`), although
+/// it keeps headers (Via, Contact, ...) as text. For such a request line this
+/// returns the datagram with the URI swapped for [`V6_PLACEHOLDER`], and the
+/// URI itself, checked here instead: `sip:`/`sips:`, one `[IPv6]` reference,
+/// an optional numeric port. `None` for anything else (rsip judges it).
+fn ipv6_request_uri(data: &[u8]) -> Option<(Vec<u8>, String)> {
+    let mut end = data.iter().position(|&b| b == b'\n')?;
+    if end > 0 && data.get(end - 1) == Some(&b'\r') {
+        end -= 1; // keep the CR with the rest
+    }
+    let line = std::str::from_utf8(data.get(..end)?).ok()?;
+    let mut parts = line.split(' ');
+    let (method, uri, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !version.starts_with("SIP/") || !uri.contains('[') {
+        return None;
+    }
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let hostport = rest.split([';', '?']).next()?;
+    let hostport = hostport.rsplit('@').next()?;
+    let (host, after) = hostport.strip_prefix('[')?.split_once(']')?;
+    host.parse::<std::net::Ipv6Addr>().ok()?;
+    if !(after.is_empty() || after.strip_prefix(':')?.parse::<u16>().is_ok()) {
+        return None;
+    }
+    let mut out = format!("{method} {V6_PLACEHOLDER} {version}").into_bytes();
+    out.extend_from_slice(data.get(end..)?);
+    Some((out, uri.to_string()))
 }
 
 /// Splits a header value at commas outside quotes and angle brackets.
@@ -451,6 +488,22 @@ Content-Length: 4\r\n\r\nabcd";
         for c in cases {
             let _ = Message::parse(&c);
             let _ = salvage_request(&c);
+        }
+    }
+
+    #[test]
+    fn ipv6_request_uris_parse() {
+        let v6 = INVITE.replace("sip:bob@127.0.0.1:5070", "sip:bob@[::1]:5070;transport=udp");
+        let m = Message::parse(v6.as_bytes()).unwrap();
+        assert_eq!(m.uri, "sip:bob@[::1]:5070;transport=udp");
+        assert_eq!(m.method.as_deref(), Some("INVITE"));
+        assert_eq!(m.body, b"abcd");
+        let no_port = INVITE.replace("sip:bob@127.0.0.1:5070", "sip:[::1]");
+        assert_eq!(Message::parse(no_port.as_bytes()).unwrap().uri, "sip:[::1]");
+        // Not an IPv6 address, or a bad port: still refused.
+        for bad in ["sip:bob@[::g]:5070", "sip:bob@[::1]:99999", "sip:bob@[::1"] {
+            let m = INVITE.replace("sip:bob@127.0.0.1:5070", bad);
+            assert!(Message::parse(m.as_bytes()).is_err(), "{bad}");
         }
     }
 
