@@ -275,7 +275,11 @@ impl CallCore {
                 slot.insert(ReceiveStats::new(pkt.ssrc, pkt.seq))
             }
         };
-        rx.on_packet(pkt.seq, pkt.timestamp, arrival as u32);
+        if is_event {
+            rx.on_event_packet(pkt.seq);
+        } else {
+            rx.on_packet(pkt.seq, pkt.timestamp, arrival as u32);
+        }
         if is_event {
             if let Some(d) = self.dtmf_rx.feed(pkt.timestamp, &pkt.payload) {
                 tracing::info!(digit = %d, "DTMF received");

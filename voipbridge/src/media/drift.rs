@@ -98,9 +98,12 @@ impl PlayoutQueue {
         // least). Slack moves in steps of a request when a correction
         // crosses a request boundary, so the band is more than one request
         // wide; running short risks an underrun, running long costs latency.
+        // A jitter buffer holding its target of T frames gives a slack
+        // between (T-1) and T frames by itself: never drop below that.
         let f = self.frame as f64;
         let low = (3.0 * f64::from(jb.jitter_samples())).max(f / 4.0);
-        let high = low + 1.5 * (n.max(self.frame) as f64);
+        let natural = jb.target_frames() as f64 * f + f / 2.0;
+        let high = (low + 1.5 * (n.max(self.frame) as f64)).max(natural);
         self.since_adjust += n;
         let may = jb.is_playing() && n >= 2 && self.since_adjust >= MIN_SPACING;
         let adjust: i32 = match self.avg {

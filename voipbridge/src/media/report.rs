@@ -101,6 +101,23 @@ impl ReceiveStats {
     /// Accounts one packet. `arrival` is the local arrival time in RTP
     /// timestamp units (any origin).
     pub fn on_packet(&mut self, seq: u16, rtp_ts: u32, arrival: u32) {
+        self.count(seq);
+        // A.8: J += (|D| - J) / 16, D the difference of relative transit times.
+        let transit = i64::from(arrival.wrapping_sub(rtp_ts) as i32);
+        if let Some(prev) = self.transit {
+            let d = (transit - prev).abs() as f64;
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.transit = Some(transit);
+    }
+
+    /// Accounts a packet in sequence and loss only: RFC 4733 events repeat
+    /// their start timestamp, so they would read as jitter.
+    pub fn on_event_packet(&mut self, seq: u16) {
+        self.count(seq);
+    }
+
+    fn count(&mut self, seq: u16) {
         let udelta = seq.wrapping_sub(self.max_seq);
         if udelta < MAX_DROPOUT {
             if seq < self.max_seq {
@@ -118,13 +135,6 @@ impl ReceiveStats {
         }
         // else: duplicate or reordered, counted as received.
         self.received += 1;
-        // A.8: J += (|D| - J) / 16, D the difference of relative transit times.
-        let transit = i64::from(arrival.wrapping_sub(rtp_ts) as i32);
-        if let Some(prev) = self.transit {
-            let d = (transit - prev).abs() as f64;
-            self.jitter += (d - self.jitter) / 16.0;
-        }
-        self.transit = Some(transit);
     }
 
     /// Extended highest sequence number received.

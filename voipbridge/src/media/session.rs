@@ -398,6 +398,13 @@ mod tests {
             assert_eq!(s.packets_ignored, 0, "{s:?}");
         }
         assert_eq!(sb2.dtmf_received, "12#");
+        // Loopback has next to no jitter, events included (they repeat
+        // their timestamp and must not count), and no clock drift to correct
+        // beyond start-up.
+        assert!(sb2.jitter_ms < 5.0, "{sb2:?}");
+        for s in [&sa2, &sb2] {
+            assert!(s.drift_inserted + s.drift_dropped <= 4, "{s:?}");
+        }
         assert_eq!(sa2.dtmf_sent, 3);
 
         // B heard A's 1 kHz (at the tone source's level, -6 dBFS), A heard B's 440 Hz.
