@@ -55,13 +55,28 @@ async fn calls(n: usize, secs: u64) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut handles = Vec::new();
     for k in 0..n {
-        let sa = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let sb = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let (aa, ab) = (sa.local_addr().expect("addr"), sb.local_addr().expect("addr"));
+        let sa = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let sb = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let (aa, ab) = (
+            sa.local_addr().expect("addr"),
+            sb.local_addr().expect("addr"),
+        );
         let wa = format!("wav:{}/a{k}.wav", dir.display());
         let wb = format!("wav:{}/b{k}.wav", dir.display());
-        handles.push(media::start(params(ab, "tone:1000", wa), sa).await.expect("start"));
-        handles.push(media::start(params(aa, "tone:440", wb), sb).await.expect("start"));
+        handles.push(
+            media::start(params(ab, "tone:1000", wa), sa)
+                .await
+                .expect("start"),
+        );
+        handles.push(
+            media::start(params(aa, "tone:440", wb), sb)
+                .await
+                .expect("start"),
+        );
     }
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
@@ -128,11 +143,18 @@ fn added_latency() {
 }
 
 async fn send_timing() {
-    let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let h = media::start(params(rx.local_addr().expect("addr"), "tone:1000", "null".into()), s)
+    let rx = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
-        .expect("start");
+        .expect("bind");
+    let s = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let h = media::start(
+        params(rx.local_addr().expect("addr"), "tone:1000", "null".into()),
+        s,
+    )
+    .await
+    .expect("start");
     let mut buf = [0u8; 2048];
     let mut arrivals = Vec::new();
     while arrivals.len() < 250 {
