@@ -183,6 +183,11 @@ impl CallCore {
                 "media direction"
             );
             self.sender.new_talkspurt();
+            if direction.receives() && !self.direction.receives() {
+                // Resuming: nothing buffered before the hold may play now.
+                self.jb = new_jitter_buffer(&self.cfg, self.jb_frame);
+                self.playout = PlayoutQueue::new(self.jb_frame);
+            }
         }
         self.direction = direction;
         self.last_rx = now;
@@ -420,10 +425,33 @@ impl CallCore {
         let cname = format!("voipbridge-{:08x}", self.sender.ssrc());
         let data = report::build_report(self.sender.ssrc(), &cname, sender, blocks)?;
         self.stats.rtcp_sent += 1;
-        let to = self.rtcp_remote.unwrap_or_else(|| {
-            SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+        Some(Transmit::Rtcp(self.rtcp_destination(), data))
+    }
+
+    /// The call's last RTCP packet (report and BYE), sent when media stops.
+    pub fn bye(&mut self, now: Instant) -> Option<Transmit> {
+        let sender = self.sent_since_report.then(|| SenderInfo {
+            ntp: self.ntp.ntp(now),
+            rtp_time: self.sender.timestamp(),
+            packets: self.stats.packets_sent as u32,
+            octets: self.stats.bytes_sent as u32,
         });
-        Some(Transmit::Rtcp(to, data))
+        let blocks = self
+            .rx
+            .as_mut()
+            .map(|rx| rx.report_block(now))
+            .into_iter()
+            .collect();
+        let cname = format!("voipbridge-{:08x}", self.sender.ssrc());
+        let data = report::build_bye(self.sender.ssrc(), &cname, sender, blocks)?;
+        self.stats.rtcp_sent += 1;
+        Some(Transmit::Rtcp(self.rtcp_destination(), data))
+    }
+
+    fn rtcp_destination(&self) -> SocketAddr {
+        self.rtcp_remote.unwrap_or_else(|| {
+            SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+        })
     }
 
     fn check_timeout(&mut self, now: Instant) {
@@ -648,6 +676,41 @@ mod tests {
             t0,
         );
         assert_eq!(a.remote(), "127.0.0.3:6002".parse().unwrap());
+    }
+
+    #[test]
+    fn resume_does_not_play_audio_buffered_before_the_hold() {
+        let (mut a, mut b, t0) = pair();
+        run(&mut a, &mut b, t0, 0..20);
+        // b puts the call on hold (sendonly: it stops playing), a's packets
+        // in flight still arrive, then b resumes.
+        let now = t0 + Duration::from_millis(400);
+        b.update(B.parse().unwrap(), Direction::SendOnly, now);
+        let mut out = vec![1i16; 160];
+        b.playout(&mut out, now);
+        assert!(out.iter().all(|&v| v == 0), "on hold: silence");
+        b.update(B.parse().unwrap(), Direction::SendRecv, now);
+        b.playout(&mut out, now);
+        assert!(out.iter().all(|&v| v == 0), "nothing stale after resume");
+        let (heard, _) = run(&mut a, &mut b, t0, 21..60);
+        let level = crate::media::analysis::tone_level(&heard[800..], 1000.0, 8000.0);
+        assert!(level > 5000.0, "audio flows again: {level}");
+    }
+
+    #[test]
+    fn bye_ends_with_an_rtcp_goodbye() {
+        let (mut a, mut b, t0) = pair();
+        run(&mut a, &mut b, t0, 0..5);
+        match a.bye(t0 + Duration::from_millis(100)) {
+            Some(Transmit::Rtcp(to, d)) => {
+                assert_eq!(to.port(), 4001);
+                let p = report::parse(&d).unwrap();
+                assert!(p.bye);
+                assert_eq!(p.sender_report.map(|s| s.0), Some(0xA));
+                assert_eq!(p.blocks.len(), 1);
+            }
+            o => panic!("{o:?}"),
+        }
     }
 
     #[test]

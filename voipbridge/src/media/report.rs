@@ -241,6 +241,26 @@ pub fn build_report(
     sender: Option<SenderInfo>,
     blocks: Vec<ReceptionReport>,
 ) -> Option<Vec<u8>> {
+    build(ssrc, cname, sender, blocks, false)
+}
+
+/// Like [`build_report`], ending with a BYE (RFC 3550 6.6): the call's last report.
+pub fn build_bye(
+    ssrc: u32,
+    cname: &str,
+    sender: Option<SenderInfo>,
+    blocks: Vec<ReceptionReport>,
+) -> Option<Vec<u8>> {
+    build(ssrc, cname, sender, blocks, true)
+}
+
+fn build(
+    ssrc: u32,
+    cname: &str,
+    sender: Option<SenderInfo>,
+    blocks: Vec<ReceptionReport>,
+    bye: bool,
+) -> Option<Vec<u8>> {
     let first: Box<dyn Packet + Send + Sync> = match sender {
         Some(s) => Box::new(SenderReport {
             ssrc,
@@ -266,9 +286,14 @@ pub fn build_report(
             }],
         }],
     });
-    ::rtcp::packet::marshal(&[first, sdes])
-        .ok()
-        .map(|b| b.to_vec())
+    let mut packets = vec![first, sdes];
+    if bye {
+        packets.push(Box::new(::rtcp::goodbye::Goodbye {
+            sources: vec![ssrc],
+            reason: Bytes::new(),
+        }));
+    }
+    ::rtcp::packet::marshal(&packets).ok().map(|b| b.to_vec())
 }
 
 /// What a received compound RTCP packet told us.
@@ -412,7 +437,10 @@ mod tests {
         let rr = build_report(0xABCD, "me@host", None, vec![block.clone()]).unwrap();
         let p = parse(&rr).unwrap();
         assert_eq!(p.sender_report, None);
-        assert_eq!(p.blocks, vec![block]);
+        assert_eq!(p.blocks, vec![block.clone()]);
+        assert!(!p.bye);
+        let bye = build_bye(0xABCD, "me@host", None, vec![block]).unwrap();
+        assert!(parse(&bye).unwrap().bye);
         assert!(parse(b"\x80\x00").is_none());
     }
 

@@ -286,6 +286,10 @@ fn pump(
         tracing::error!("audio device failed, the call's audio stops: {e}");
         let _ = shared.events.try_send(MediaEvent::DeviceError(e));
     }
+    if let (Some(s), Some(Transmit::Rtcp(to, d))) = (&rtcp, lock(&shared.core).bye(Instant::now()))
+    {
+        let _ = s.send_to(&d, to);
+    }
     if let Err(e) = sink.finish() {
         tracing::error!("closing playback: {e}");
     }
