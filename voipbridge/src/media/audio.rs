@@ -477,6 +477,44 @@ pub fn open_alsa_sink(name: &str, codec: Codec, frame: usize) -> Result<AlsaSink
     })
 }
 
+/// Reads a WAV file for capture as 8 kHz mono: any integer or float
+/// sample format, channels mixed down, other rates resampled.
+pub fn load_wav(path: &str) -> Result<Vec<i16>, MediaError> {
+    let err = |e: hound::Error| MediaError::Device(path.to_string(), e.to_string());
+    let mut r = hound::WavReader::open(path).map_err(err)?;
+    let spec = r.spec();
+    let scaled: Vec<f64> = match spec.sample_format {
+        hound::SampleFormat::Float => r
+            .samples::<f32>()
+            .map(|s| s.map(|v| f64::from(v) * 32767.0))
+            .collect::<Result<_, _>>()
+            .map_err(err)?,
+        hound::SampleFormat::Int => {
+            let scale = 2f64.powi(16 - i32::from(spec.bits_per_sample));
+            r.samples::<i32>()
+                .map(|s| s.map(|v| f64::from(v) * scale))
+                .collect::<Result<_, _>>()
+                .map_err(err)?
+        }
+    };
+    let ch = usize::from(spec.channels.max(1));
+    let mono: Vec<i16> = scaled
+        .chunks_exact(ch)
+        .map(|f| {
+            (f.iter().sum::<f64>() / ch as f64)
+                .round()
+                .clamp(-32768.0, 32767.0) as i16
+        })
+        .collect();
+    if spec.sample_rate == RATE {
+        return Ok(mono);
+    }
+    let mut out =
+        Vec::with_capacity(mono.len() * RATE as usize / spec.sample_rate.max(1) as usize + 1);
+    Resampler::new(spec.sample_rate, RATE).process(&mono, &mut out);
+    Ok(out)
+}
+
 /// Opens a capture source.
 pub fn open_source(
     spec: &AudioSpec,
@@ -493,22 +531,7 @@ pub fn open_source(
             pacer: Pacer { next: None },
         }),
         AudioSpec::Wav(path) => {
-            let mut r = hound::WavReader::open(path)
-                .map_err(|e| MediaError::Device(path.clone(), e.to_string()))?;
-            let spec = r.spec();
-            if spec.sample_rate != RATE || spec.channels != 1 || spec.bits_per_sample != 16 {
-                return Err(MediaError::Device(
-                    path.clone(),
-                    format!(
-                        "need 8000 Hz mono 16-bit, file is {} Hz {} ch {} bit",
-                        spec.sample_rate, spec.channels, spec.bits_per_sample
-                    ),
-                ));
-            }
-            let samples = r
-                .samples::<i16>()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| MediaError::Device(path.clone(), e.to_string()))?;
+            let samples = load_wav(path)?;
             Box::new(WavSource {
                 samples,
                 pos: 0,
@@ -710,6 +733,51 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         let mid = &back[1000..7000];
         assert_eq!(dominant_frequency(mid, 8000.0), 1000.0);
         assert!((tone_level(mid, 1000.0, 8000.0) - 10000.0).abs() < 400.0);
+    }
+
+    #[test]
+    fn wav_capture_accepts_other_rates_channels_and_formats() {
+        let dir = std::env::temp_dir().join(format!("voipbridge-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // 16 kHz stereo 16-bit, and 44.1 kHz mono float: 1 kHz tones at half scale.
+        let cases = [
+            (16000u32, 2u16, hound::SampleFormat::Int, 16u16),
+            (44100, 1, hound::SampleFormat::Float, 32),
+            (8000, 1, hound::SampleFormat::Int, 24),
+        ];
+        for (rate, channels, format, bits) in cases {
+            let path = dir.join(format!("t{rate}.wav"));
+            let spec = hound::WavSpec {
+                channels,
+                sample_rate: rate,
+                bits_per_sample: bits,
+                sample_format: format,
+            };
+            let mut w = hound::WavWriter::create(&path, spec).unwrap();
+            for k in 0..rate {
+                let v = 0.5 * (2.0 * PI * 1000.0 * f64::from(k) / f64::from(rate)).sin();
+                for _ in 0..channels {
+                    match format {
+                        hound::SampleFormat::Float => w.write_sample(v as f32).unwrap(),
+                        hound::SampleFormat::Int => {
+                            let full = f64::from((1i32 << (bits - 1)) - 1);
+                            w.write_sample((v * full) as i32).unwrap()
+                        }
+                    }
+                }
+            }
+            w.finalize().unwrap();
+            let x = load_wav(path.to_str().unwrap()).unwrap();
+            assert!(x.len().abs_diff(8000) < 100, "{rate}: {}", x.len());
+            let mid = &x[1000..7000];
+            assert_eq!(dominant_frequency(mid, 8000.0), 1000.0, "{rate}");
+            let l = tone_level(mid, 1000.0, 8000.0);
+            assert!((l - 16383.0).abs() < 400.0, "{rate}: {l}");
+        }
+        assert!(matches!(
+            load_wav("/nonexistent.wav"),
+            Err(MediaError::Device(..))
+        ));
     }
 
     #[test]

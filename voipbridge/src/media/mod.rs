@@ -223,7 +223,9 @@ impl Direction {
 pub enum AudioSpec {
     /// An ALSA PCM, e.g. `hw:VoIP,1,0`.
     Alsa(String),
-    /// A WAV file: played in a loop (capture) or recorded (playback).
+    /// A WAV file: played in a loop (capture; any rate, channels and sample
+    /// format, converted to 8 kHz mono) or recorded (playback; 8 kHz mono
+    /// 16-bit, header finalised when media stops).
     Wav(String),
     /// A sine of this frequency at -6 dBFS (capture only).
     Tone(f64),
