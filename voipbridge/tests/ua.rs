@@ -879,3 +879,67 @@ fn a_400_for_an_unparsable_request_is_itself_well_formed() {
         ]
     );
 }
+
+#[test]
+fn sip_info_dtmf_is_reported_and_other_info_bodies_refused() {
+    let mut ua = Ua::new(cfg());
+    let t = Instant::now();
+    let a = ua.handle(t, dgram(request("INVITE", "i1", "z9hG4bKi1", 1, None, SDP)));
+    let tag = sent(&a)[2].to_tag().unwrap();
+    ua.handle(
+        t,
+        dgram(request("ACK", "i1", "z9hG4bKia", 1, Some(&tag), "")),
+    );
+    let info = |branch: &str, cseq: u32, ct: &str, body: &str| {
+        let r = String::from_utf8(request("INFO", "i1", branch, cseq, Some(&tag), body))
+            .unwrap()
+            .replace("application/sdp", ct);
+        dgram(r.into_bytes())
+    };
+    let dtmf = |a: &[Action]| -> Vec<char> {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::Event(Event::Dtmf { call_id, digit }) if call_id == "i1" => Some(*digit),
+                _ => None,
+            })
+            .collect()
+    };
+    let r = ua.handle(
+        t,
+        info(
+            "z9hG4bKn1",
+            2,
+            "application/dtmf-relay",
+            "Signal=5\r\nDuration=160\r\n",
+        ),
+    );
+    assert_eq!(statuses(&r), vec![200]);
+    assert_eq!(dtmf(&r), vec!['5']);
+    let r = ua.handle(
+        t,
+        info("z9hG4bKn2", 3, "application/dtmf-relay", "Signal= 11\r\n"),
+    );
+    assert_eq!(dtmf(&r), vec!['#']);
+    let r = ua.handle(t, info("z9hG4bKn3", 4, "application/dtmf", "b"));
+    assert_eq!(dtmf(&r), vec!['B']);
+    // A retransmission is answered again from the cache, not reported twice.
+    let r = ua.handle(t, info("z9hG4bKn3", 4, "application/dtmf", "b"));
+    assert_eq!(statuses(&r), vec![200]);
+    assert!(dtmf(&r).is_empty());
+    // Not DTMF: 415 with Accept; a bad digit: 400; nothing reported.
+    let r = ua.handle(t, info("z9hG4bKn4", 5, "application/json", "{}"));
+    assert_eq!(statuses(&r), vec![415]);
+    assert!(sent(&r)[0]
+        .header("accept")
+        .unwrap()
+        .contains("application/dtmf-relay"));
+    let r = ua.handle(
+        t,
+        info("z9hG4bKn5", 6, "application/dtmf-relay", "Signal=x\r\n"),
+    );
+    assert_eq!(statuses(&r), vec![400]);
+    assert!(dtmf(&r).is_empty());
+    // Outside a dialog: 481.
+    let stray = request("INFO", "nope", "z9hG4bKn6", 1, Some("zz"), "");
+    assert_eq!(statuses(&ua.handle(t, dgram(stray))), vec![481]);
+}

@@ -28,7 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Methods we implement (Allow header).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 const USER_AGENT: &str = concat!("voipbridge/", env!("CARGO_PKG_VERSION"));
 
 /// Configuration of the core.
@@ -179,6 +179,14 @@ pub enum Event {
     },
     /// Unregistered.
     Unregistered,
+    /// A DTMF digit arrived in a SIP INFO (application/dtmf-relay or
+    /// application/dtmf); RFC 4733 digits come from the media side instead.
+    Dtmf {
+        /// Call-ID.
+        call_id: String,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
     /// A call changed state.
     Call {
         /// Call-ID.
@@ -418,6 +426,29 @@ fn dialog_route(c: &Call) -> (String, Vec<String>, SocketAddr) {
         let mut routes: Vec<String> = c.route_set.iter().skip(1).cloned().collect();
         routes.push(format!("<{}>", c.remote_target));
         (first_uri, routes, dest)
+    }
+}
+
+/// The digit of a SIP INFO DTMF body: `Signal=5` lines (application/dtmf-relay;
+/// 10 and 11 are `*` and `#` for some senders) or a bare digit (application/dtmf).
+fn info_dtmf(content_type: &str, body: &[u8]) -> Option<char> {
+    let text = std::str::from_utf8(body).ok()?;
+    let value = if content_type == "application/dtmf-relay" {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?
+    } else {
+        text.trim()
+    };
+    match value {
+        "10" => Some('*'),
+        "11" => Some('#'),
+        v => {
+            let mut chars = v.chars();
+            let c = chars.next()?.to_ascii_uppercase();
+            (chars.next().is_none() && matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')).then_some(c)
+        }
     }
 }
 
@@ -1174,6 +1205,38 @@ impl Ua {
             }
             "ACK" => {
                 self.pending_2xx.retain(|p| p.call_id != id);
+            }
+            "INFO" => {
+                if !self.calls.contains_key(&id) {
+                    let r = (481, "Call/Transaction Does Not Exist");
+                    self.respond(now, &req, from, r, &[], out);
+                    return;
+                }
+                let ct = req
+                    .header("content-type")
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                let ct = ct.split(';').next().unwrap_or("").trim().to_string();
+                if req.body.is_empty() {
+                    self.respond(now, &req, from, (200, "OK"), &[], out);
+                } else if ct != "application/dtmf-relay" && ct != "application/dtmf" {
+                    let accept = [("Accept", "application/dtmf-relay, application/dtmf")];
+                    self.respond(
+                        now,
+                        &req,
+                        from,
+                        (415, "Unsupported Media Type"),
+                        &accept,
+                        out,
+                    );
+                } else if let Some(digit) = info_dtmf(&ct, &req.body) {
+                    self.respond(now, &req, from, (200, "OK"), &[], out);
+                    tracing::info!(call = %id, %digit, "DTMF (SIP INFO)");
+                    out.push(Action::Event(Event::Dtmf { call_id: id, digit }));
+                } else {
+                    let w = [("Warning", "399 voipbridge \"no DTMF digit in the body\"")];
+                    self.respond(now, &req, from, (400, "Bad Request"), &w, out);
+                }
             }
             "BYE" => {
                 if self.calls.contains_key(&id) {
