@@ -697,6 +697,47 @@ mod tests {
         assert!(level > 5000.0, "audio flows again: {level}");
     }
 
+    /// Garbage and hostile datagrams on both sockets: counted, never a panic.
+    #[test]
+    fn random_datagrams_never_panic() {
+        let (mut a, _, t0) = pair();
+        let from: SocketAddr = A.parse().unwrap();
+        let mut rng = 0x9E37_79B9u32;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            rng
+        };
+        let mut peer = Sender::with_bases(5, 0, 0);
+        for k in 0..20_000u64 {
+            let now = t0 + Duration::from_millis(k);
+            let len = (next() % 1500) as usize;
+            let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            match k % 4 {
+                // RTP-looking: version 2, our payload types, random sizes.
+                0 if len >= 12 => {
+                    d[0] = 0x80 | (d[0] & 0x3F);
+                    d[1] = [0u8, 101, 0x80, 8][(next() % 4) as usize];
+                }
+                1 => {
+                    let n = (next() % 2000) as usize;
+                    let pt = if next() % 2 == 0 { 0 } else { 101 };
+                    d = peer.packet(pt, &vec![0x55; n], 160);
+                }
+                _ => {}
+            }
+            a.on_rtp(from, &d, now);
+            a.on_rtcp(from, &d, now);
+            if k % 20 == 0 {
+                a.on_capture(&[0; 160], now);
+                a.playout(&mut [0; 160], now);
+            }
+        }
+        let s = a.stats();
+        assert!(s.packets_ignored > 10_000, "{s:?}");
+    }
+
     #[test]
     fn bye_ends_with_an_rtcp_goodbye() {
         let (mut a, mut b, t0) = pair();
