@@ -136,8 +136,10 @@ sleep 3
 for _ in $(seq 30); do [ -z "$(call_line bridge)" ] && break; sleep 0.1; done
 if [ -n "$(call_line bridge)" ]; then fail "bridge still in the call after carol's BYE"; else pass "carol's BYE (via kamailio) ended bridge's call"; fi
 sleep 0.3
-if "$AT" analyze --wav "$dir/bridge-heard.wav" --freq 440 --min-seconds 2 --min-dbfs -8 >"$dir/a.txt"; then pass "bridge heard carol's 440 Hz through the proxied call"; else fail "$(cat "$dir/a.txt")"; fi
-if "$AT" analyze --wav "$dir/carol-heard.wav" --freq 1000 --min-seconds 2 --min-dbfs -8 >"$dir/b.txt"; then pass "carol heard bridge's 1 kHz"; else fail "$(cat "$dir/b.txt")"; fi
+# Windowed purity: this test is about signalling; a frame the jitter buffer
+# slips on a loaded machine is normal (tests/host/bridge_call.sh is strict).
+if "$AT" analyze --wav "$dir/bridge-heard.wav" --freq 440 --min-seconds 2 --min-dbfs -8 --window 0.5 >"$dir/a.txt"; then pass "bridge heard carol's 440 Hz through the proxied call"; else fail "$(cat "$dir/a.txt")"; fi
+if "$AT" analyze --wav "$dir/carol-heard.wav" --freq 1000 --min-seconds 2 --min-dbfs -8 --window 0.5 >"$dir/b.txt"; then pass "carol heard bridge's 1 kHz"; else fail "$(cat "$dir/b.txt")"; fi
 
 # Second call: bridge (the UAS) holds, resumes and hangs up, all along its route set.
 "$VB" call sip:bridge@127.0.0.1 --config "$dir/carol.toml"
