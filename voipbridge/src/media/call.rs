@@ -225,6 +225,7 @@ impl CallCore {
         s.duplicates = j.duplicates;
         s.underruns = j.underruns;
         s.jitter_buffer_ms = (self.jb.target_frames() * self.jb_frame) as u32 * 1000 / RATE;
+        s.queued_ms = (self.playout.level(&self.jb) as u64 * 1000 / u64::from(RATE)) as u32;
         s.drift_inserted = self.playout.inserted();
         s.drift_dropped = self.playout.dropped();
         if let Some(rx) = &self.rx {
@@ -695,6 +696,54 @@ mod tests {
         let (heard, _) = run(&mut a, &mut b, t0, 21..60);
         let level = crate::media::analysis::tone_level(&heard[800..], 1000.0, 8000.0);
         assert!(level > 5000.0, "audio flows again: {level}");
+    }
+
+    /// An hour-long call whose far end's clock runs 100 ppm fast, then one
+    /// 100 ppm slow, through the whole core in virtual time: the playback
+    /// queue stays bounded and never underruns.
+    #[test]
+    fn hour_long_call_with_100_ppm_clock_offsets() {
+        for ppm in [100.0f64, -100.0] {
+            let t0 = Instant::now();
+            let mut a = CallCore::new(cfg(A), t0, NtpClock::new(t0, 0), (1, 2, 3));
+            let mut b = CallCore::new(cfg(B), t0, NtpClock::new(t0, 0), (4, 5, 6));
+            let from: SocketAddr = B.parse().unwrap();
+            let a_period = 20_000.0 / (1.0 + ppm * 1e-6); // µs of our time
+            let frame = tone(300.0, 0, 160);
+            let mut out = vec![0i16; 160];
+            let (mut next_a, mut max_queued) = (0u64, 0u32);
+            for tick in 0..180_000u64 {
+                let now_us = tick * 20_000;
+                // Every packet a sent up to now, 3 ms of network delay.
+                while (next_a as f64 * a_period) as u64 + 3000 <= now_us {
+                    let at = t0 + Duration::from_micros((next_a as f64 * a_period) as u64 + 3000);
+                    for t in a.on_capture(&frame, at) {
+                        if let Transmit::Rtp(_, d) = t {
+                            b.on_rtp(from, &d, at);
+                        }
+                    }
+                    next_a += 1;
+                }
+                b.playout(&mut out, t0 + Duration::from_micros(now_us));
+                if tick > 1000 {
+                    max_queued = max_queued.max(b.stats().queued_ms);
+                }
+            }
+            let s = b.stats();
+            assert_eq!(
+                (s.underruns, s.concealed, s.late),
+                (0, 0, 0),
+                "{ppm}: {s:?}"
+            );
+            // 100 ppm of an hour is 2880 samples to drop or repeat.
+            let corrections = if ppm > 0.0 {
+                s.drift_dropped
+            } else {
+                s.drift_inserted
+            };
+            assert!((2500..4000).contains(&corrections), "{ppm}: {s:?}");
+            assert!(max_queued <= 60, "{ppm}: queue reached {max_queued} ms");
+        }
     }
 
     /// Garbage and hostile datagrams on both sockets: counted, never a panic.

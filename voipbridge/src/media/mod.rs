@@ -107,6 +107,8 @@ pub struct MediaStats {
     pub underruns: u64,
     /// Current jitter buffer target delay, ms.
     pub jitter_buffer_ms: u32,
+    /// Audio queued for playback right now (jitter buffer and playout queue), ms.
+    pub queued_ms: u32,
     /// Samples repeated by clock-drift control.
     pub drift_inserted: u64,
     /// Samples dropped by clock-drift control.
