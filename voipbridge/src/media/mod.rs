@@ -14,8 +14,17 @@
 //! core returns and feeds playback; two receivers (RTP, RTCP) block on their
 //! sockets. Threads rather than tokio tasks because ALSA I/O is blocking and
 //! period-paced: a dedicated thread per call keeps the signalling runtime
-//! responsive and the audio timing independent of it. The async API
-//! ([`start`], [`MediaHandle::stop`]) is a thin shell over that.
+//! responsive and the audio timing independent of it. The threads run at
+//! normal priority (give the daemon `chrt` if the board is loaded). The
+//! async API ([`start`], [`MediaHandle::stop`]) is a thin shell over that.
+//!
+//! Clocking: the pump runs on the capture device's clock, which for the
+//! card is also the playback clock; the far end's clock is absorbed by
+//! [`drift`]. When capture is a file or tone (timer-paced) but playback is
+//! an ALSA device, the timer and that device's clock are not reconciled: a
+//! slow timer underruns the device about every 27 minutes at 100 ppm
+//! (recovered and counted as an xrun), a fast one is throttled by the
+//! device's blocking writes.
 
 pub mod analysis;
 pub mod audio;
