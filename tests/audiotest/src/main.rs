@@ -45,7 +45,7 @@ usage:
                     [--amplitude A] [--lead SECONDS] [--wav] OUTPUT
   audiotest analyze [--format F] [--rate R] [--channels C] [--wav] INPUT
                     [--freq HZ] [--seconds S | --min-seconds S] [--tolerance FRACTION]
-                    [--min-dbfs DB] [--window SECONDS]
+                    [--min-dbfs DB] [--window SECONDS] [--min-purity P]
 
 Formats: S16_LE (default), MU_LAW, A_LAW; raw interleaved unless --wav.
 gen writes a sine of --freq Hz (default 1000) and --amplitude (0..1, default 0.5)
@@ -57,7 +57,8 @@ checks them within --tolerance (default 0.01) and --min-dbfs (default -20),
 prints PASS or FAIL and exits 1 on FAIL. Every channel is checked.
 Purity is measured over the whole tone (strict: any phase jump lowers it),
 or with --window SECONDS as the median over windows of that length (for
-audio that crossed a jitter buffer, where a rare dropped frame is normal).";
+audio that crossed a jitter buffer, where a rare dropped frame is normal);
+--min-purity (default 0.9) is the share of power the tone must hold.";
 
 struct Opts {
     format: Format,
@@ -71,6 +72,7 @@ struct Opts {
     min_dbfs: f64,
     window: Option<f64>,
     min_seconds: Option<f64>,
+    min_purity: f64,
     wav: bool,
     file: Option<String>,
 }
@@ -88,6 +90,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         min_dbfs: -20.0,
         window: None,
         min_seconds: None,
+        min_purity: 0.9,
         wav: false,
         file: None,
     };
@@ -112,6 +115,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--lead" => o.lead = num(val("--lead")?, "--lead")?,
             "--tolerance" => o.tolerance = num(val("--tolerance")?, "--tolerance")?,
             "--min-dbfs" => o.min_dbfs = num(val("--min-dbfs")?, "--min-dbfs")?,
+            "--min-purity" => o.min_purity = num(val("--min-purity")?, "--min-purity")?,
             "--min-seconds" => o.min_seconds = Some(num(val("--min-seconds")?, "--min-seconds")?),
             "--window" => o.window = Some(num(val("--window")?, "--window")?),
             "--wav" => o.wav = true,
@@ -312,7 +316,7 @@ fn analyze(o: &Opts) -> Result<bool, String> {
                 );
                 ok = false;
             }
-            if m.purity < 0.9 {
+            if m.purity < o.min_purity {
                 println!(
                     "channel {ch}: only {:.1}% of the power is in the tone",
                     m.purity * 100.0
