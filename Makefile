@@ -24,6 +24,7 @@ help:
 	@echo "  make test-host   cargo tests and host integration tests (no qemu)"
 	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
+	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu)"
 	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
 	@echo "  make dtbs-check  validate the device-tree binding and overlays (dt-schema, dtc)"
 	@echo "  make bench-kmod  period-wakeup jitter and CPU: snd-voip vs snd-aloop, in qemu"
@@ -66,7 +67,10 @@ test-intree: kernel
 dtbs-check: setup
 	dts/check.sh
 
-test: setup lint dtbs-check test-host test-kmod test-intree
+test-linphone: kmod bridge
+	tests/demo/linphone.sh
+
+test: setup lint dtbs-check test-host test-kmod test-intree test-linphone
 	@echo "make test: all test suites passed"
 
 bench-kmod: kmod bridge
@@ -75,4 +79,4 @@ bench-kmod: kmod bridge
 demo: kmod bridge
 	tests/demo/run.sh
 
-.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test bench-kmod demo
+.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
