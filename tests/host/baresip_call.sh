@@ -9,13 +9,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARGO_TARGET_DIR:-$root/target}/debug
 VB=$bin/voipbridge AT=$bin/audiotest
 command -v baresip >/dev/null || { echo "FAIL: baresip not installed (make setup)"; exit 1; }
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-failed=0 passed=0
-pass() { echo "PASS: $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+. "$root/tests/lib/host.bash"
 
 mkdir -p "$dir/bs/snd"
 "$AT" gen --wav --rate 8000 --freq 440 --seconds 20 "$dir/bs/tone440.wav"
