@@ -48,13 +48,15 @@ playback = "alsa:hw:VoIP,1,0"
 [control]
 socket = "$W/bridge.sock"
 CFG
-$VB run --config $W/bridge.toml 2>$W/voipbridge.log &
+RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!
 i=0; while [ ! -S $W/bridge.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 1
 
 # The application side: record what the far end says, then call and play 1 kHz.
-arecord -q -D hw:VoIP,0,0 -f S16_LE -r 8000 -c 1 -t wav $W/app-heard.wav 2>$W/arecord.log &
+# plughw: voipbridge runs the cable in MU_LAW (no transcoding); applications
+# using S16 go through alsa-lib's plug conversion, as they would on a board.
+arecord -q -D plughw:VoIP,0,0 -f S16_LE -r 8000 -c 1 -t wav $W/app-heard.wav 2>$W/arecord.log &
 ARP=$!
 $AT gen --wav --rate 8000 --freq 1000 --seconds 4 $W/app-says.wav
 t0=$(date +%s%N)
@@ -62,8 +64,10 @@ $VB call sip:far@127.0.0.1:5090 --config $W/bridge.toml
 i=0; while ! $VB status --config $W/bridge.toml | grep -q "\[active\]" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 t1=$(date +%s%N)
 setup_ms=$(( (t1 - t0) / 1000000 ))
-aplay -q -D hw:VoIP,0,0 $W/app-says.wav 2>$W/aplay.log
+aplay -q -D plughw:VoIP,0,0 $W/app-says.wav 2>$W/aplay.log
 sleep 1
+cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 >$W/cables-mid-call.txt
+$VB status --json --config $W/bridge.toml >$W/status.json
 $VB status --config $W/bridge.toml >$W/status.txt
 cat $W/status.txt
 $VB hangup --config $W/bridge.toml
@@ -76,7 +80,7 @@ cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1
 far=$(ls $W/bs/snd/*-dec.wav 2>/dev/null | head -n 1)
 cp $W/app-heard.wav $GUEST_OUT/app-heard.wav 2>/dev/null
 [ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav
-cp $W/*.log $W/status.txt $GUEST_OUT/ 2>/dev/null
+cp $W/*.log $W/status.txt $W/status.json $W/cables-mid-call.txt $GUEST_OUT/ 2>/dev/null
 
 echo "================ snd-voip demo report ================"
 echo "card:          $(head -n 1 /proc/asound/cards)"

@@ -182,7 +182,7 @@ fn try_hw(
     };
     let period = i64::from(rate * ptime_ms / 1000).max(1);
     hw.set_period_size_near(period, alsa::ValueOr::Nearest)?;
-    hw.set_buffer_size_near(period * 8)?;
+    hw.set_buffer_size_near(period * 16)?;
     pcm.hw_params(&hw)?;
     let law = match format {
         alsa::pcm::Format::MuLaw => Some(g711::Law::MuLaw),
@@ -239,8 +239,10 @@ fn open_alsa(
     };
     if dir == alsa::Direction::Playback {
         let sw = pcm.sw_params_current().map_err(dev_err(name))?;
-        // Start once two ptimes are queued.
-        let start = i64::from(fmt.rate) * i64::from(ptime_ms) * 2 / 1000;
+        // Start once three ptimes are queued (60 ms at 20 ms ptime): less
+        // and a scheduling hiccup of the pump thread (seen in emulated
+        // boards) underruns the device at every stall.
+        let start = i64::from(fmt.rate) * i64::from(ptime_ms) * 3 / 1000;
         sw.set_start_threshold(start).map_err(dev_err(name))?;
         pcm.sw_params(&sw).map_err(dev_err(name))?;
     }

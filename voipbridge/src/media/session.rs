@@ -55,7 +55,12 @@ pub struct MediaParams {
 struct Shared {
     stop: AtomicBool,
     core: Mutex<CallCore>,
+    /// Xruns when one thread runs capture and playback.
     xruns: AtomicU64,
+    /// Capture xruns when playback has its own thread.
+    capture_xruns: AtomicU64,
+    /// Playback xruns on its own thread.
+    playback_xruns: AtomicU64,
     events: mpsc::Sender<MediaEvent>,
 }
 
@@ -144,6 +149,8 @@ pub fn start_std(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, 
         stop: AtomicBool::new(false),
         core: Mutex::new(core),
         xruns: AtomicU64::new(0),
+        capture_xruns: AtomicU64::new(0),
+        playback_xruns: AtomicU64::new(0),
         events: tx,
     });
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -153,12 +160,28 @@ pub fn start_std(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, 
         None => None,
     };
     let mut threads = Vec::new();
+    // An ALSA playback device is paced by its own clock on a thread of its
+    // own: a stall of the capture side (or a different capture clock) must
+    // not starve it. Files and null have no clock: the pump paces them.
+    let (pump_sink, device_sink) = if matches!(params.playback, AudioSpec::Alsa(_)) {
+        (None, Some(sink))
+    } else {
+        (Some(sink), None)
+    };
     {
         let shared = shared.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("rtp-pump".into())
-                .spawn(move || pump(frame, source, sink, socket, rtcp_tx, shared))?,
+                .spawn(move || pump(frame, source, pump_sink, socket, rtcp_tx, shared))?,
+        );
+    }
+    if let Some(sink) = device_sink {
+        let shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("rtp-play".into())
+                .spawn(move || play(frame, sink, shared))?,
         );
     }
     {
@@ -205,7 +228,9 @@ impl MediaHandle {
     /// Current counters.
     pub fn stats(&self) -> MediaStats {
         let mut s = lock(&self.shared.core).stats();
-        s.xruns = self.shared.xruns.load(Ordering::Relaxed);
+        s.xruns = self.shared.xruns.load(Ordering::Relaxed)
+            + self.shared.capture_xruns.load(Ordering::Relaxed)
+            + self.shared.playback_xruns.load(Ordering::Relaxed);
         s
     }
 
@@ -245,7 +270,7 @@ impl Drop for MediaHandle {
 fn pump(
     frame: usize,
     mut source: Box<dyn Source>,
-    mut sink: Box<dyn Sink>,
+    mut sink: Option<Box<dyn Sink>>,
     socket: UdpSocket,
     rtcp: Option<UdpSocket>,
     shared: Arc<Shared>,
@@ -272,14 +297,20 @@ fn pump(
                 tracing::debug!("send: {e}");
             }
         }
-        lock(&shared.core).playout(&mut out, Instant::now());
-        if let Err(e) = sink.write(&out) {
-            failed = Some(format!("playback: {e}"));
-            break;
+        if let Some(sink) = sink.as_mut() {
+            lock(&shared.core).playout(&mut out, Instant::now());
+            if let Err(e) = sink.write(&out) {
+                failed = Some(format!("playback: {e}"));
+                break;
+            }
+            shared
+                .xruns
+                .store(source.xruns() + sink.xruns(), Ordering::Relaxed);
+        } else {
+            shared
+                .capture_xruns
+                .store(source.xruns(), Ordering::Relaxed);
         }
-        shared
-            .xruns
-            .store(source.xruns() + sink.xruns(), Ordering::Relaxed);
         shared.flush_events();
     }
     if let Some(e) = failed {
@@ -289,6 +320,27 @@ fn pump(
     if let (Some(s), Some(Transmit::Rtcp(to, d))) = (&rtcp, lock(&shared.core).bye(Instant::now()))
     {
         let _ = s.send_to(&d, to);
+    }
+    if let Some(sink) = sink.as_mut() {
+        if let Err(e) = sink.finish() {
+            tracing::error!("closing playback: {e}");
+        }
+    }
+}
+
+/// Plays the call on an ALSA device, paced by the device's own clock.
+fn play(frame: usize, mut sink: Box<dyn Sink>, shared: Arc<Shared>) {
+    let mut out = vec![0i16; frame];
+    while !shared.stopped() {
+        lock(&shared.core).playout(&mut out, Instant::now());
+        if let Err(e) = sink.write(&out) {
+            let e = format!("playback: {e}");
+            tracing::error!("audio device failed, the call's audio stops: {e}");
+            let _ = shared.events.try_send(MediaEvent::DeviceError(e));
+            break;
+        }
+        shared.playback_xruns.store(sink.xruns(), Ordering::Relaxed);
+        shared.flush_events();
     }
     if let Err(e) = sink.finish() {
         tracing::error!("closing playback: {e}");
