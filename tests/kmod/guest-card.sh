@@ -96,6 +96,29 @@ size=$(wc -c <idle.raw)
 check "idle capture: 2 s of silence (32000 bytes, all zero) in real time (${ms} ms)" \
     sh -c "[ $size -eq 32000 ] && [ $ms -ge 1900 ] && ! od -An -v -tx1 idle.raw | grep -qv '^ *\(00 *\)*$'"
 
+# --- a playback nobody reads is consumed in real time -------------------------------
+$AT gen --format S16_LE --rate 8000 --channels 1 --freq 1000 --seconds 2 noreader.raw
+start=$(date +%s%N)
+aplay -q -D hw:VoIP,0,0 -t raw -f S16_LE -r 8000 -c 1 noreader.raw 2>noreader.log
+end=$(date +%s%N)
+ms=$(( (end - start) / 1000000 ))
+check "playback with no reader: 2 s consumed in real time (${ms} ms), no error" \
+    sh -c "[ $ms -ge 1900 ] && [ ! -s noreader.log ]"
+
+# --- the second end of a cable is held to the first end's format --------------------
+arecord -D hw:VoIP,1,0 -t raw -f MU_LAW -r 8000 -c 1 /dev/null 2>/dev/null &
+rp=$!
+wait_proc "capture: running" /proc/asound/VoIP/cable0
+if aplay -D hw:VoIP,0,0 -t raw -f S16_LE -r 8000 -c 1 noreader.raw >constraint.log 2>&1; then
+    fail "S16_LE playback accepted while the cable's capture end runs MU_LAW"
+else
+    check "S16_LE refused on hw:VoIP,0,0 while hw:VoIP,1,0 captures MU_LAW; ALSA offers only MU_LAW" \
+        sh -c "grep -A2 'Available formats' constraint.log | grep -q 'MU_LAW' && ! grep -A3 'Available formats' constraint.log | grep -q S16_LE"
+fi
+check "plughw:VoIP,0,0 converts S16_LE to the cable's MU_LAW" \
+    aplay -q -D plughw:VoIP,0,0 -t raw -f S16_LE -r 8000 -c 1 noreader.raw
+kill -INT $rp 2>/dev/null; wait $rp 2>/dev/null
+
 # --- rmmod refused while open ---------------------------------------------------------
 arecord -q -D hw:VoIP,1,0 -f S16_LE -r 8000 -d 5 /dev/null &
 rp=$!
