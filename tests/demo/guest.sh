@@ -13,7 +13,16 @@ fail=0
 say "modprobe snd-voip"; modprobe snd-voip || { echo "DEMO FAIL: modprobe"; exit 1; }
 aplay -l
 
-# Far end: baresip answering automatically, sending 440 Hz and recording what it hears.
+# Registrar: kamailio with digest authentication for both phones.
+mkdir -p $W/db $W/krun
+printf 'table_name(string) table_version(int)\nsubscriber:7\n' >$W/db/version
+printf 'id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null)\n1:board:127.0.0.1:boardpass:::\n2:far:127.0.0.1:farpass:::\n' >$W/db/subscriber
+sed "s|@PORT@|5060|; s|@DB@|$W/db|" $R/tests/lib/kamailio-registrar.cfg >$W/kamailio.cfg
+kamailio -f $W/kamailio.cfg -DD -E -P $W/krun/k.pid -Y $W/krun -w $W 2>$W/kamailio.log &
+KMP=$!
+sleep 2
+
+# Far end: baresip, registered, answering automatically, sending 440 Hz and recording what it hears.
 $AT gen --wav --rate 8000 --freq 440 --seconds 30 $W/bs/tone440.wav
 cat >$W/bs/config <<CFG
 sip_listen		127.0.0.1:5090
@@ -30,14 +39,16 @@ module			account.so
 module			stdio.so
 snd_path		$W/bs/snd
 CFG
-echo "<sip:far@127.0.0.1:5090>;regint=0;answermode=auto;audio_codecs=PCMU" >$W/bs/accounts
+echo "<sip:far@127.0.0.1>;auth_pass=farpass;regint=600;answermode=auto;audio_codecs=PCMU" >$W/bs/accounts
 baresip -f $W/bs -t 60 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 
 # The board's phone: voipbridge on hw:VoIP,1,0.
 cat >$W/bridge.toml <<CFG
 [account]
-uri = "sip:board@127.0.0.1:5070"
+uri = "sip:board@127.0.0.1"
+registrar = "127.0.0.1:5060"
+password = "boardpass"
 [sip]
 listen = "127.0.0.1:5070"
 [media]
@@ -51,7 +62,10 @@ CFG
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!
 i=0; while [ ! -S $W/bridge.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 1
+i=0; while ! $VB status --config $W/bridge.toml | grep -q "registration: registered" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+reg=$($VB status --config $W/bridge.toml | sed -n 's/^registration: //p')
+i=0; while ! grep -q "200 OK" $W/baresip.log && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+far_reg=$(grep -q "200 OK" $W/baresip.log && echo registered || echo "not registered")
 
 # The application side: record what the far end says, then call and play 1 kHz.
 # plughw: voipbridge runs the cable in MU_LAW (no transcoding); applications
@@ -60,7 +74,7 @@ arecord -q -D plughw:VoIP,0,0 -f S16_LE -r 8000 -c 1 -t wav $W/app-heard.wav 2>$
 ARP=$!
 $AT gen --wav --rate 8000 --freq 1000 --seconds 4 $W/app-says.wav
 t0=$(date +%s%N)
-$VB call sip:far@127.0.0.1:5090 --config $W/bridge.toml
+$VB call sip:far@127.0.0.1 --config $W/bridge.toml
 i=0; while ! $VB status --config $W/bridge.toml | grep -q "\[active\]" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 t1=$(date +%s%N)
 setup_ms=$(( (t1 - t0) / 1000000 ))
@@ -75,6 +89,7 @@ sleep 1
 kill -INT $ARP; wait $ARP
 kill -TERM $VBP; wait $VBP; vbrc=$?
 kill $BSP 2>/dev/null; wait $BSP 2>/dev/null
+kill $KMP 2>/dev/null; wait $KMP 2>/dev/null
 cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1
 
 far=$(ls $W/bs/snd/*-dec.wav 2>/dev/null | head -n 1)
@@ -84,9 +99,10 @@ cp $W/*.log $W/status.txt $W/status.json $W/cables-mid-call.txt $GUEST_OUT/ 2>/d
 
 echo "================ snd-voip demo report ================"
 echo "card:          $(head -n 1 /proc/asound/cards)"
-echo "registration:  none (direct call on the guest's loopback; see README for kamailio)"
-echo "call setup:    ${setup_ms} ms (INVITE to active)"
-grep -E "codec|rtp:" $W/status.txt | sed 's/^/call:          /'
+echo "registration:  voipbridge $reg, baresip $far_reg (kamailio on 127.0.0.1:5060, digest auth); the call is routed by kamailio"
+[ "$reg" = registered ] || fail=1
+echo "call setup:    ${setup_ms} ms (from running `voipbridge call` until `status` shows it active, CLI start-up in the emulated guest included)"
+grep -E "codec|rtp:|rtcp:" $W/status.txt | sed "s/^/call:          /"
 if $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/far.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi
 echo "far end heard: $(grep channel $W/far.txt | head -n 1)  [$r: 1 kHz from aplay on hw:VoIP,0,0]"
 if $AT analyze --wav $W/app-heard.wav --freq 440 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/app.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi

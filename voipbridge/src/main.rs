@@ -209,9 +209,29 @@ fn print_status(st: &serde_json::Value) {
             c["duration_s"].as_f64().unwrap_or(0.0)
         );
         if let Some(r) = c.get("rtp").filter(|r| !r.is_null()) {
+            let ms = |k: &str| {
+                r[k].as_f64()
+                    .map_or("-".to_string(), |v| format!("{v:.1} ms"))
+            };
             println!(
-                "  rtp: sent {} received {} concealed {} late {} jitter {:.1} ms xruns {} dtmf '{}'",
-                r["packets_sent"], r["packets_received"], r["concealed"], r["late"], r["jitter_ms"].as_f64().unwrap_or(0.0), r["xruns"], r["dtmf_received"].as_str().unwrap_or("")
+                "  rtp: sent {} received {} lost {} concealed {} late {} jitter {} xruns {} dtmf '{}'",
+                r["packets_sent"],
+                r["packets_received"],
+                r["lost"],
+                r["concealed"],
+                r["late"],
+                ms("jitter_ms"),
+                r["xruns"],
+                r["dtmf_received"].as_str().unwrap_or("")
+            );
+            println!(
+                "  rtcp: sent {} received {} rtt {} far end lost {:.1} % far end jitter {} playout queue {} ms",
+                r["rtcp_sent"],
+                r["rtcp_received"],
+                ms("rtt_ms"),
+                r["remote_fraction_lost"].as_f64().unwrap_or(0.0) * 100.0,
+                ms("remote_jitter_ms"),
+                r["queued_ms"]
             );
         }
     }
