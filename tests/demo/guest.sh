@@ -101,7 +101,7 @@ echo "================ snd-voip demo report ================"
 echo "card:          $(head -n 1 /proc/asound/cards)"
 echo "registration:  voipbridge $reg, baresip $far_reg (kamailio on 127.0.0.1:5060, digest auth); the call is routed by kamailio"
 [ "$reg" = registered ] || fail=1
-echo "call setup:    ${setup_ms} ms (from running `voipbridge call` until `status` shows it active, CLI start-up in the emulated guest included)"
+echo "call setup:    ${setup_ms} ms (from running 'voipbridge call' until 'status' shows it active, CLI start-up in the emulated guest included)"
 grep -E "codec|rtp:|rtcp:" $W/status.txt | sed "s/^/call:          /"
 if $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/far.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi
 echo "far end heard: $(grep channel $W/far.txt | head -n 1)  [$r: 1 kHz from aplay on hw:VoIP,0,0]"
