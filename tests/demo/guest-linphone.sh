@@ -15,22 +15,8 @@ fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
 
 modprobe snd-voip || { echo "FAIL: modprobe"; exit 1; }
 $AT gen --wav --rate 8000 --freq 440 --seconds 60 $W/bs/tone440.wav
-cat >$W/bs/config <<CFG
-sip_listen		127.0.0.1:5090
-net_interface		127.0.0.1
-audio_source		aufile,$W/bs/tone440.wav
-audio_alert		aufile,/dev/null
-audio_srate		8000
-audio_channels		1
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aufile.so
-module			sndfile.so
-module			account.so
-module			stdio.so
-snd_path		$W/bs/snd
-CFG
-echo "<sip:far@127.0.0.1:5090>;regint=0;answermode=auto;audio_codecs=PCMU" >$W/bs/accounts
+. $R/tests/lib/baresip.sh
+baresip_config $W/bs 5090 $W/bs/tone440.wav "<sip:far@127.0.0.1:5090>;regint=0;answermode=auto;audio_codecs=PCMU"
 baresip -f $W/bs -t 120 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 cat >$W/lprc <<CFG

@@ -13,23 +13,8 @@ command -v baresip >/dev/null || { echo "FAIL: baresip not installed (make setup
 
 mkdir -p "$dir/bs/snd"
 "$AT" gen --wav --rate 8000 --freq 440 --seconds 20 "$dir/bs/tone440.wav"
-cat >"$dir/bs/config" <<CFG
-sip_listen		127.0.0.1:5290
-net_interface		127.0.0.1
-audio_source		aufile,$dir/bs/tone440.wav
-audio_alert		aufile,/dev/null
-audio_srate		8000
-audio_channels		1
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aufile.so
-module			sndfile.so
-module			menu.so
-module			account.so
-module			stdio.so
-snd_path		$dir/bs/snd
-CFG
-echo "<sip:carol@127.0.0.1:5290>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA" >"$dir/bs/accounts"
+. "$root/tests/lib/baresip.sh"
+baresip_config "$dir/bs" 5290 "$dir/bs/tone440.wav" "<sip:carol@127.0.0.1:5290>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA" menu
 cat >"$dir/vb.toml" <<CFG
 [account]
 uri = "sip:bridge@127.0.0.1:5291"
