@@ -70,7 +70,7 @@ dtbs-check: setup
 test-linphone: kmod bridge
 	tests/demo/linphone.sh
 
-test: setup lint dtbs-check test-host test-kmod test-intree test-linphone
+test: setup lint dtbs-check test-host test-kmod test-intree test-linphone demo
 	@echo "make test: all test suites passed"
 
 bench-kmod: kmod bridge

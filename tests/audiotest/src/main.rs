@@ -212,18 +212,23 @@ fn measure(x: &[f64], rate: f64, window: Option<f64>) -> Option<Measure> {
     if tone.len() < 16 {
         return None;
     }
-    // Frequency from interpolated rising zero crossings.
-    let mut crossings = Vec::new();
-    for i in 1..tone.len() {
-        if tone[i - 1] < 0.0 && tone[i] >= 0.0 {
-            let frac = -tone[i - 1] / (tone[i] - tone[i - 1]);
-            crossings.push((i - 1) as f64 + frac);
+    // Frequency from interpolated rising zero crossings: over the whole tone,
+    // or with windows as the median of the windows' frequencies, so that
+    // gaps of silence (which have no crossings) do not bias it low.
+    let freq = match window {
+        None => crossing_freq(tone, rate),
+        Some(wsecs) => {
+            let n = ((wsecs * rate) as usize).max(16);
+            let mut f: Vec<f64> = tone
+                .chunks_exact(n)
+                .map(|c| crossing_freq(c, rate))
+                .filter(|f| *f > 0.0)
+                .collect();
+            f.sort_by(|a, b| a.total_cmp(b));
+            f.get(f.len() / 2)
+                .copied()
+                .unwrap_or_else(|| crossing_freq(tone, rate))
         }
-    }
-    let freq = if crossings.len() >= 2 {
-        (crossings.len() - 1) as f64 * rate / (crossings[crossings.len() - 1] - crossings[0])
-    } else {
-        0.0
     };
     let power: f64 = tone.iter().map(|v| v * v).sum::<f64>() / tone.len() as f64;
     let purity = match window {
@@ -250,6 +255,23 @@ fn measure(x: &[f64], rate: f64, window: Option<f64>) -> Option<Measure> {
         dbfs: 10.0 * power.max(1e-20).log10() + 3.0103,
         purity,
     })
+}
+
+/// Frequency of `x` from its interpolated rising zero crossings (0 if fewer than two).
+fn crossing_freq(x: &[f64], rate: f64) -> f64 {
+    let mut crossings = Vec::new();
+    for i in 1..x.len() {
+        if x[i - 1] < 0.0 && x[i] >= 0.0 {
+            let frac = -x[i - 1] / (x[i] - x[i - 1]);
+            crossings.push((i - 1) as f64 + frac);
+        }
+    }
+    match (crossings.first(), crossings.last()) {
+        (Some(a), Some(b)) if crossings.len() >= 2 && b > a => {
+            (crossings.len() - 1) as f64 * rate / (b - a)
+        }
+        _ => 0.0,
+    }
 }
 
 /// Share of the power of `x` at `freq` (Goertzel), 0..1.
@@ -432,6 +454,22 @@ mod tests {
         let windowed = measure(&x, 8000.0, Some(0.1)).unwrap();
         assert!(strict.purity < 0.9, "{}", strict.purity);
         assert!(windowed.purity > 0.98, "{}", windowed.purity);
+    }
+
+    #[test]
+    fn windowed_frequency_ignores_gaps_of_silence() {
+        // 0.2 s of silence every second (an underrun pattern): the tone is
+        // still 440 Hz where it plays; the whole-span estimate is biased low.
+        let mut x = Vec::new();
+        for _ in 0..5 {
+            x.extend(tone(440.0, 8000.0, 0.8, 0.0));
+            x.extend(std::iter::repeat(0.0).take(1600));
+        }
+        let whole = measure(&x, 8000.0, None).unwrap();
+        let windowed = measure(&x, 8000.0, Some(0.1)).unwrap();
+        assert!(whole.freq < 430.0, "{}", whole.freq);
+        assert!((windowed.freq - 440.0).abs() < 1.0, "{}", windowed.freq);
+        assert!(windowed.purity > 0.9, "{}", windowed.purity);
     }
 
     #[test]
