@@ -463,7 +463,7 @@ mod tests {
         let mut x = Vec::new();
         for _ in 0..5 {
             x.extend(tone(440.0, 8000.0, 0.8, 0.0));
-            x.extend(std::iter::repeat(0.0).take(1600));
+            x.extend(std::iter::repeat_n(0.0, 1600));
         }
         let whole = measure(&x, 8000.0, None).unwrap();
         let windowed = measure(&x, 8000.0, Some(0.1)).unwrap();
