@@ -78,6 +78,37 @@ fn dgram(data: Vec<u8>) -> Input {
     Input::Datagram { from: peer(), data }
 }
 
+/// A response to `req` from its peer: status line, Via/From/To/Call-ID/CSeq
+/// copied (To gets `to_tag` when given), then `extra` header lines (each
+/// ending in CRLF) and the body (as SDP when not empty).
+fn response_to(
+    req: &Message,
+    status: &str,
+    to_tag: Option<&str>,
+    extra: &str,
+    body: &str,
+) -> Vec<u8> {
+    let to = req.header("to").unwrap();
+    let to = match to_tag {
+        Some(t) => format!("{to};tag={t}"),
+        None => to.to_string(),
+    };
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        req.header("via").unwrap(),
+        req.header("from").unwrap(),
+        req.call_id(),
+        req.header("cseq").unwrap(),
+        body.len()
+    )
+    .into_bytes()
+}
+
 #[test]
 fn incoming_call_is_answered_and_2xx_retransmitted_until_ack() {
     let mut ua = Ua::new(cfg());
@@ -229,19 +260,13 @@ fn outgoing_call_retransmits_then_acks_and_starts_media() {
     assert_eq!(sent(&ua.handle(t0 + 2 * T1, Input::Tick)).len(), 0);
     assert_eq!(sent(&ua.handle(t0 + 3 * T1, Input::Tick)).len(), 1);
     let reply = |code: u16, reason: &str, body: &str| {
-        let mut s = format!(
-            "SIP/2.0 {code} {reason}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=bob9\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:alice@127.0.0.1:5080>\r\n",
-            inv.header("via").unwrap(),
-            inv.header("from").unwrap(),
-            inv.header("to").unwrap(),
-            inv.call_id(),
-            inv.header("cseq").unwrap()
-        );
-        if !body.is_empty() {
-            s.push_str("Content-Type: application/sdp\r\n");
-        }
-        s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        dgram(s.into_bytes())
+        dgram(response_to(
+            &inv,
+            &format!("{code} {reason}"),
+            Some("bob9"),
+            "Contact: <sip:alice@127.0.0.1:5080>\r\n",
+            body,
+        ))
     };
     let r = ua.handle(t0 + 3 * T1, reply(180, "Ringing", ""));
     assert!(r.iter().any(|x| matches!(
@@ -280,15 +305,8 @@ fn outgoing_call_failure_is_acked_with_the_invite_branch() {
         Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
     ))
     .remove(0);
-    let busy = format!(
-        "SIP/2.0 486 Busy Here\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=x\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-        inv.header("via").unwrap(),
-        inv.header("from").unwrap(),
-        inv.header("to").unwrap(),
-        inv.call_id(),
-        inv.header("cseq").unwrap()
-    );
-    let r = ua.handle(t0, dgram(busy.into_bytes()));
+    let busy = response_to(&inv, "486 Busy Here", Some("x"), "", "");
+    let r = ua.handle(t0, dgram(busy));
     let ack = sent(&r).remove(0);
     assert_eq!(ack.method.as_deref(), Some("ACK"));
     assert_eq!(ack.via_branch(), inv.via_branch());
@@ -312,17 +330,7 @@ fn registration_with_digest_refresh_and_unregister() {
     assert_eq!(reg.method.as_deref(), Some("REGISTER"));
     assert_eq!(ua.reg_state(), RegState::Registering);
     let resp = |m: &Message, code: u16, extra: &str| {
-        dgram(
-            format!(
-                "SIP/2.0 {code} X\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=r\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
-                m.header("via").unwrap(),
-                m.header("from").unwrap(),
-                m.header("to").unwrap(),
-                m.call_id(),
-                m.header("cseq").unwrap()
-            )
-            .into_bytes(),
-        )
+        dgram(response_to(m, &format!("{code} X"), Some("r"), extra, ""))
     };
     let a = ua.handle(t0, resp(&reg, 401, "WWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"abc\", qop=\"auth\", algorithm=SHA-256\r\n"));
     let reg2 = sent(&a).remove(0);
@@ -374,17 +382,13 @@ fn wrong_password_fails_with_backoff() {
     let mut ua = Ua::new(c);
     let t0 = Instant::now();
     let challenge = |m: &Message| {
-        dgram(
-            format!(
-                "SIP/2.0 401 Unauthorized\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=r\r\nCall-ID: {}\r\nCSeq: {}\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n1\"\r\nContent-Length: 0\r\n\r\n",
-                m.header("via").unwrap(),
-                m.header("from").unwrap(),
-                m.header("to").unwrap(),
-                m.call_id(),
-                m.header("cseq").unwrap()
-            )
-            .into_bytes(),
-        )
+        dgram(response_to(
+            m,
+            "401 Unauthorized",
+            Some("r"),
+            "WWW-Authenticate: Digest realm=\"r\", nonce=\"n1\"\r\n",
+            "",
+        ))
     };
     let reg = sent(&ua.handle(t0, Input::Command(Command::Register))).remove(0);
     let reg2 = sent(&ua.handle(t0, challenge(&reg))).remove(0);
@@ -503,19 +507,19 @@ fn incoming_call_through_record_routing_proxies_keeps_the_route_set() {
         ]
     );
     // Its 200 is ACKed along the same route.
-    let ok2 = format!(
-        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: rr1\r\nCSeq: {}\r\nContact: <sip:alice@127.0.0.1:5080>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        reinv.header("via").unwrap(),
-        reinv.header("from").unwrap(),
-        reinv.header("to").unwrap(),
-        reinv.header("cseq").unwrap(),
-        SDP.len()
+    assert_eq!(reinv.call_id(), "rr1");
+    let ok2 = response_to(
+        &reinv,
+        "200 OK",
+        None,
+        "Contact: <sip:alice@127.0.0.1:5080>\r\n",
+        SDP,
     );
     let r = sent_to(&ua.handle(
         t0 + T1,
         Input::Datagram {
             from: proxy_a(),
-            data: ok2.into_bytes(),
+            data: ok2,
         },
     ));
     let (to, ack) = r
@@ -547,16 +551,14 @@ fn answered_outgoing_call(record_route: &str) -> (Ua, Instant, Vec<(SocketAddr, 
         Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
     );
     let inv = sent(&a).remove(0);
-    let ok = format!(
-        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=bob9\r\nCall-ID: {}\r\nCSeq: {}\r\n{record_route}Contact: <sip:alice@127.0.0.1:5090>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        inv.header("via").unwrap(),
-        inv.header("from").unwrap(),
-        inv.header("to").unwrap(),
-        inv.call_id(),
-        inv.header("cseq").unwrap(),
-        SDP.len()
+    let ok = response_to(
+        &inv,
+        "200 OK",
+        Some("bob9"),
+        &format!("{record_route}Contact: <sip:alice@127.0.0.1:5090>\r\n"),
+        SDP,
     );
-    let r = sent_to(&ua.handle(t0, dgram(ok.into_bytes())));
+    let r = sent_to(&ua.handle(t0, dgram(ok)));
     (ua, t0, r)
 }
 
@@ -706,19 +708,15 @@ fn invite_challenged_by_the_proxy_is_resent_with_credentials_once_then_fails() {
         *to, proxy,
         "calls go through the registrar as outbound proxy"
     );
-    let challenge = |inv: &Message| {
-        let s = format!(
-            "SIP/2.0 407 Proxy Authentication Required\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=px\r\nCall-ID: {}\r\nCSeq: {}\r\nProxy-Authenticate: Digest realm=\"example\", nonce=\"n0nce\"\r\nContent-Length: 0\r\n\r\n",
-            inv.header("via").unwrap(),
-            inv.header("from").unwrap(),
-            inv.header("to").unwrap(),
-            inv.call_id(),
-            inv.header("cseq").unwrap()
-        );
-        Input::Datagram {
-            from: proxy,
-            data: s.into_bytes(),
-        }
+    let challenge = |inv: &Message| Input::Datagram {
+        from: proxy,
+        data: response_to(
+            inv,
+            "407 Proxy Authentication Required",
+            Some("px"),
+            "Proxy-Authenticate: Digest realm=\"example\", nonce=\"n0nce\"\r\n",
+            "",
+        ),
     };
     let r = sent_to(&ua.handle(t0, challenge(inv)));
     // The 407 is ACKed on the INVITE's branch, then a new INVITE carries Proxy-Authorization.
