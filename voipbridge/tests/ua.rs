@@ -509,7 +509,7 @@ fn incoming_call_through_record_routing_proxies_keeps_the_route_set() {
     // Its 200 is ACKed along the same route.
     assert_eq!(reinv.call_id(), "rr1");
     let ok2 = response_to(
-        &reinv,
+        reinv,
         "200 OK",
         None,
         "Contact: <sip:alice@127.0.0.1:5080>\r\n",
