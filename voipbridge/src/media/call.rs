@@ -410,27 +410,23 @@ impl CallCore {
             .wrapping_mul(1_664_525)
             .wrapping_add(1_013_904_223);
         self.next_rtcp = now + report::next_interval(RTCP_INTERVAL, self.rand >> 8);
-        let sender = self.sent_since_report.then(|| SenderInfo {
-            ntp: self.ntp.ntp(now),
-            rtp_time: self.sender.timestamp(),
-            packets: self.stats.packets_sent as u32,
-            octets: self.stats.bytes_sent as u32,
-        });
+        let (sender, blocks, cname) = self.report_parts(now);
         self.sent_since_report = false;
-        let blocks = self
-            .rx
-            .as_mut()
-            .map(|rx| rx.report_block(now))
-            .into_iter()
-            .collect();
-        let cname = format!("voipbridge-{:08x}", self.sender.ssrc());
         let data = report::build_report(self.sender.ssrc(), &cname, sender, blocks)?;
         self.stats.rtcp_sent += 1;
         Some(Transmit::Rtcp(self.rtcp_destination(), data))
     }
 
-    /// The call's last RTCP packet (report and BYE), sent when media stops.
-    pub fn bye(&mut self, now: Instant) -> Option<Transmit> {
+    /// What every report carries: sender info (when we sent since the last
+    /// report), the reception report block, and our CNAME.
+    fn report_parts(
+        &mut self,
+        now: Instant,
+    ) -> (
+        Option<SenderInfo>,
+        Vec<::rtcp::reception_report::ReceptionReport>,
+        String,
+    ) {
         let sender = self.sent_since_report.then(|| SenderInfo {
             ntp: self.ntp.ntp(now),
             rtp_time: self.sender.timestamp(),
@@ -444,6 +440,12 @@ impl CallCore {
             .into_iter()
             .collect();
         let cname = format!("voipbridge-{:08x}", self.sender.ssrc());
+        (sender, blocks, cname)
+    }
+
+    /// The call's last RTCP packet (report and BYE), sent when media stops.
+    pub fn bye(&mut self, now: Instant) -> Option<Transmit> {
+        let (sender, blocks, cname) = self.report_parts(now);
         let data = report::build_bye(self.sender.ssrc(), &cname, sender, blocks)?;
         self.stats.rtcp_sent += 1;
         Some(Transmit::Rtcp(self.rtcp_destination(), data))
