@@ -465,6 +465,17 @@ fn warning_text(why: &str) -> String {
         .collect()
 }
 
+/// The event for a call that could not even be placed (no Call-ID yet).
+fn not_placed(uri: String, code: u16, reason: &str) -> Action {
+    Action::Event(Event::Call {
+        call_id: String::new(),
+        state: CallState::Ended,
+        peer: uri,
+        code: Some(code),
+        reason: Some(reason.into()),
+    })
+}
+
 fn fmt_host(a: &SocketAddr) -> String {
     match a {
         SocketAddr::V4(v) => v.to_string(),
@@ -771,13 +782,7 @@ impl Ua {
             Some(d) => d,
             None => {
                 tracing::error!("cannot route a call to {uri}: no registrar/proxy and the host is not an IP address");
-                out.push(Action::Event(Event::Call {
-                    call_id: String::new(),
-                    state: CallState::Ended,
-                    peer: uri,
-                    code: Some(404),
-                    reason: Some("no route".into()),
-                }));
+                out.push(not_placed(uri, 404, "no route"));
                 return;
             }
         };
@@ -786,13 +791,7 @@ impl Ua {
                 "all {} substreams are busy: not calling {uri}",
                 self.cfg.slots
             );
-            out.push(Action::Event(Event::Call {
-                call_id: String::new(),
-                state: CallState::Ended,
-                peer: uri,
-                code: Some(486),
-                reason: Some("all substreams busy".into()),
-            }));
+            out.push(not_placed(uri, 486, "all substreams busy"));
             return;
         };
         let id = format!("{}@voipbridge", random_token(20));
