@@ -9,6 +9,8 @@
 pub mod clock;
 #[path = "logic/fifo.rs"]
 pub mod fifo;
+#[path = "logic/follow.rs"]
+pub mod follow;
 #[path = "logic/format.rs"]
 pub mod format;
 #[path = "logic/ring.rs"]

@@ -26,6 +26,41 @@ pub fn frames_in_ns(ns: u64, rate: NonZeroU32) -> u64 {
     secs.saturating_mul(rate) + rem * rate / NSEC_PER_SEC
 }
 
+/// Milliframes elapsed after `ns` nanoseconds at `rate_mhz` millihertz,
+/// rounded down. With `rate_mhz = rate * 1000`, `mf / 1000` equals
+/// [`frames_in_ns`]. Exact for rates up to 2^32 mHz (no intermediate overflow).
+pub fn mframes_in_ns(ns: u64, rate_mhz: NonZeroU64) -> u64 {
+    let rate = rate_mhz.get();
+    let secs = ns / NSEC_PER_SEC;
+    let rem = ns % NSEC_PER_SEC;
+    secs.saturating_mul(rate)
+        .saturating_add(rem.saturating_mul(rate) / NSEC_PER_SEC)
+}
+
+/// The first time (in ns from the start) at which [`mframes_in_ns`] reaches `mframes`.
+pub fn ns_for_mframes(mframes: u64, rate_mhz: NonZeroU64) -> u64 {
+    let secs = mframes / rate_mhz;
+    let rem = mframes % rate_mhz;
+    // rem < rate_mhz, so this cannot overflow for any sane rate; dividing by
+    // a NonZero type cannot panic (the kernel build must not contain a panic).
+    let rem_ns = (rem.saturating_mul(NSEC_PER_SEC) + (rate_mhz.get() - 1)) / rate_mhz;
+    secs.saturating_mul(NSEC_PER_SEC).saturating_add(rem_ns)
+}
+
+/// Largest rate shift a clock accepts, in parts per million.
+pub const MAX_SHIFT_PPM: i32 = 10_000;
+
+/// The rate in millihertz of a `rate` Hz stream shifted by `ppm` parts per
+/// million (clamped to +-[`MAX_SHIFT_PPM`]).
+pub fn shifted_rate_mhz(rate: NonZeroU32, ppm: i32) -> NonZeroU64 {
+    let ppm = i64::from(ppm.clamp(-MAX_SHIFT_PPM, MAX_SHIFT_PPM));
+    let r = i64::from(rate.get());
+    // r * 1000 * (1 + ppm / 1e6) = r * 1000 + r * ppm / 1000; positive
+    // because |ppm| <= 1 %.
+    let mhz = (r * 1000 + r * ppm / 1000).max(1) as u64;
+    NonZeroU64::new(mhz).unwrap_or(NonZeroU64::MIN)
+}
+
 /// The first time (in ns from the start) at which `frames_in_ns` reaches `frames`.
 pub fn ns_for_frames(frames: u64, rate: NonZeroU32) -> u64 {
     let rate64 = NonZeroU64::from(rate);
@@ -55,6 +90,9 @@ pub fn ns_for_frames(frames: u64, rate: NonZeroU32) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamClock {
     rate: NonZeroU32,
+    /// The rate the clock ticks at: `rate` shifted by `shift_ppm`, in mHz.
+    rate_mhz: NonZeroU64,
+    shift_ppm: i32,
     epoch_ns: u64,
     origin: u64,
     base_frames: u64,
@@ -66,6 +104,8 @@ impl StreamClock {
     pub fn start(rate: NonZeroU32, now_ns: u64) -> Self {
         Self {
             rate,
+            rate_mhz: shifted_rate_mhz(rate, 0),
+            shift_ppm: 0,
             epoch_ns: now_ns,
             origin: 0,
             base_frames: 0,
@@ -96,8 +136,42 @@ impl StreamClock {
         if !self.running {
             return self.base_frames;
         }
-        let ticks = frames_in_ns(now_ns.saturating_sub(self.epoch_ns), self.rate);
-        self.base_frames + ticks.saturating_sub(self.origin)
+        self.base_frames
+            + self
+                .ticks(now_ns.saturating_sub(self.epoch_ns))
+                .saturating_sub(self.origin)
+    }
+
+    /// Whole frames of this clock's rate in `ns` from the epoch.
+    fn ticks(&self, ns: u64) -> u64 {
+        mframes_in_ns(ns, self.rate_mhz) / 1000
+    }
+
+    /// The rate shift in parts per million (0: nominal rate).
+    pub fn shift_ppm(&self) -> i32 {
+        self.shift_ppm
+    }
+
+    /// Makes the clock tick `ppm` parts per million faster (or slower, when
+    /// negative) from `now_ns` on, as snd-aloop's "PCM Rate Shift" does;
+    /// clamped to +-[`MAX_SHIFT_PPM`]. The position is continuous: the clock
+    /// is re-anchored at the instant its current frame began, so no fraction
+    /// of a frame is lost (a clock re-anchored every period would otherwise
+    /// run measurably slow). A re-anchored clock no longer ticks with a peer.
+    pub fn set_shift_ppm(&mut self, ppm: i32, now_ns: u64) {
+        let ppm = ppm.clamp(-MAX_SHIFT_PPM, MAX_SHIFT_PPM);
+        if ppm == self.shift_ppm {
+            return;
+        }
+        if self.running {
+            let pos = self.position(now_ns);
+            let began = self.time_of_frame(pos).unwrap_or(now_ns).min(now_ns);
+            self.base_frames = pos;
+            self.epoch_ns = began;
+            self.origin = 0;
+        }
+        self.shift_ppm = ppm;
+        self.rate_mhz = shifted_rate_mhz(self.rate, ppm);
     }
 
     /// Whether the clock is counting.
@@ -128,7 +202,7 @@ impl StreamClock {
     pub fn resume_aligned(&mut self, epoch_ns: u64, now_ns: u64) {
         if !self.running {
             self.epoch_ns = epoch_ns.min(now_ns);
-            self.origin = frames_in_ns(now_ns - self.epoch_ns, self.rate);
+            self.origin = self.ticks(now_ns - self.epoch_ns);
             self.running = true;
         }
     }
@@ -145,7 +219,7 @@ impl StreamClock {
             .saturating_add(self.origin);
         Some(
             self.epoch_ns
-                .saturating_add(ns_for_frames(ticks, self.rate)),
+                .saturating_add(ns_for_mframes(ticks.saturating_mul(1000), self.rate_mhz)),
         )
     }
 }

@@ -228,3 +228,86 @@ pub fn write_header(
     buf[off::MAGIC..off::MAGIC + 4].copy_from_slice(&MAGIC.to_le_bytes());
     true
 }
+
+/// What feeds an application-side capture substream (ALSA control
+/// "Capture Source", item order as in the control).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureSource {
+    /// The bridge's playback on the same substream (the plain cable).
+    Bridge = 0,
+    /// The RTOS microphone ring.
+    Rtos = 1,
+}
+
+/// Where an application-side playback substream goes (ALSA control
+/// "Playback Sink", item order as in the control).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaybackSink {
+    /// The bridge's capture on the same substream (the plain cable).
+    Bridge = 0,
+    /// The RTOS speaker ring.
+    Rtos = 1,
+    /// Both: the speaker ring, and a copy to the bridge's capture.
+    Both = 2,
+}
+
+impl CaptureSource {
+    /// Control item names, by value.
+    pub const NAMES: [&'static str; 2] = ["Bridge", "RTOS"];
+
+    /// The source for a control item index.
+    pub fn from_index(i: u32) -> Option<Self> {
+        match i {
+            0 => Some(Self::Bridge),
+            1 => Some(Self::Rtos),
+            _ => None,
+        }
+    }
+
+    /// The source named by a device-tree property or module parameter
+    /// (`bridge` or `rtos`, any case).
+    pub fn parse(s: &[u8]) -> Option<Self> {
+        if s.eq_ignore_ascii_case(b"bridge") {
+            Some(Self::Bridge)
+        } else if s.eq_ignore_ascii_case(b"rtos") {
+            Some(Self::Rtos)
+        } else {
+            None
+        }
+    }
+}
+
+impl PlaybackSink {
+    /// Control item names, by value.
+    pub const NAMES: [&'static str; 3] = ["Bridge", "RTOS", "Both"];
+
+    /// The sink for a control item index.
+    pub fn from_index(i: u32) -> Option<Self> {
+        match i {
+            0 => Some(Self::Bridge),
+            1 => Some(Self::Rtos),
+            2 => Some(Self::Both),
+            _ => None,
+        }
+    }
+
+    /// The sink named by a device-tree property or module parameter
+    /// (`bridge`, `rtos` or `both`, any case).
+    pub fn parse(s: &[u8]) -> Option<Self> {
+        if s.eq_ignore_ascii_case(b"both") {
+            Some(Self::Both)
+        } else if let Some(c) = CaptureSource::parse(s) {
+            Some(match c {
+                CaptureSource::Bridge => Self::Bridge,
+                CaptureSource::Rtos => Self::Rtos,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// Where the second ring starts in a region: right after the first.
+pub fn second_ring_offset(first: &Ring) -> usize {
+    first.data_offset.saturating_add(first.ring_bytes)
+}

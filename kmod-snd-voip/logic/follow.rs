@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Clock following: the card's stream clock tracks the RTOS clock through
+//! the fill level of the shared-memory FIFO.
+//!
+//! The RTOS core owns the codec, so its sample clock is the master of the
+//! microphone and speaker paths; the card's hrtimer clock is a slave. Left
+//! alone, a producer 300 ppm fast fills an 8 kHz ring by 2.4 frames a second
+//! and overflows it within the hour. Like snd-aloop's "PCM Rate Shift" knob
+//! turned automatically (as alsaloop does), the [`Follower`] measures the
+//! mean fill over a window and runs a PI controller that shifts the stream
+//! clock by a bounded number of parts per million until the fill sits at
+//! its target.
+//!
+//! Pure logic: the kernel module and the host tests compile this file; the
+//! host tests drive it with a simulated producer in virtual time.
+
+/// The most the follower shifts a clock, in parts per million. Crystal
+/// oscillators are within +-100 ppm; 1000 leaves room and still sounds the
+/// same (a 0.1 % pitch change).
+pub const MAX_FOLLOW_PPM: i32 = 1000;
+
+/// Length of a measurement window.
+pub const WINDOW_NS: u64 = 1_000_000_000;
+
+/// Proportional time constant, in seconds: a fill error of `e` frames is
+/// corrected in about this long.
+const TP_S: i64 = 4;
+/// Integral time constant, in seconds (4 x TP_S: critically damped for an
+/// integrating plant).
+const TI_S: i64 = 16;
+
+/// Which side of the ring Linux is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Linux reads the ring (microphone): a fill above target means Linux
+    /// is slow, so the clock is sped up.
+    Consumer,
+    /// Linux writes the ring (speaker): a fill above target means Linux is
+    /// fast, so the clock is slowed down.
+    Producer,
+}
+
+/// A PI controller from mean fill error to a clock shift in ppm.
+///
+/// # Invariants
+///
+/// `ppm` and `integral_mppm / 1000` stay within +-[`MAX_FOLLOW_PPM`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Follower {
+    rate: u32,
+    target: u64,
+    role: Role,
+    window_start: u64,
+    sum: u64,
+    samples: u64,
+    /// Integral term, in thousandths of a ppm.
+    integral_mppm: i64,
+    ppm: i32,
+    last_mean_mframes: u64,
+    windows: u64,
+}
+
+impl Follower {
+    /// A follower for a `rate` Hz ring that keeps `target` frames in it,
+    /// starting its first window at `now_ns`.
+    pub fn new(rate: u32, target: u64, role: Role, now_ns: u64) -> Self {
+        Follower {
+            rate: rate.max(1),
+            target,
+            role,
+            window_start: now_ns,
+            sum: 0,
+            samples: 0,
+            integral_mppm: 0,
+            ppm: 0,
+            last_mean_mframes: target.saturating_mul(1000),
+            windows: 0,
+        }
+    }
+
+    /// The fill level the follower steers to, in frames.
+    pub fn target(&self) -> u64 {
+        self.target
+    }
+
+    /// The current shift, in ppm.
+    pub fn ppm(&self) -> i32 {
+        self.ppm
+    }
+
+    /// The mean fill of the last complete window, in thousandths of a frame.
+    pub fn last_mean_mframes(&self) -> u64 {
+        self.last_mean_mframes
+    }
+
+    /// Windows completed so far.
+    pub fn windows(&self) -> u64 {
+        self.windows
+    }
+
+    /// Records the fill seen at `now_ns`. At the end of each window returns
+    /// the new shift when it changed.
+    pub fn sample(&mut self, now_ns: u64, fill: u64) -> Option<i32> {
+        self.sum = self.sum.saturating_add(fill);
+        self.samples += 1;
+        if now_ns.saturating_sub(self.window_start) < WINDOW_NS {
+            return None;
+        }
+        let window_ns = now_ns - self.window_start;
+        let mean_mf = self
+            .sum
+            .saturating_mul(1000)
+            .checked_div(self.samples)
+            .unwrap_or(0);
+        self.window_start = now_ns;
+        self.sum = 0;
+        self.samples = 0;
+        self.last_mean_mframes = mean_mf;
+        self.windows += 1;
+        let err_mf = clamp_i64(mean_mf) - clamp_i64(self.target.saturating_mul(1000));
+        let err_mf = match self.role {
+            Role::Consumer => err_mf,
+            Role::Producer => -err_mf,
+        };
+        // ppm that corrects err frames in TP_S seconds: err / (rate * TP) * 1e6,
+        // with err in mframes: err_mf * 1000 / (rate * TP).
+        let rate = i64::from(self.rate);
+        let p_ppm = err_mf
+            .saturating_mul(1000)
+            .checked_div(rate * TP_S)
+            .unwrap_or(0);
+        // Integral: Kp / TI per second of window, in milli-ppm.
+        let window_ms = clamp_i64(window_ns / 1_000_000);
+        let di = err_mf
+            .saturating_mul(1000)
+            .saturating_mul(window_ms)
+            .checked_div(rate * TP_S * TI_S)
+            .unwrap_or(0);
+        let max_m = i64::from(MAX_FOLLOW_PPM) * 1000;
+        self.integral_mppm = self.integral_mppm.saturating_add(di).clamp(-max_m, max_m);
+        let max = i64::from(MAX_FOLLOW_PPM);
+        let ppm = (p_ppm + self.integral_mppm / 1000).clamp(-max, max) as i32;
+        if ppm != self.ppm {
+            self.ppm = ppm;
+            Some(ppm)
+        } else {
+            None
+        }
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The fill a follower should steer to, in frames, for a ring of
+/// `capacity` frames written or read by the RTOS in `rtos_period` chunks
+/// while Linux moves `linux_period` frames per timer tick, measured right
+/// after Linux's transfer. `None` when the ring is too small for both
+/// periods plus a margin (the stream is refused).
+///
+/// As a consumer, Linux leaves two RTOS periods behind (one the producer may
+/// be late by, one of margin). As a producer, Linux leaves its own period
+/// plus two RTOS periods, so the ring still holds data when Linux's next
+/// tick comes.
+pub fn target_fill(role: Role, capacity: u64, rtos_period: u64, linux_period: u64) -> Option<u64> {
+    let target = match role {
+        Role::Consumer => 2 * rtos_period,
+        Role::Producer => linux_period + 2 * rtos_period,
+    };
+    // Room above the target for one more period of each side.
+    let need = target + rtos_period + linux_period;
+    if rtos_period == 0 || need > capacity {
+        None
+    } else {
+        Some(target)
+    }
+}
