@@ -11,16 +11,20 @@
 
 use crate::bindings;
 use crate::clock::{crossed_period, next_period_boundary, StreamClock};
+use crate::fifo::{CaptureSource, PlaybackSink};
+use crate::follow::{target_fill, Follower, Role};
 use crate::format::{
     Constraint, StreamParams, CHANNELS_MAX, CHANNELS_MIN, RATE_BITS, RATE_MAX, RATE_MIN,
 };
 use crate::hrtimer::{now_ns, HrTimer, Restart};
 use crate::ring::{plan_transfer, ring_pieces, Segments};
+use crate::rtos::{Port, Rtos};
 use crate::sound::{self, Substream, Trigger};
 use crate::sync::IrqSpinLock;
 use core::ffi::CStr;
 use core::fmt::Write;
 use core::num::NonZeroU64;
+use core::sync::atomic::Ordering;
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
@@ -66,6 +70,18 @@ struct Geometry {
     period_frames: NonZeroU64,
 }
 
+/// An end's use of an RTOS ring, from start to stop.
+#[derive(Clone, Copy)]
+struct Link {
+    /// True for the microphone ring (this end is the application's
+    /// capture), false for the speaker ring (the application's playback).
+    mic: bool,
+    /// Playback Sink "Both": the playback also goes to the bridge.
+    both: bool,
+    /// Steers this end's clock to the RTOS clock.
+    follower: Follower,
+}
+
 /// One end of a cable.
 struct End {
     /// The open substream, if any.
@@ -82,6 +98,8 @@ struct End {
     unconnected: u64,
     /// Periods signalled since start.
     periods: u64,
+    /// Present while the end runs on an RTOS ring.
+    link: Option<Link>,
 }
 
 impl End {
@@ -94,6 +112,7 @@ impl End {
             last_elapsed: 0,
             unconnected: 0,
             periods: 0,
+            link: None,
         }
     }
 
@@ -137,6 +156,8 @@ pub(crate) struct Cable {
     state: IrqSpinLock<CableState>,
     ctx: [EndCtx; 2],
     index: u32,
+    /// The card's RTOS FIFO, or null on a board without one.
+    rtos: *const Rtos,
 }
 
 impl Cable {
@@ -144,8 +165,9 @@ impl Cable {
     ///
     /// # Safety
     ///
-    /// `this` must point to zeroed memory valid for writes that never moves afterwards.
-    pub(crate) unsafe fn init(this: *mut Cable, index: u32) {
+    /// `this` must point to zeroed memory valid for writes that never moves
+    /// afterwards; `rtos`, when not null, must outlive the cable.
+    pub(crate) unsafe fn init(this: *mut Cable, index: u32, rtos: *const Rtos) {
         // SAFETY: guaranteed by the caller.
         unsafe {
             IrqSpinLock::init(
@@ -155,11 +177,125 @@ impl Cable {
                 },
             );
             core::ptr::write(core::ptr::addr_of_mut!((*this).index), index);
+            core::ptr::write(core::ptr::addr_of_mut!((*this).rtos), rtos);
             for side in [PLAY, CAPT] {
                 let ctx = core::ptr::addr_of_mut!((*this).ctx[side]);
                 core::ptr::write(core::ptr::addr_of_mut!((*ctx).cable), this.cast_const());
                 core::ptr::write(core::ptr::addr_of_mut!((*ctx).side), side);
                 HrTimer::init(core::ptr::addr_of_mut!((*ctx).timer), timer_callback);
+            }
+        }
+    }
+
+    fn rtos(&self) -> Option<&Rtos> {
+        // SAFETY: `rtos` is null or outlives the cable (see `init`).
+        unsafe { self.rtos.as_ref() }
+    }
+
+    /// The RTOS ring end `side` of this cable uses now, per the controls:
+    /// the application's capture (cable direction 1) reads the microphone
+    /// ring when its "Capture Source" is RTOS; the application's playback
+    /// (direction 0) writes the speaker ring when its "Playback Sink" is
+    /// RTOS or Both (then `true`: also to the bridge).
+    fn route(&self, side: usize) -> Option<(&Port, bool)> {
+        let rtos = self.rtos()?;
+        let n = (self.index / 2) as usize;
+        match (self.index & 1, side & 1) {
+            (1, CAPT) => {
+                (rtos.capture_source(n) == CaptureSource::Rtos).then_some((&rtos.mic, false))
+            }
+            (0, PLAY) => match rtos.playback_sink(n) {
+                PlaybackSink::Bridge => None,
+                PlaybackSink::Rtos => Some((&rtos.spk, false)),
+                PlaybackSink::Both => Some((&rtos.spk, true)),
+            },
+            _ => None,
+        }
+    }
+
+    fn port(&self, link: &Link) -> Option<&Port> {
+        self.rtos().map(|r| if link.mic { &r.mic } else { &r.spk })
+    }
+
+    /// Starts end `side` on its RTOS ring: claims it, re-checks its header,
+    /// drops stale microphone frames or primes the speaker ring with
+    /// silence, and returns the link. Cable lock held.
+    fn link_start(&self, side: usize, geo: &Geometry, now: u64) -> Result<Option<Link>> {
+        let Some((port, both)) = self.route(side) else {
+            return Ok(None);
+        };
+        if !port.claim(self.index) {
+            pr_err!(
+                "cable {}: the RTOS {} ring is in use by cable {}\n",
+                self.index,
+                port.name,
+                port.owner().unwrap_or(u32::MAX)
+            );
+            return Err(EBUSY);
+        }
+        let fail = |e: Error| -> Result<Option<Link>> {
+            port.release(self.index);
+            Err(e)
+        };
+        let left = self.rtos().map_or(0, |r| r.left_from(port));
+        if let Err(e) = port.revalidate(left) {
+            pr_err!(
+                "cable {}: RTOS {} ring unusable: {:?}\n",
+                self.index,
+                port.name,
+                e
+            );
+            return fail(crate::rtos::errno(e));
+        }
+        let role = if port.ring.to_linux {
+            Role::Consumer
+        } else {
+            Role::Producer
+        };
+        let cap = port.ring.capacity();
+        let Some(target) = target_fill(
+            role,
+            cap,
+            u64::from(port.ring.period_frames),
+            geo.period_frames.get(),
+        ) else {
+            pr_err!(
+                "cable {}: RTOS {} ring of {} frames is too small for periods of {} (RTOS) and {} (ALSA) frames\n",
+                self.index,
+                port.name,
+                cap,
+                port.ring.period_frames,
+                geo.period_frames.get()
+            );
+            return fail(EINVAL);
+        };
+        port.broken.store(false, Ordering::Release);
+        if let Ok((w, r, fill)) = port.counters() {
+            if port.ring.to_linux && fill > target {
+                // Stale microphone frames: start `target` frames behind the producer.
+                port.publish_read(w - target);
+            } else if !port.ring.to_linux && fill < target {
+                // SAFETY: a null source writes silence; `target - fill` frames fit the room.
+                unsafe { port.copy_in(w, core::ptr::null(), 0, 0, target - fill) };
+                port.publish_write(w + (target - fill));
+            }
+            let _ = r;
+        }
+        port.set_linux_state(true);
+        port.shift_ppm.store(0, Ordering::Relaxed);
+        Ok(Some(Link {
+            mic: port.ring.to_linux,
+            both,
+            follower: Follower::new(geo.params.rate.get(), target, role, now),
+        }))
+    }
+
+    /// Ends a link (stop or close). Cable lock held.
+    fn link_stop(&self, end: &mut End) {
+        if let Some(link) = end.link.take() {
+            if let Some(port) = self.port(&link) {
+                port.set_linux_state(false);
+                port.release(self.index);
             }
         }
     }
@@ -220,7 +356,9 @@ impl Cable {
     pub(crate) fn close(&self, side: usize) {
         // Process context and no lock held: wait for a running callback.
         self.timer(side).cancel();
-        self.state.lock().ends[side & 1] = End::new();
+        let mut st = self.state.lock();
+        self.link_stop(&mut st.ends[side & 1]);
+        st.ends[side & 1] = End::new();
     }
 
     pub(crate) fn hw_free(&self, side: usize) {
@@ -257,6 +395,19 @@ impl Cable {
             );
             return Err(EINVAL);
         }
+        if let Some((port, _)) = self.route(side) {
+            if !Constraint::compatible(&port.ring.params, &params) {
+                pr_err!(
+                    "cable {}: the RTOS {} ring is {} {} Hz {} ch; the stream must use the same (or route it to the bridge)\n",
+                    self.index,
+                    port.name,
+                    port.ring.params.format.name(),
+                    port.ring.params.rate.get(),
+                    port.ring.params.channels
+                );
+                return Err(EINVAL);
+            }
+        }
         let mut st = self.state.lock();
         let end = &mut st.ends[side & 1];
         end.geometry = Some(Geometry {
@@ -271,11 +422,11 @@ impl Cable {
         Ok(())
     }
 
-    pub(crate) fn trigger(&self, side: usize, cmd: Trigger) {
+    pub(crate) fn trigger(&self, side: usize, cmd: Trigger) -> Result {
         let side = side & 1;
         let now = now_ns();
         let mut st = self.state.lock();
-        advance(&mut st, now);
+        self.advance(&mut st, now);
         // Tick with a running peer of the same format (see `StreamClock`).
         let peer_epoch = {
             let peer = &st.ends[side ^ 1];
@@ -290,9 +441,16 @@ impl Cable {
         };
         let epoch = peer_epoch.unwrap_or(now);
         let end = &mut st.ends[side];
-        let Some(geo) = end.geometry else { return };
+        let Some(geo) = end.geometry else {
+            return Ok(());
+        };
+        // An end on an RTOS ring ticks with the RTOS, not with its peer.
+        let epoch = if end.link.is_some() { now } else { epoch };
         match cmd {
             Trigger::Start => {
+                self.link_stop(end);
+                end.link = self.link_start(side, &geo, now)?;
+                let epoch = if end.link.is_some() { now } else { epoch };
                 end.clock = Some(StreamClock::start_aligned(geo.params.rate, epoch, now));
                 end.done = 0;
                 end.last_elapsed = 0;
@@ -309,6 +467,7 @@ impl Cable {
             Trigger::Stop | Trigger::PausePush => {
                 if cmd == Trigger::Stop {
                     end.clock = None;
+                    self.link_stop(end);
                 } else if let Some(c) = end.clock.as_mut() {
                     c.pause(now);
                 }
@@ -318,6 +477,7 @@ impl Cable {
                 self.timer(side).try_cancel();
             }
         }
+        Ok(())
     }
 
     /// Arms the end's timer for its next period boundary (cable lock held).
@@ -335,7 +495,7 @@ impl Cable {
     pub(crate) fn pointer(&self, side: usize) -> usize {
         let now = now_ns();
         let mut st = self.state.lock();
-        advance(&mut st, now);
+        self.advance(&mut st, now);
         let end = &mut st.ends[side & 1];
         match end.geometry {
             Some(g) => match (end.done).checked_rem(g.buffer_frames as u64) {
@@ -361,11 +521,12 @@ impl Cable {
             if !st.ends[side].running() {
                 return Restart::No;
             }
-            advance(&mut st, now);
+            self.advance(&mut st, now);
             let end = &mut st.ends[side];
             let Some(geo) = end.geometry else {
                 return Restart::No;
             };
+            self.follow(end, now);
             if !crossed_period(end.last_elapsed, end.done, geo.period_frames) {
                 // Early wakeup: just re-arm.
                 return self.rearm(&st.ends[side], side, now);
@@ -403,19 +564,141 @@ fn next_expiry(clock: &StreamClock, period: NonZeroU64, now: u64) -> i64 {
     i64::try_from(at).unwrap_or(i64::MAX)
 }
 
-/// Moves the cable forward to `now`: copies what playback produced into the
-/// capture buffer, drops playback nobody reads, and writes silence where
-/// capture has nothing to read (snd-aloop's rule, see [`plan_transfer`]).
-fn advance(st: &mut CableState, now: u64) {
-    let play_new = st.ends[PLAY].pending(now);
-    let capt_new = st.ends[CAPT].pending(now);
+impl Cable {
+    /// Moves the cable forward to `now`: copies what playback produced into the
+    /// capture buffer, drops playback nobody reads, and writes silence where
+    /// capture has nothing to read (snd-aloop's rule, see [`plan_transfer`]).
+    /// An end linked to an RTOS ring exchanges its frames with the ring instead
+    /// (the playback end also with the cable when its sink is Both).
+    fn advance(&self, st: &mut CableState, now: u64) {
+        let play_new = st.ends[PLAY].pending(now);
+        let mut capt_new = st.ends[CAPT].pending(now);
+        if play_new == 0 && capt_new == 0 {
+            return;
+        }
+        let [play, capt] = &mut st.ends;
+        if let Some(port) = capt.link.as_ref().and_then(|l| self.port(l)) {
+            rtos_capture(port, capt, capt_new);
+            capt_new = 0;
+        }
+        let mut to_cable = true;
+        if let Some(link) = play.link {
+            if let Some(port) = self.port(&link) {
+                rtos_playback(port, play, play_new);
+            }
+            to_cable = link.both;
+        }
+        let play_new = if to_cable {
+            play_new
+        } else {
+            play.done += play_new;
+            0
+        };
+        cable_transfer(play, capt, play_new, capt_new);
+    }
+
+    /// After a tick of a linked end: feeds the ring's fill to the follower
+    /// and shifts the end's clock as it says.
+    fn follow(&self, end: &mut End, now: u64) {
+        let Some(mut link) = end.link else { return };
+        let Some(port) = self.port(&link) else { return };
+        port.heartbeat();
+        let Ok((_, _, fill)) = port.counters() else {
+            return;
+        };
+        port.last_fill.store(fill, Ordering::Relaxed);
+        if let Some(ppm) = link.follower.sample(now, fill) {
+            if let Some(c) = end.clock.as_mut() {
+                c.set_shift_ppm(ppm, now);
+            }
+            port.shift_ppm.store(ppm, Ordering::Relaxed);
+        }
+        end.link = Some(link);
+    }
+}
+
+/// Reads `n` frames for a capture end from the microphone ring; what the
+/// ring lacks (or all of it, when the ring is broken) is silence.
+fn rtos_capture(port: &Port, end: &mut End, n: u64) {
+    let Some(geo) = end.geometry else { return };
+    let mut got = 0;
+    if !port.broken.load(Ordering::Acquire) {
+        match port.counters() {
+            Ok((_, read, fill)) => {
+                got = fill.min(n);
+                if got > 0 {
+                    // SAFETY: the capture buffer holds `buffer_frames` frames
+                    // of the ring's frame size (prepare checked the size and
+                    // that the format equals the ring's); `got <= fill`.
+                    unsafe { port.copy_out(read, geo.area, geo.buffer_frames, end.done, got) };
+                    port.publish_read(read + got);
+                }
+                if got < n {
+                    port.count_xrun(u32::try_from(n - got).unwrap_or(u32::MAX));
+                }
+            }
+            Err(e) => port.mark_broken(e),
+        }
+    }
+    let fb = geo.params.frame_bytes();
+    let ch = geo.params.channels as usize;
+    for seg in ring_pieces(end.done + got, geo.buffer_frames, n - got) {
+        // SAFETY: the piece lies inside the capture buffer (see `ring_pieces`).
+        unsafe {
+            sound::write_silence(
+                geo.params.format.to_alsa(),
+                geo.area.add(seg.dst * fb),
+                seg.len * ch,
+            )
+        };
+    }
+    end.done += n;
+    end.unconnected += n - got;
+}
+
+/// Writes the `n` frames a playback end advanced into the speaker ring
+/// (without moving `done`: the caller does). Frames the ring has no room
+/// for are dropped and counted; a draining stream sends only what the
+/// application wrote.
+fn rtos_playback(port: &Port, end: &mut End, n: u64) {
+    let Some(geo) = end.geometry else { return };
+    let valid = match end.substream.filter(|s| s.is_draining()) {
+        Some(ss) => n.min(ss.appl_ptr().saturating_sub(end.done)),
+        None => n,
+    };
+    if valid == 0 || port.broken.load(Ordering::Acquire) {
+        return;
+    }
+    match port.counters() {
+        Ok((write, _, fill)) => {
+            let put = valid.min(port.ring.capacity() - fill);
+            if put > 0 {
+                // SAFETY: the playback buffer holds `buffer_frames` frames of
+                // the ring's frame size (checked at prepare); `put` fits the room.
+                unsafe { port.copy_in(write, geo.area, geo.buffer_frames, end.done, put) };
+                port.publish_write(write + put);
+            }
+            if put < valid {
+                port.count_xrun(u32::try_from(valid - put).unwrap_or(u32::MAX));
+                end.unconnected += valid - put;
+            }
+        }
+        Err(e) => port.mark_broken(e),
+    }
+}
+
+/// The cable part of [`Cable::advance`]: `play_new` playback frames and
+/// `capt_new` capture frames to exchange between the two ends.
+fn cable_transfer(play: &mut End, capt: &mut End, play_new: u64, capt_new: u64) {
     if play_new == 0 && capt_new == 0 {
         return;
     }
-    let [play, capt] = &mut st.ends;
     let connected = match (play.geometry, capt.geometry) {
         (Some(p), Some(c)) => {
-            play.running() && capt.running() && Constraint::compatible(&p.params, &c.params)
+            play.running()
+                && capt.running()
+                && capt.link.is_none()
+                && Constraint::compatible(&p.params, &c.params)
         }
         _ => false,
     };
@@ -502,6 +785,10 @@ unsafe fn rule_constraint(rule: *mut bindings::snd_pcm_hw_rule) -> Constraint {
     let ctx = unsafe { &*(*rule).private.cast::<EndCtx>() };
     // SAFETY: by the `EndCtx` invariant.
     let cable = unsafe { &*ctx.cable };
+    // An end routed to an RTOS ring must use the ring's format.
+    if let Some((port, _)) = cable.route(ctx.side) {
+        return Constraint::from_peer(Some(port.ring.params));
+    }
     let st = cable.state.lock();
     Constraint::from_peer(st.ends[(ctx.side & 1) ^ 1].geometry.map(|g| g.params))
 }
@@ -560,9 +847,27 @@ pub(crate) fn proc_name(i: usize) -> &'static CStr {
 }
 
 /// A fixed-size text buffer for one proc line.
-struct Line {
+pub(crate) struct Line {
     buf: [u8; 256],
     len: usize,
+}
+
+impl Line {
+    /// An empty line.
+    pub(crate) const fn new() -> Self {
+        Line {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    /// Appends the line to a proc buffer.
+    pub(crate) fn emit(&mut self, buffer: *mut bindings::snd_info_buffer) {
+        self.buf[self.len] = 0;
+        // SAFETY: the buffer is NUL-terminated (`write_str` keeps a byte
+        // free); `buffer` is the live proc buffer of the read callback.
+        unsafe { bindings::snd_voip_info_puts(buffer, self.buf.as_ptr().cast()) };
+    }
 }
 
 impl Write for Line {
@@ -585,12 +890,7 @@ pub(crate) unsafe extern "C" fn proc_read(
     let now = now_ns();
     let dir = cable.index & 1;
     let (from, to) = if dir == 0 { (0, 1) } else { (1, 0) };
-    let mut lines: [Line; 3] = [const {
-        Line {
-            buf: [0; 256],
-            len: 0,
-        }
-    }; 3];
+    let mut lines: [Line; 4] = [const { Line::new() }; 4];
     {
         let st = cable.state.lock();
         let _ = writeln!(
@@ -636,11 +936,22 @@ pub(crate) unsafe extern "C" fn proc_read(
                 );
             }
             let _ = writeln!(l);
+            if let Some(link) = e.link {
+                let _ = writeln!(
+                    lines[3],
+                    "  {}: RTOS {} ring{}, rate shift {:+} ppm, target fill {}, mean fill {}.{:03}",
+                    name,
+                    if link.mic { "microphone" } else { "speaker" },
+                    if link.both { " and bridge" } else { "" },
+                    link.follower.ppm(),
+                    link.follower.target(),
+                    link.follower.last_mean_mframes() / 1000,
+                    link.follower.last_mean_mframes() % 1000
+                );
+            }
         }
     }
-    for l in lines.iter_mut() {
-        l.buf[l.len] = 0;
-        // SAFETY: the buffer is NUL-terminated; `buffer` is the live proc buffer.
-        unsafe { bindings::snd_voip_info_puts(buffer, l.buf.as_ptr().cast()) };
+    for l in lines.iter_mut().filter(|l| l.len > 0) {
+        l.emit(buffer);
     }
 }

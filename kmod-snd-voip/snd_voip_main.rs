@@ -10,13 +10,14 @@
 //! started (as snd-dummy's hrtimer mode does), so they never drift.
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
 mod bindings;
 mod cable;
 mod hrtimer;
+mod rtos;
 mod sound;
 mod sync;
 
@@ -24,6 +25,8 @@ mod sync;
 pub mod clock;
 #[path = "logic/fifo.rs"]
 pub mod fifo;
+#[path = "logic/follow.rs"]
+pub mod follow;
 #[path = "logic/format.rs"]
 pub mod format;
 #[path = "logic/ring.rs"]
@@ -31,6 +34,7 @@ pub mod ring;
 
 use cable::Cable;
 use format::MAX_SUBSTREAMS;
+use rtos::Rtos;
 use sound::Card;
 
 module! {
@@ -43,6 +47,9 @@ module! {
 
 /// `THIS_MODULE`, for `snd_card_new` (the card holds a module reference while open).
 static THIS_MODULE_PTR: AtomicPtr<bindings::module> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The error of the last failed probe, for module init to report.
+static PROBE_ERROR: AtomicI32 = AtomicI32::new(0);
 
 /// Name of the platform device and driver.
 const DRIVER_NAME: &CStr = c"snd_voip";
@@ -61,6 +68,8 @@ struct VoipCard {
     card: Option<Card>,
     substreams: u32,
     cables: [Cable; MAX_CABLES],
+    /// The RTOS FIFO of a board whose device tree has the node.
+    rtos: Option<Rtos>,
 }
 
 impl VoipCard {
@@ -119,8 +128,7 @@ impl sound::PcmOps for VoipPcm {
     }
     fn trigger(ss: sound::Substream, cmd: sound::Trigger) -> Result {
         let (c, side) = Self::end(ss)?;
-        c.trigger(side, cmd);
-        Ok(())
+        c.trigger(side, cmd)
     }
     fn sync_stop(ss: sound::Substream) -> Result {
         let (c, side) = Self::end(ss)?;
@@ -171,6 +179,10 @@ fn params() -> Params {
 
 /// Creates the card for `pdev`. Returns the `VoipCard` to keep as driver data.
 fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
+    // SAFETY: `pdev` is the live device being probed.
+    let dev = unsafe { core::ptr::addr_of_mut!((*pdev).dev) };
+    // SAFETY: as above.
+    let from_dt = !unsafe { (*dev).of_node }.is_null();
     let p = params();
     let substreams = match u32::try_from(p.substreams) {
         Ok(n) if (1..=MAX_SUBSTREAMS).contains(&n) => n,
@@ -184,6 +196,12 @@ fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
         }
     };
     let boxed = KBox::<VoipCard>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+    let rtos = if from_dt {
+        // SAFETY: `dev` is the live device being probed.
+        Some(unsafe { Rtos::probe(dev) }?)
+    } else {
+        None
+    };
     let raw = KBox::into_raw(boxed).cast::<VoipCard>();
     // SAFETY: `raw` is a fresh zeroed allocation of a `VoipCard`; each field is
     // written in place before the box is rebuilt, and the cables are never
@@ -191,8 +209,17 @@ fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
     let vc = unsafe {
         core::ptr::write(core::ptr::addr_of_mut!((*raw).card), None);
         core::ptr::write(core::ptr::addr_of_mut!((*raw).substreams), substreams);
+        core::ptr::write(core::ptr::addr_of_mut!((*raw).rtos), rtos);
+        let rtos_ptr = match &*core::ptr::addr_of!((*raw).rtos) {
+            Some(r) => r as *const Rtos,
+            None => core::ptr::null(),
+        };
         for i in 0..MAX_CABLES {
-            Cable::init(core::ptr::addr_of_mut!((*raw).cables[i]), i as u32);
+            Cable::init(
+                core::ptr::addr_of_mut!((*raw).cables[i]),
+                i as u32,
+                rtos_ptr,
+            );
         }
         KBox::from_raw(raw)
     };
@@ -232,6 +259,28 @@ fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
             )?
         };
     }
+    if let Some(r) = &vc.rtos {
+        let rp = (r as *const Rtos).cast_mut().cast::<c_void>();
+        for n in 0..substreams {
+            // SAFETY: `vc.rtos` outlives the card (see `VoipCard`).
+            unsafe {
+                card.add_enum_control::<rtos::CaptureSourceCtl>(
+                    c"Capture Source",
+                    n,
+                    rp,
+                    n as usize,
+                )?;
+                card.add_enum_control::<rtos::PlaybackSinkCtl>(
+                    c"Playback Sink",
+                    n,
+                    rp,
+                    n as usize,
+                )?;
+            }
+        }
+        // SAFETY: as above.
+        unsafe { card.add_proc(c"rtos", rp, rtos::proc_read)? };
+    }
     card.register()?;
     pr_info!(
         "card {} \"{}\": {} cable(s) per direction, devices 0 \"VoIP PCM\" and 1 \"VoIP Bridge\"\n",
@@ -239,6 +288,9 @@ fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
         p.id.to_str().unwrap_or("?"),
         substreams
     );
+    if vc.rtos.is_some() {
+        pr_info!("RTOS FIFO attached: controls \"Capture Source\" and \"Playback Sink\", /proc/asound/{}/rtos\n", p.id.to_str().unwrap_or("?"));
+    }
     let mut vc = vc;
     vc.card = Some(card);
     Ok(vc)
@@ -251,7 +303,10 @@ unsafe extern "C" fn probe(pdev: *mut bindings::platform_device) -> c_int {
             unsafe { (*pdev).dev.driver_data = KBox::into_raw(vc).cast() };
             0
         }
-        Err(e) => e.to_errno(),
+        Err(e) => {
+            PROBE_ERROR.store(e.to_errno(), Ordering::Relaxed);
+            e.to_errno()
+        }
     }
 }
 
@@ -285,7 +340,8 @@ unsafe impl Send for SndVoip {}
 // SAFETY: as above; no method reads them concurrently.
 unsafe impl Sync for SndVoip {}
 
-fn is_err_ptr<T>(p: *mut T) -> bool {
+/// Whether `p` is an `ERR_PTR` value.
+pub(crate) fn is_err_ptr<T>(p: *mut T) -> bool {
     let v = p as isize;
     (-4095..0).contains(&v)
 }
@@ -305,10 +361,30 @@ impl kernel::Module for SndVoip {
         drv.probe = Some(probe);
         drv.__bindgen_anon_1.remove = Some(remove);
         drv.driver.name = DRIVER_NAME.as_ptr().cast();
+        // The match table is a static C array ending with an empty entry.
+        drv.driver.of_match_table = core::ptr::addr_of!(bindings::snd_voip_of_match).cast();
+        PROBE_ERROR.store(0, Ordering::Relaxed);
         // SAFETY: `drv` is heap-allocated and kept until `drop` unregisters it.
         kernel::error::to_result(unsafe {
             bindings::__platform_driver_register(&mut *drv, module.as_ptr().cast())
         })?;
+        // A board whose device tree has the RTOS FIFO node gets its card from
+        // that node (probed during the registration above); others get a
+        // software platform device.
+        // SAFETY: a lookup in the device tree, no preconditions.
+        if unsafe { bindings::snd_voip_of_node_present() } {
+            let err = PROBE_ERROR.load(Ordering::Relaxed);
+            if err != 0 {
+                // SAFETY: registered just above.
+                unsafe { bindings::platform_driver_unregister(&mut *drv) };
+                pr_err!("the RTOS FIFO node was refused (error {}): no card\n", err);
+                return Err(kernel::error::Error::from_errno(err));
+            }
+            return Ok(SndVoip {
+                driver: Some(drv),
+                device: core::ptr::null_mut(),
+            });
+        }
         let info = bindings::platform_device_info {
             name: DRIVER_NAME.as_ptr().cast(),
             id: -1,
@@ -343,9 +419,12 @@ impl kernel::Module for SndVoip {
 impl Drop for SndVoip {
     fn drop(&mut self) {
         if let Some(mut drv) = self.driver.take() {
-            // SAFETY: both were registered in init and are unregistered once.
+            // SAFETY: both were registered in init and are unregistered once
+            // (no software device on a device-tree board).
             unsafe {
-                bindings::platform_device_unregister(self.device);
+                if !self.device.is_null() {
+                    bindings::platform_device_unregister(self.device);
+                }
                 bindings::platform_driver_unregister(&mut *drv);
             }
         }

@@ -5,6 +5,8 @@
  */
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/of.h>
+#include <linux/of_address.h>
 #include <sound/initval.h>
 #include "snd_voip_shim.h"
 
@@ -24,10 +26,76 @@ static int pcm_substreams = 1;
 module_param(pcm_substreams, int, 0444);
 MODULE_PARM_DESC(pcm_substreams, "Substreams (cables, simultaneous calls) per PCM device, 1-8 (default 1).");
 
+static char *capture_source;
+module_param(capture_source, charp, 0444);
+MODULE_PARM_DESC(capture_source, "Default \"Capture Source\" of the RTOS FIFO board: bridge or rtos (default: the device tree's snd-voip,capture-source, else rtos).");
+
+static char *playback_sink;
+module_param(playback_sink, charp, 0444);
+MODULE_PARM_DESC(playback_sink, "Default \"Playback Sink\" of the RTOS FIFO board: bridge, rtos or both (default: the device tree's snd-voip,playback-sink, else rtos).");
+
 int snd_voip_param_index(void) { return index; }
 const char *snd_voip_param_id(void) { return id; }
 bool snd_voip_param_enable(void) { return enable; }
 int snd_voip_param_pcm_substreams(void) { return pcm_substreams; }
+const char *snd_voip_param_capture_source(void) { return capture_source; }
+const char *snd_voip_param_playback_sink(void) { return playback_sink; }
+
+const struct of_device_id snd_voip_of_match[] = {
+	{ .compatible = "snd-voip,rtos-fifo" },
+	{ }
+};
+MODULE_DEVICE_TABLE(of, snd_voip_of_match);
+
+bool snd_voip_of_node_present(void)
+{
+	struct device_node *np = of_find_matching_node(NULL, snd_voip_of_match);
+	bool present = np && of_device_is_available(np);
+
+	of_node_put(np);
+	return present;
+}
+
+int snd_voip_of_memory_region(struct device *dev, struct resource *res)
+{
+	struct device_node *mem = of_parse_phandle(dev->of_node, "memory-region", 0);
+	int ret;
+
+	if (!mem)
+		return -ENOENT;
+	ret = of_address_to_resource(mem, 0, res);
+	of_node_put(mem);
+	return ret;
+}
+
+const char *snd_voip_of_string(struct device *dev, const char *prop)
+{
+	const char *value;
+
+	if (of_property_read_string(dev->of_node, prop, &value))
+		return NULL;
+	return value;
+}
+
+bool snd_voip_of_bool(struct device *dev, const char *prop)
+{
+	return of_property_read_bool(dev->of_node, prop);
+}
+
+void snd_voip_dma_rmb(void)
+{
+	dma_rmb();
+}
+
+void snd_voip_dma_wmb(void)
+{
+	dma_wmb();
+}
+
+void snd_voip_mb(void)
+{
+	mb();
+}
 
 void snd_voip_spin_lock_init(spinlock_t *lock)
 {

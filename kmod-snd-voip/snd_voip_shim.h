@@ -10,9 +10,12 @@
 #define SND_VOIP_SHIM_H
 
 #include <linux/hrtimer.h>
+#include <linux/io.h>
+#include <linux/mod_devicetable.h>
 #include <linux/ktime.h>
 #include <linux/platform_device.h>
 #include <linux/spinlock.h>
+#include <sound/control.h>
 #include <sound/core.h>
 #include <sound/info.h>
 #include <sound/pcm.h>
@@ -23,6 +26,23 @@ int snd_voip_param_index(void);
 const char *snd_voip_param_id(void);
 bool snd_voip_param_enable(void);
 int snd_voip_param_pcm_substreams(void);
+const char *snd_voip_param_capture_source(void);
+const char *snd_voip_param_playback_sink(void);
+
+/*
+ * Device tree (the RTOS FIFO node): MODULE_DEVICE_TABLE() is a macro, and
+ * of_parse_phandle()/of_property_read_bool() are static inlines.
+ */
+extern const struct of_device_id snd_voip_of_match[];
+bool snd_voip_of_node_present(void);
+int snd_voip_of_memory_region(struct device *dev, struct resource *res);
+const char *snd_voip_of_string(struct device *dev, const char *prop);
+bool snd_voip_of_bool(struct device *dev, const char *prop);
+
+/* Barriers for memory shared with another core (macros). */
+void snd_voip_dma_rmb(void);
+void snd_voip_dma_wmb(void);
+void snd_voip_mb(void);
 
 /* Wrappers for static inline functions. */
 void snd_voip_spin_lock_init(spinlock_t *lock);
@@ -49,6 +69,10 @@ const int SND_VOIP_PARAM_CHANNELS = (__force int)SNDRV_PCM_HW_PARAM_CHANNELS;
 const int SND_VOIP_PARAM_PERIOD_TIME = (__force int)SNDRV_PCM_HW_PARAM_PERIOD_TIME;
 const int SND_VOIP_STATE_DRAINING = (__force int)SNDRV_PCM_STATE_DRAINING;
 const int SND_VOIP_STATE_RUNNING = (__force int)SNDRV_PCM_STATE_RUNNING;
+const int SND_VOIP_CTL_IFACE_MIXER = (__force int)SNDRV_CTL_ELEM_IFACE_MIXER;
+const unsigned int SND_VOIP_CTL_ACCESS_READWRITE = SNDRV_CTL_ELEM_ACCESS_READWRITE;
+const unsigned long SND_VOIP_MEMREMAP_WB = MEMREMAP_WB;
+const unsigned long SND_VOIP_MEMREMAP_WC = MEMREMAP_WC;
 #endif
 
 #endif /* SND_VOIP_SHIM_H */

@@ -123,6 +123,41 @@ impl Card {
         })
     }
 
+    /// Adds an enumerated mixer control `name`, index `index`, whose
+    /// callbacks receive `private` and `value_index` (see [`EnumControl`]).
+    ///
+    /// # Safety
+    ///
+    /// `private` must stay valid, as `T` expects, until the card is freed.
+    pub(crate) unsafe fn add_enum_control<T: EnumControl>(
+        &self,
+        name: &CStr,
+        index: u32,
+        private: *mut c_void,
+        value_index: usize,
+    ) -> Result {
+        let knew = bindings::snd_kcontrol_new {
+            iface: bindings::SND_VOIP_CTL_IFACE_MIXER as _,
+            name: name.as_ptr().cast(),
+            index,
+            access: bindings::SND_VOIP_CTL_ACCESS_READWRITE,
+            info: Some(enum_info_cb::<T>),
+            get: Some(enum_get_cb::<T>),
+            put: Some(enum_put_cb::<T>),
+            private_value: value_index as _,
+            ..Default::default()
+        };
+        // SAFETY: `knew` is a valid template (copied by snd_ctl_new1); the
+        // caller guarantees `private`.
+        let kctl = unsafe { bindings::snd_ctl_new1(&knew, private) };
+        if kctl.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: by the invariant the card is live; snd_ctl_add takes
+        // `kctl` (and frees it itself on error).
+        to_result(unsafe { bindings::snd_ctl_add(self.raw, kctl) })
+    }
+
     /// Registers the card: its devices appear in userspace.
     pub(crate) fn register(&self) -> Result {
         // SAFETY: by the invariant the card is live.
@@ -369,6 +404,63 @@ impl Runtime {
 pub(crate) unsafe fn write_silence(format: u32, buf: *mut u8, samples: usize) {
     // SAFETY: guaranteed by the caller.
     unsafe { bindings::snd_pcm_format_set_silence(format as _, buf.cast(), samples as _) };
+}
+
+/// An enumerated mixer control whose value the driver keeps.
+pub(crate) trait EnumControl {
+    /// The item names, in value order (at most 8).
+    const ITEMS: &'static [&'static CStr];
+    /// The current value of instance `index`.
+    fn get(private: *mut c_void, index: usize) -> u32;
+    /// Sets instance `index` to `value`; `Ok(true)` when it changed.
+    fn put(private: *mut c_void, index: usize, value: u32) -> Result<bool>;
+}
+
+unsafe extern "C" fn enum_info_cb<T: EnumControl>(
+    _kctl: *mut bindings::snd_kcontrol,
+    info: *mut bindings::snd_ctl_elem_info,
+) -> c_int {
+    let mut names: [*const c_char; 8] = [core::ptr::null(); 8];
+    let n = T::ITEMS.len().min(names.len());
+    for (d, s) in names.iter_mut().zip(T::ITEMS.iter()) {
+        *d = s.as_ptr().cast();
+    }
+    // SAFETY: ALSA passes a live info; `names` holds `n` C strings that
+    // snd_ctl_enum_info copies before returning.
+    unsafe { bindings::snd_ctl_enum_info(info, 1, n as _, names.as_ptr()) }
+}
+
+unsafe extern "C" fn enum_get_cb<T: EnumControl>(
+    kctl: *mut bindings::snd_kcontrol,
+    value: *mut bindings::snd_ctl_elem_value,
+) -> c_int {
+    // SAFETY: ALSA passes a live control made by `add_enum_control`.
+    let (private, index) = unsafe { ((*kctl).private_data, (*kctl).private_value as usize) };
+    let v = T::get(private, index);
+    // SAFETY: `value` is live; an enumerated control's value is `enumerated`.
+    unsafe { (*value).value.enumerated.item[0] = v };
+    0
+}
+
+unsafe extern "C" fn enum_put_cb<T: EnumControl>(
+    kctl: *mut bindings::snd_kcontrol,
+    value: *mut bindings::snd_ctl_elem_value,
+) -> c_int {
+    // SAFETY: as in `enum_get_cb`.
+    let (private, index, v) = unsafe {
+        (
+            (*kctl).private_data,
+            (*kctl).private_value as usize,
+            (*value).value.enumerated.item[0],
+        )
+    };
+    if v as usize >= T::ITEMS.len() {
+        return EINVAL.to_errno();
+    }
+    match T::put(private, index, v) {
+        Ok(changed) => c_int::from(changed),
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// The PCM callbacks of a driver. Each runs in the context ALSA documents
