@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Build (or reuse) the arm64 userspace of the qemu-arm64 board from Debian
+# bookworm arm64 packages: busybox-static, alsa-utils (aplay, arecord, amixer)
+# with the shared libraries they need, libc6 and /usr/share/alsa.
+# The packages are fetched with `apt-get download` and unpacked with `dpkg -x`
+# (no chroot, no qemu-user). Needs `dpkg --add-architecture arm64` and an
+# apt-get update (scripts/setup.sh does both).
+#
+#   scripts/arm64-rootfs.sh          build unless cached; print the directory
+#   scripts/arm64-rootfs.sh --print  print the directory only (may not exist yet)
+#
+# Output: $SND_VOIP_CACHE/rootfs-arm64-<hash of the package list>. Extra
+# packages: SND_VOIP_ARM64_EXTRA_PKGS="pkg1 pkg2" (part of the hash).
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+# Bump LAYOUT when this script changes what it puts into the directory.
+LAYOUT=1
+PKGS=(
+    libc6 libgcc-s1
+    busybox-static
+    alsa-utils libasound2 libasound2-data libatopology2 libfftw3-single3
+    libncursesw6 libtinfo6 libsamplerate0
+    ${SND_VOIP_ARM64_EXTRA_PKGS:-}
+)
+BINS=(bin/busybox usr/bin/aplay usr/bin/arecord usr/bin/amixer)
+
+key=$(printf '%s\n' "layout $LAYOUT" "${PKGS[@]}" | sha256sum | cut -c1-12)
+dir="$SND_VOIP_CACHE/rootfs-arm64-$key"
+
+case "${1:-}" in
+    --print) echo "$dir"; exit 0 ;;
+    "") ;;
+    *) die "unknown argument $1" ;;
+esac
+if [ -f "$dir/.snd-voip-rootfs" ]; then
+    echo "$dir"; exit 0
+fi
+
+dpkg --print-foreign-architectures | grep -x arm64 >/dev/null \
+    || die "arm64 is not a dpkg architecture here: run 'make setup' (dpkg --add-architecture arm64; apt-get update)"
+
+echo "rootfs-arm64: building $dir" >&2
+tmp=$(mktemp -d "$SND_VOIP_CACHE/rootfs-arm64.tmp.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/debs" "$tmp/root"
+# Architecture-independent packages (libasound2-data) have no :arm64 variant.
+specs=()
+for p in "${PKGS[@]}"; do
+    # (grep without -q: closing the pipe early would fail it under pipefail)
+    if apt-cache show "$p:arm64" 2>/dev/null | grep '^Architecture: arm64' >/dev/null; then
+        specs+=("$p:arm64")
+    elif apt-cache show "$p" 2>/dev/null | grep '^Architecture: all' >/dev/null; then
+        specs+=("$p")
+    else
+        die "package $p:arm64 unknown to apt: run 'make setup' (apt-get update with arm64)"
+    fi
+done
+(cd "$tmp/debs" && apt-get download -q -o APT::Sandbox::User=root "${specs[@]}" >&2)
+for d in "$tmp"/debs/*.deb; do
+    dpkg -x "$d" "$tmp/root"
+    dpkg-deb -f "$d" Package Version Architecture | paste -sd' ' >>"$tmp/root/.packages"
+done
+
+r=$tmp/root
+# busybox applets as links, never over a real program (aplay, amixer...).
+# The arm64 busybox cannot run here (no qemu-user): take the applet list from the
+# host's busybox-static, the same Debian build for another architecture.
+applets=$(command -v busybox >/dev/null && busybox --list-full || true)
+[ -n "$applets" ] || die "the host's busybox (busybox-static) is needed for the applet list"
+for a in $applets; do
+    [ -e "$r/$a" ] || [ -L "$r/$a" ] && continue
+    mkdir -p "$r/$(dirname "$a")"
+    ln -s /bin/busybox "$r/$a"
+done
+# Mount points and the little /etc the guest's init and ALSA need.
+mkdir -p "$r"/{proc,sys,dev,tmp,run,root,mnt,var/tmp,var/log,lib/modules,etc}
+echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
+printf 'root:x:0:\naudio:x:29:\n' >"$r/etc/group"
+echo 'snd-voip-arm64' >"$r/etc/hostname"
+
+# Every ELF program must find each library it needs inside the rootfs.
+libdirs=(lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu lib usr/lib)
+for b in "${BINS[@]}"; do
+    [ -f "$r/$b" ] || die "$b missing from the unpacked packages"
+    case "$(file -bL "$r/$b")" in *'ARM aarch64'*) ;; *) die "$b is not an arm64 program" ;; esac
+done
+missing=0
+while IFS= read -r -d '' f; do
+    case "$(file -b "$f")" in 'ELF 64-bit LSB '*'ARM aarch64'*) ;; *) continue ;; esac
+    for lib in $(readelf -d "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        found=0
+        for ld in "${libdirs[@]}"; do [ -e "$r/$ld/$lib" ] && { found=1; break; }; done
+        [ "$found" = 1 ] || { echo "rootfs-arm64: ${f#"$r"/} needs $lib, not in the rootfs" >&2; missing=1; }
+    done
+done < <(find "$r/bin" "$r/usr/bin" "$r/sbin" "$r/usr/sbin" -type f -print0 2>/dev/null)
+[ "$missing" = 0 ] || die "add the packages holding the libraries above to PKGS"
+interp=$(readelf -l "$r/usr/bin/aplay" | sed -n 's/.*interpreter: \(.*\)\]/\1/p')
+[ -e "$r$interp" ] || die "dynamic loader $interp missing from the rootfs"
+[ -f "$r/usr/share/alsa/alsa.conf" ] || die "/usr/share/alsa/alsa.conf missing (libasound2-data)"
+
+touch "$r/.snd-voip-rootfs"
+rm -rf "$dir"
+mv "$r" "$dir"
+echo "rootfs-arm64: $(wc -l <"$dir/.packages") packages, $(du -sh "$dir" | cut -f1)" >&2
+echo "$dir"
