@@ -12,8 +12,13 @@
 #                      filesystem read-only over 9p (virtme-style), so every host
 #                      binary (aplay, baresip, kamailio, voipbridge...) runs inside it;
 #                      initramfs: a minimal busybox initramfs with only the
-#                      binaries listed by --bin (and their libraries)
-#   --bin PATH         binary to copy into the initramfs (initramfs mode; repeatable)
+#                      binaries listed by --bin (and their libraries);
+#                      rootdir: like hostroot, but the 9p root is --rootdir DIR
+#                      (e.g. the arm64 userspace of scripts/arm64-rootfs.sh)
+#   --rootdir DIR      root filesystem for --mode rootdir (shared read-only; the
+#                      harness creates the repository's mount point in it)
+#   --bin PATH         binary to copy into the initramfs (initramfs mode; repeatable;
+#                      for an arm64 kernel it is looked up in the arm64 rootfs)
 #   --timeout SECONDS  kill the guest after this long (default 600)
 #   --out DIR          directory the guest sees read-write as $GUEST_OUT
 #                      (default: a fresh temporary directory, printed at the end)
@@ -21,6 +26,16 @@
 #   --smp N            guest CPUs (default 2)
 #   --append ARGS      extra kernel command line
 #   --qemu-arg ARG     extra qemu argument (repeatable)
+#   --region FILE      back the whole guest RAM with FILE (memory-backend-file,
+#                      share=on), so a host process mapping FILE shares it with
+#                      the guest: guest physical address RAM_BASE + x is file
+#                      offset x (arm64 virt: RAM_BASE 0x40000000). Created and
+#                      sized to --mem if missing, grown if smaller, never wiped.
+#   --dtb FILE         device tree blob given to the kernel (qemu -dtb); it must
+#                      come from the same machine options (dts/mkboard-dtb.sh)
+#
+# For an arm64 kernel (detected from the image) the initramfs busybox, the
+# initramfs binaries and their libraries come from scripts/arm64-rootfs.sh.
 #
 # Inside the guest the script runs as root with cwd $GUEST_OUT, the host's
 # repository at its host path ($SND_VOIP_ROOT), and loopback up. The guest's
@@ -31,6 +46,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
 kernel="" kdir="" mode=hostroot timeout=600 out="" mem=1024 smp=2 append=""
+rootdir="" region="" dtb=""
 modules=() bins=() qemu_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,7 +61,10 @@ while [ $# -gt 0 ]; do
         --smp) smp=$2; shift 2 ;;
         --append) append=$2; shift 2 ;;
         --qemu-arg) qemu_args+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        --rootdir) rootdir=$2; shift 2 ;;
+        --region) region=$2; shift 2 ;;
+        --dtb) dtb=$2; shift 2 ;;
+        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
         --) shift; break ;;
         -*) echo "run-guest: unknown option $1" >&2; exit 2 ;;
         *) break ;;
@@ -58,10 +77,29 @@ script=$(readlink -f "$1"); shift
 [ -n "$kdir" ] || kdir=$("$root/scripts/kernel.sh" --print-kdir)
 [ -n "$kernel" ] || kernel=$("$root/scripts/kernel.sh" --print-kernel)
 [ -f "$kernel" ] || { echo "run-guest: kernel image $kernel not found: run 'make kernel'" >&2; exit 2; }
-if [ ${#modules[@]} -eq 0 ] && [ -f "$root/kmod-snd-voip/snd-voip.ko" ]; then
-    modules=("$root/kmod-snd-voip/snd-voip.ko")
-fi
 case "$(file -b "$kernel")" in *ARM64*|*aarch64*) arch=arm64 ;; *) arch=x86_64 ;; esac
+# The default module only when it was built for this kernel's architecture
+# (kmod-snd-voip/ holds the x86_64 build; pass an arm64 one with --module).
+if [ ${#modules[@]} -eq 0 ] && [ -f "$root/kmod-snd-voip/snd-voip.ko" ]; then
+    case "$arch:$(file -b "$root/kmod-snd-voip/snd-voip.ko")" in
+        x86_64:*|arm64:*aarch64*) modules=("$root/kmod-snd-voip/snd-voip.ko") ;;
+    esac
+fi
+case "$mode" in
+    hostroot|initramfs) [ -z "$rootdir" ] || { echo "run-guest: --rootdir needs --mode rootdir" >&2; exit 2; } ;;
+    rootdir)
+        [ -n "$rootdir" ] && { [ -L "$rootdir/bin/sh" ] || [ -f "$rootdir/bin/sh" ]; } || { echo "run-guest: --mode rootdir needs --rootdir DIR with a bin/sh" >&2; exit 2; }
+        rootdir=$(readlink -f "$rootdir") ;;
+    *) echo "run-guest: unknown mode $mode" >&2; exit 2 ;;
+esac
+[ -z "$dtb" ] || [ -f "$dtb" ] || { echo "run-guest: dtb $dtb not found" >&2; exit 2; }
+# The userspace of a foreign architecture (busybox and --bin programs for the
+# initramfs) comes from its Debian rootfs, never from the host.
+if [ "$arch" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+    if [ -n "$rootdir" ]; then archroot=$rootdir; else archroot=$("$root/scripts/arm64-rootfs.sh"); fi
+else
+    archroot=""
+fi
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/snd-voip-guest.XXXXXX")
 qpid=""
@@ -80,7 +118,10 @@ kver=$(cat "$kdir/include/config/kernel.release")
 staging="$kdir/.snd-voip-modules"
 if [ ! -d "$staging/lib/modules/$kver" ] || [ "$kdir/.snd-voip-built" -nt "$staging/.done" ]; then
     rm -rf "$staging"
-    make -s -C "$kdir" INSTALL_MOD_PATH="$staging" INSTALL_MOD_STRIP=1 modules_install >/dev/null
+    # A cross-built tree needs its ARCH and LLVM's strip for foreign objects.
+    kflags=()
+    [ "$arch" = x86_64 ] || kflags=(ARCH="$arch" LLVM=1)
+    make -s -C "$kdir" ${kflags[@]+"${kflags[@]}"} INSTALL_MOD_PATH="$staging" INSTALL_MOD_STRIP=1 modules_install >/dev/null
     touch "$staging/.done"
 fi
 mkdir -p "$run/modroot/lib/modules"
@@ -94,6 +135,13 @@ depmod -b "$run/modroot" "$kver"
 if [ "$mode" = hostroot ] && [ ! -d /lib/modules ]; then
     mkdir -p /lib/modules 2>/dev/null || { echo "run-guest: /lib/modules is missing and cannot be created (run as root once)" >&2; exit 2; }
 fi
+# The read-only 9p root of rootdir mode must hold the mount points the guest
+# uses, including the repository's host path.
+if [ "$mode" = rootdir ]; then
+    for d in lib/modules proc sys dev tmp run root var/tmp var/log "${root#/}"; do
+        mkdir -p "$rootdir/$d" 2>/dev/null || { echo "run-guest: cannot create $rootdir/$d" >&2; exit 2; }
+    done
+fi
 cp "$script" "$run/script.sh"
 printf '%q ' "$@" >"$run/args"
 cat >"$run/env" <<ENV
@@ -106,7 +154,11 @@ ENV
 
 # The guest's /init, run from a tiny initramfs in both modes.
 mkdir -p "$run/initramfs"/{bin,proc,sys,dev,host,tmp,run,lib/modules}
-cp "$(command -v busybox)" "$run/initramfs/bin/busybox"
+if [ -n "$archroot" ]; then
+    cp "$archroot/bin/busybox" "$run/initramfs/bin/busybox"
+else
+    cp "$(command -v busybox)" "$run/initramfs/bin/busybox"
+fi
 cat >"$run/initramfs/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -162,8 +214,37 @@ umount $R/tmp/out 2>/dev/null
 reboot -f
 INIT
 chmod +x "$run/initramfs/init"
-if [ "$mode" = hostroot ]; then
+# Copy a foreign-architecture program from $archroot with the libraries it
+# needs (readelf: it cannot run here, so no ldd).
+archcopy() {
+    local f=$1 lib d
+    [ -e "$run/initramfs$f" ] && return 0
+    mkdir -p "$run/initramfs$(dirname "$f")"
+    cp -L "$archroot$f" "$run/initramfs$f"
+    local interp
+    interp=$(readelf -l "$archroot$f" 2>/dev/null | sed -n 's/.*interpreter: \(.*\)\]/\1/p')
+    [ -z "$interp" ] || archcopy "$interp"
+    for lib in $(readelf -d "$archroot$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        for d in /lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu /lib /usr/lib; do
+            if [ -e "$archroot$d/$lib" ]; then archcopy "$d/$lib"; continue 2; fi
+        done
+        echo "run-guest: $lib (needed by $f) not found in $archroot" >&2; exit 2
+    done
+}
+if [ "$mode" = hostroot ] || [ "$mode" = rootdir ]; then
     touch "$run/hostroot"
+elif [ "$mode" = initramfs ] && [ -n "$archroot" ]; then
+    for b in ${bins[@]+"${bins[@]}"}; do
+        if [ "${b#/}" = "$b" ]; then
+            for d in /usr/bin /bin /usr/sbin /sbin; do
+                if [ -f "$archroot$d/$b" ]; then b=$d/$b; break; fi
+            done
+        fi
+        [ -f "$archroot$b" ] || { echo "run-guest: $b not found in $archroot" >&2; exit 2; }
+        archcopy "$b"
+    done
+    if [ -d "$archroot/usr/share/alsa" ]; then mkdir -p "$run/initramfs/usr/share"; cp -a "$archroot/usr/share/alsa" "$run/initramfs/usr/share/"; fi
+    mkdir -p "$run/initramfs/tmp/runshare" "$run/initramfs/root"
 elif [ "$mode" = initramfs ]; then
     # Copy each binary with the shared libraries it needs, and ALSA's config.
     for b in ${bins[@]+"${bins[@]}"}; do
@@ -187,13 +268,22 @@ else
     qemu=(qemu-system-x86_64 -cpu max)
     console=ttyS0
 fi
+if [ -n "$region" ]; then
+    # Never truncate: a simulator may have written the ring headers already.
+    [ -e "$region" ] || : >"$region"
+    if [ "$(stat -c %s "$region")" -lt $((mem * 1024 * 1024)) ]; then truncate -s "${mem}M" "$region"; fi
+    qemu+=(-object "memory-backend-file,id=ram,mem-path=$(readlink -f "$region"),size=${mem}M,share=on"
+        -machine memory-backend=ram)
+fi
+[ -z "$dtb" ] || qemu+=(-dtb "$dtb")
 qemu+=(-smp "$smp" -m "$mem" -nographic -no-reboot -monitor none -serial stdio
     -kernel "$kernel" -initrd "$run/initramfs.cpio.gz"
     -append "console=$console panic=-1 oops=panic loglevel=4 $append"
     -virtfs "local,path=$run,mount_tag=run,security_model=none,multidevs=remap"
     -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap")
-if [ "$mode" = hostroot ]; then
-    qemu+=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
+if [ "$mode" = hostroot ] || [ "$mode" = rootdir ]; then
+    if [ "$mode" = rootdir ]; then hostroot=$rootdir; else hostroot=/; fi
+    qemu+=(-virtfs "local,path=$hostroot,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
     qemu+=(-virtfs "local,path=$root,mount_tag=repo,security_model=none,readonly=on,multidevs=remap")
 fi
 qemu+=(${qemu_args[@]+"${qemu_args[@]}"})
