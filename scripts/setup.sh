@@ -101,4 +101,19 @@ if [ ! -x "$VENV/bin/dt-validate" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q dtschema
 fi
+
+# The emulated arm64 board (board-configs/qemu-arm64, tests/rtos): its userspace
+# is Debian's arm64 packages unpacked by scripts/arm64-rootfs.sh (apt-get
+# download + dpkg -x, no emulation); run-guest.sh needs file(1) and readelf.
+if ! dpkg --print-foreign-architectures | grep -x arm64 >/dev/null; then
+    log "adding the arm64 dpkg architecture (for the arm64 board's rootfs)"
+    $SUDO dpkg --add-architecture arm64
+    $SUDO apt-get update -q
+fi
+for p in file binutils; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null; then
+        $SUDO apt-get install -y -q --no-install-recommends "$p"
+    fi
+done
+log "arm64 rootfs: $(SND_VOIP_CACHE=$CACHE "$(dirname "$0")/arm64-rootfs.sh")"
 log "done"
