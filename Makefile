@@ -67,6 +67,14 @@ test-intree: kernel
 dtbs-check: setup
 	dts/check.sh
 
+# The emulated arm64 board (board-configs/qemu-arm64/README.md).
+rootfs-arm64:
+	@$(ROOT)/scripts/arm64-rootfs.sh
+
+DTB_ARM64 ?= target/arm64/board.dtb
+dtb-arm64:
+	$(ROOT)/dts/mkboard-dtb.sh $(DTB_ARM64_ARGS) -o $(DTB_ARM64)
+
 test-linphone: kmod bridge
 	tests/demo/linphone.sh
 
@@ -79,4 +87,4 @@ bench-kmod: kmod bridge
 demo: kmod bridge
 	tests/demo/run.sh
 
-.PHONY: help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
+.PHONY: rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
