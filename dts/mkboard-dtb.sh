@@ -7,7 +7,9 @@
 # usage: dts/mkboard-dtb.sh [options] -o OUT.dtb
 #   --smp N                CPUs of the board (default 2)   } must equal the qemu
 #   --mem MB               RAM in MB (default 512, >= 512) } options of the boot
-#   --size HEX             size of the FIFO region (default 0x10000)
+#   --size HEX             size of the FIFO region (default 0x10000); if it
+#                          does not end on a 4 KiB page, a no-map node
+#                          audio-fifo-pad@... reserves the rest of that page
 #   --capture-source VAL   snd-voip,capture-source: bridge|rtos (default rtos,
 #                          as in the overlay), or none to leave it out
 #   --playback-sink VAL    snd-voip,playback-sink: bridge|rtos|both (default
@@ -65,6 +67,17 @@ if [ "$node" = 1 ]; then
     fdtoverlay -i "$tmp/qemu.dtb" -o "$tmp/board.dtb" "$tmp/rtos-fifo.dtbo"
     region=/reserved-memory/audio-fifo@5f000000
     fdtput -t x "$tmp/board.dtb" "$region" reg 0 0x5f000000 0 "${size#0x}"
+    # arm64 takes no-map pages out of the linear map whole, but memblock still
+    # hands out the rest of a partly reserved page: a region that does not end
+    # on a page boundary (the 0x80-byte test variant) crashes the boot in
+    # setup_per_cpu_areas. Reserve the rest of its last page too.
+    pad=$(( (0x1000 - size % 0x1000) % 0x1000 ))
+    if [ "$pad" -ne 0 ]; then
+        padnode=$(printf '/reserved-memory/audio-fifo-pad@%x' $((0x5f000000 + size)))
+        fdtput -c "$tmp/board.dtb" "$padnode"
+        fdtput -t x "$tmp/board.dtb" "$padnode" reg 0 "$(printf %x $((0x5f000000 + size)))" 0 "$(printf %x "$pad")"
+        fdtput "$tmp/board.dtb" "$padnode" no-map
+    fi
     for kv in "capture-source=$capture" "playback-sink=$playback"; do
         k=snd-voip,${kv%%=*} v=${kv#*=}
         if [ "$v" = none ]; then fdtput -d "$tmp/board.dtb" /audio-fifo "$k"
