@@ -29,3 +29,15 @@ if grep -q "audio-fifo" "$out/bad.log"; then
 else
     echo "FAIL: dt-validate did not notice an invalid snd-voip,playback-sink"; exit 1
 fi
+# The arm64 board's generated DTB (qemu's dump + the overlay, dts/mkboard-dtb.sh)
+# must satisfy the binding too, in its default and 0x80-byte-region variants.
+if command -v qemu-system-aarch64 >/dev/null; then
+    for v in "" "--size 0x80 --capture-source bridge --playback-sink both" "--playback-sink speaker"; do
+        "$here/mkboard-dtb.sh" $v -o "$out/qemu-board.dtb" 2>/dev/null
+        dt-validate -s "$out/schema.json" "$out/qemu-board.dtb" >"$out/qemu-board.log" 2>&1 || true
+        if grep -q "audio-fifo" "$out/qemu-board.log"; then r=rejected; else r=accepted; fi
+        case "$v" in *speaker*) want=rejected ;; *) want=accepted ;; esac
+        [ "$r" = "$want" ] || { cat "$out/qemu-board.log"; echo "FAIL: dt-validate $r the generated arm64 board DTB ($v), expected $want"; exit 1; }
+    done
+    echo "PASS: the generated arm64 board DTB (dts/mkboard-dtb.sh) matches the binding; a bad value in it is rejected"
+fi
