@@ -4,4 +4,5 @@
 pub mod digest;
 pub mod message;
 pub mod sdp;
+pub mod stream;
 pub mod ua;
