@@ -4,15 +4,17 @@
 use crate::config::Settings;
 use crate::media::session::MediaEvent;
 use crate::media::{self, MediaHandle, MediaParams};
-use crate::sip::ua::{Action, Command, Event, Input, Ua};
+use crate::sip::stream::{error_response, StreamFramer};
+use crate::sip::ua::{Action, Command, Event, Input, Transport, Ua};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UdpSocket, UnixListener, UnixStream};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket, UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 /// Errors that stop the agent.
@@ -95,22 +97,20 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let local = settings.ua.local;
-    let sock = UdpSocket::bind(local)
-        .await
-        .map_err(|e| AgentError::Bind(local, e))?;
+    let (net_tx, mut net_rx) = mpsc::channel::<NetEvent>(256);
+    let mut io = SipIo::bind(local, settings.ua.transport, net_tx).await?;
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<(Request, Reply)>(16);
     let listener = bind_control(&settings.socket)?;
     tokio::spawn(control_server(listener, ctl_tx));
-    tracing::info!(%local, socket = %settings.socket.display(), "voipbridge running");
+    tracing::info!(%local, transport = ?settings.ua.transport, socket = %settings.socket.display(), "voipbridge running");
 
     let mut ua = Ua::new(settings.ua.clone());
     let mut media: BTreeMap<String, MediaHandle> = BTreeMap::new();
     let actions = ua.handle(Instant::now(), Input::Command(Command::Register));
-    execute(actions, &sock, &settings, &mut media).await;
+    execute(actions, &mut io, &settings, &mut media).await;
 
     tokio::pin!(shutdown);
     let mut stopping: Option<Instant> = None;
-    let mut buf = vec![0u8; 65536];
     let mut poll = tokio::time::interval(Duration::from_millis(100));
     loop {
         let wake = ua
@@ -118,9 +118,9 @@ pub async fn run(
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let actions = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok((n, from)) => ua.handle(Instant::now(), Input::Datagram { from, data: buf[..n].to_vec() }),
-                Err(e) => { tracing::debug!("SIP receive: {e}"); Vec::new() }
+            Some(ev) = net_rx.recv() => match io.on_event(ev) {
+                Some(input) => ua.handle(Instant::now(), input),
+                None => Vec::new(),
             },
             _ = tokio::time::sleep_until(wake) => ua.handle(Instant::now(), Input::Tick),
             Some((req, reply)) = ctl_rx.recv() => {
@@ -149,7 +149,7 @@ pub async fn run(
                 acts.into_iter().flat_map(|id| ua.handle(Instant::now(), Input::Command(Command::Hangup(Some(id))))).collect()
             }
         };
-        execute(actions, &sock, &settings, &mut media).await;
+        execute(actions, &mut io, &settings, &mut media).await;
         if let Some(t) = stopping {
             if ua.finished() || t.elapsed() > Duration::from_secs(5) {
                 break;
@@ -257,17 +257,13 @@ fn control(
 
 async fn execute(
     actions: Vec<Action>,
-    sock: &UdpSocket,
+    io: &mut SipIo,
     settings: &Settings,
     media: &mut BTreeMap<String, MediaHandle>,
 ) {
     for a in actions {
         match a {
-            Action::Send { to, data } => {
-                if let Err(e) = sock.send_to(&data, to).await {
-                    tracing::warn!(%to, "SIP send failed: {e}");
-                }
-            }
+            Action::Send { to, data } => io.send(to, data).await,
             Action::StartMedia(id, m) => {
                 let addr = SocketAddr::new(settings.ua.local.ip(), m.local_port);
                 let params = MediaParams {
@@ -341,4 +337,248 @@ pub async fn request(socket: &Path, req: &Request) -> std::io::Result<serde_json
         .await?
         .ok_or_else(|| std::io::Error::other("no answer"))?;
     serde_json::from_str(&answer).map_err(std::io::Error::other)
+}
+
+/// What the network tasks tell the agent's loop.
+#[derive(Debug)]
+enum NetEvent {
+    /// One SIP message from `from` (a datagram, or framed from a stream).
+    Message { from: SocketAddr, data: Vec<u8> },
+    /// A stream connection was accepted; its writer channel.
+    Accepted(SocketAddr, mpsc::UnboundedSender<Vec<u8>>),
+    /// A connection to this address could not be made or broke while writing.
+    Failed(SocketAddr),
+    /// A stream connection ended.
+    Closed(SocketAddr),
+}
+
+/// How long a TCP connect may take before its transactions fail (503).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SIP transport's sockets: one UDP socket, or a TCP listener and the
+/// open connections, keyed by peer address (RFC 3261 18: a response goes
+/// back on the connection its request came in on, which is the connection
+/// keyed by the request's source).
+enum SipIo {
+    Udp(Arc<UdpSocket>),
+    Tcp {
+        local: SocketAddr,
+        conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+        events: mpsc::Sender<NetEvent>,
+    },
+}
+
+impl SipIo {
+    async fn bind(
+        local: SocketAddr,
+        transport: Transport,
+        events: mpsc::Sender<NetEvent>,
+    ) -> Result<SipIo, AgentError> {
+        let bind_err = |e| AgentError::Bind(local, e);
+        match transport {
+            Transport::Udp => {
+                let sock = Arc::new(UdpSocket::bind(local).await.map_err(bind_err)?);
+                tokio::spawn(udp_receiver(sock.clone(), events));
+                Ok(SipIo::Udp(sock))
+            }
+            Transport::Tcp => {
+                let listener = TcpListener::bind(local).await.map_err(bind_err)?;
+                tokio::spawn(tcp_acceptor(listener, events.clone()));
+                Ok(SipIo::Tcp {
+                    local,
+                    conns: HashMap::new(),
+                    events,
+                })
+            }
+        }
+    }
+
+    /// Bookkeeping of a network event; the UA input it carries, if any.
+    fn on_event(&mut self, ev: NetEvent) -> Option<Input> {
+        match ev {
+            NetEvent::Message { from, data } => Some(Input::Datagram { from, data }),
+            NetEvent::Accepted(peer, tx) => {
+                if let SipIo::Tcp { conns, .. } = self {
+                    tracing::debug!(%peer, "TCP connection accepted");
+                    conns.insert(peer, tx);
+                }
+                None
+            }
+            NetEvent::Closed(peer) => {
+                if let SipIo::Tcp { conns, .. } = self {
+                    // Only if that connection is gone: a new one to the same peer may exist.
+                    if conns.get(&peer).is_some_and(|tx| tx.is_closed()) {
+                        tracing::debug!(%peer, "TCP connection closed");
+                        conns.remove(&peer);
+                    }
+                }
+                None
+            }
+            NetEvent::Failed(to) => {
+                if let SipIo::Tcp { conns, .. } = self {
+                    if conns.get(&to).is_some_and(|tx| tx.is_closed()) {
+                        conns.remove(&to);
+                    }
+                }
+                Some(Input::TransportError { to })
+            }
+        }
+    }
+
+    async fn send(&mut self, to: SocketAddr, data: Vec<u8>) {
+        match self {
+            SipIo::Udp(sock) => {
+                if let Err(e) = sock.send_to(&data, to).await {
+                    tracing::warn!(%to, "SIP send failed: {e}");
+                }
+            }
+            SipIo::Tcp {
+                local,
+                conns,
+                events,
+            } => {
+                let data = match conns.get(&to) {
+                    Some(tx) => match tx.send(data) {
+                        Ok(()) => return,
+                        Err(e) => e.0, // the connection ended: open a new one
+                    },
+                    None => data,
+                };
+                let (tx, rx) = mpsc::unbounded_channel();
+                let _ = tx.send(data);
+                conns.insert(to, tx);
+                tracing::debug!(%to, "opening a TCP connection");
+                tokio::spawn(tcp_connect(local.ip(), to, rx, events.clone()));
+            }
+        }
+    }
+}
+
+async fn udp_receiver(sock: Arc<UdpSocket>, events: mpsc::Sender<NetEvent>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let data = buf.get(..n).unwrap_or_default().to_vec();
+                if events.send(NetEvent::Message { from, data }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!("SIP receive: {e}"),
+        }
+    }
+}
+
+async fn tcp_acceptor(listener: TcpListener, events: mpsc::Sender<NetEvent>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Announced before the connection's first message can be queued behind it.
+        if events.send(NetEvent::Accepted(peer, tx)).await.is_err() {
+            return;
+        }
+        tokio::spawn(tcp_connection(stream, peer, rx, events.clone()));
+    }
+}
+
+async fn tcp_connect(
+    local_ip: std::net::IpAddr,
+    to: SocketAddr,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let connect = async {
+        let sock = if to.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        if local_ip.is_ipv4() == to.is_ipv4() {
+            sock.bind(SocketAddr::new(local_ip, 0))?;
+        }
+        sock.connect(to).await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(stream)) => tcp_connection(stream, to, rx, events).await,
+        Ok(Err(e)) => {
+            tracing::warn!(%to, "TCP connect failed: {e}");
+            drop(rx);
+            let _ = events.send(NetEvent::Failed(to)).await;
+        }
+        Err(_) => {
+            tracing::warn!(%to, "TCP connect timed out");
+            drop(rx);
+            let _ = events.send(NetEvent::Failed(to)).await;
+        }
+    }
+}
+
+/// One TCP connection: writes what the agent queues, frames what arrives.
+/// A framing error gets its 400/513 (when the head was a request) and closes
+/// the connection.
+async fn tcp_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut framer = StreamFramer::default();
+    let mut buf = vec![0u8; 16384];
+    let mut write_failed = false;
+    'conn: loop {
+        tokio::select! {
+            r = rd.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => { tracing::debug!(%peer, "TCP read: {e}"); break; }
+                };
+                framer.push(buf.get(..n).unwrap_or_default());
+                while let Some(m) = framer.next_message() {
+                    match m {
+                        Ok(data) => {
+                            if events.send(NetEvent::Message { from: peer, data }).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, "SIP framing error: {e}; closing the connection");
+                            if let Some(resp) = error_response(&e) {
+                                let _ = wr.write_all(&resp).await;
+                            }
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            m = rx.recv() => match m {
+                Some(data) => {
+                    if let Err(e) = wr.write_all(&data).await {
+                        tracing::warn!(%peer, "TCP write: {e}");
+                        write_failed = true;
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = wr.shutdown().await;
+    rx.close();
+    drop(rx);
+    let ev = if write_failed {
+        NetEvent::Failed(peer)
+    } else {
+        NetEvent::Closed(peer)
+    };
+    let _ = events.send(ev).await;
 }

@@ -2,7 +2,7 @@
 //! unknown keys are errors that name the key.
 
 use crate::media::{AudioSpec, Codec};
-use crate::sip::ua::UaConfig;
+use crate::sip::ua::{Transport, UaConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ pub struct Sip {
     /// Listen address, e.g. "127.0.0.1:5070".
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Transport: only "udp" for now.
+    /// Transport: "udp" (default) or "tcp".
     #[serde(default = "default_transport")]
     pub transport: String,
     /// RFC 3261 T1 in ms (default 500).
@@ -316,13 +316,11 @@ impl Config {
                 ))
             }
         };
-        if self.sip.transport != "udp" {
-            return Err(bad(
-                "sip",
-                "transport",
-                format!("'{}' is not supported (udp)", self.sip.transport),
-            ));
-        }
+        let transport: Transport = self
+            .sip
+            .transport
+            .parse()
+            .map_err(|e| bad("sip", "transport", e))?;
         let local: SocketAddr = self.sip.listen.parse().map_err(|_| {
             bad(
                 "sip",
@@ -432,6 +430,7 @@ impl Config {
                 slots: subs,
                 t1: Duration::from_millis(self.sip.t1_ms.max(1)),
                 t2: Duration::from_secs(4),
+                transport,
             },
             capture,
             playback,
@@ -486,5 +485,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[call] auto_answer"), "{e}");
+        let e = settings("[account]\nuri = \"sip:b@h\"\n[sip]\ntransport = \"sctp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[sip] transport") && e.contains("sctp"), "{e}");
+    }
+
+    #[test]
+    fn transport_defaults_to_udp_and_tcp_is_accepted() {
+        let s = settings("[account]\nuri = \"sip:b@127.0.0.1\"\n").unwrap();
+        assert_eq!(s.ua.transport, Transport::Udp);
+        let s =
+            settings("[account]\nuri = \"sip:b@127.0.0.1\"\n[sip]\ntransport = \"TCP\"\n").unwrap();
+        assert_eq!(s.ua.transport, Transport::Tcp);
     }
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use voipbridge::media::Codec;
 use voipbridge::sip::message::Message;
-use voipbridge::sip::ua::{Action, CallState, Command, Event, Input, RegState, Ua, UaConfig};
+use voipbridge::sip::ua::{
+    Action, CallState, Command, Event, Input, RegState, Transport, Ua, UaConfig,
+};
 
 const T1: Duration = Duration::from_millis(500);
 
@@ -29,6 +31,7 @@ fn cfg() -> UaConfig {
         slots: 1,
         t1: T1,
         t2: Duration::from_secs(4),
+        transport: Transport::Udp,
     }
 }
 
@@ -940,4 +943,140 @@ fn sip_info_dtmf_is_reported_and_other_info_bodies_refused() {
     // Outside a dialog: 481.
     let stray = request("INFO", "nope", "z9hG4bKn6", 1, Some("zz"), "");
     assert_eq!(statuses(&ua.handle(t, dgram(stray))), vec![481]);
+}
+
+/// Every event of `actions` with a call failure code.
+fn ended_codes(actions: &[Action]) -> Vec<u16> {
+    actions
+        .iter()
+        .filter_map(|x| match x {
+            Action::Event(Event::Call {
+                state: CallState::Ended,
+                code,
+                ..
+            }) => *code,
+            Action::Event(Event::RegistrationFailed { code, .. }) => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tcp_cfg() -> UaConfig {
+    let mut c = cfg();
+    c.transport = Transport::Tcp;
+    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
+    c
+}
+
+#[test]
+fn over_tcp_nothing_is_retransmitted_but_timers_b_and_f_still_fire() {
+    let mut ua = Ua::new(tcp_cfg());
+    let t0 = Instant::now();
+    let reg = sent(&ua.handle(t0, Input::Command(Command::Register))).remove(0);
+    let via = reg.header("via").unwrap();
+    assert!(via.starts_with("SIP/2.0/TCP 127.0.0.1:5070;"), "{via}");
+    let contact = reg.header_uri("contact").unwrap();
+    assert!(
+        contact.eq_ignore_ascii_case("sip:bridge@127.0.0.1:5070;transport=tcp"),
+        "{contact}"
+    );
+    let call = sent(&ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
+    ))
+    .remove(0);
+    assert_eq!(call.method.as_deref(), Some("INVITE"));
+    assert!(call.header("via").unwrap().starts_with("SIP/2.0/TCP "));
+    assert!(call.header("contact").unwrap().contains(";transport=tcp"));
+    // No timer A or E: silence on the wire until 64·T1, then both fail with 408.
+    let mut t = t0;
+    let mut codes = Vec::new();
+    while t < t0 + 64 * T1 + T1 {
+        t += Duration::from_millis(50);
+        let a = ua.handle(t, Input::Tick);
+        assert!(sent(&a).is_empty(), "retransmission at {:?}", t - t0);
+        codes.extend(ended_codes(&a));
+        if !codes.is_empty() {
+            assert!(t >= t0 + 64 * T1, "failed early at {:?}", t - t0);
+        }
+    }
+    codes.sort_unstable();
+    assert_eq!(codes, vec![408, 408]);
+    assert_eq!(ua.reg_state(), RegState::Failed);
+    assert!(ua.calls(t).is_empty());
+}
+
+#[test]
+fn over_tcp_an_answered_call_takes_no_retransmission_and_2xx_is_acked() {
+    let mut c = tcp_cfg();
+    c.registrar = None;
+    let mut ua = Ua::new(c);
+    let t0 = Instant::now();
+    let inv = sent(&ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
+    ))
+    .remove(0);
+    let ok = response_to(
+        &inv,
+        "200 OK",
+        Some("a1"),
+        "Contact: <sip:alice@127.0.0.1:5080;transport=tcp>\r\n",
+        SDP,
+    );
+    let a = ua.handle(t0 + T1, dgram(ok));
+    let ack = sent(&a).remove(0);
+    assert_eq!(ack.method.as_deref(), Some("ACK"));
+    assert!(ack.header("via").unwrap().starts_with("SIP/2.0/TCP "));
+    // (rsip writes the parameter value in upper case; URI parameters compare case-insensitively.)
+    assert!(
+        ack.uri
+            .eq_ignore_ascii_case("sip:alice@127.0.0.1:5080;transport=tcp"),
+        "{}",
+        ack.uri
+    );
+    assert_eq!(ua.calls(t0)[0].state, CallState::Active);
+    // Incoming call over TCP: 100/180/200, Contact with transport=tcp.
+    let mut ua = Ua::new(tcp_cfg());
+    let a = ua.handle(
+        t0,
+        dgram(request("INVITE", "c9", "z9hG4bKt1", 1, None, SDP)),
+    );
+    assert_eq!(statuses(&a), vec![100, 180, 200]);
+    let contact = sent(&a)[2].header("contact").unwrap().to_ascii_lowercase();
+    assert!(contact.ends_with(";transport=tcp>"), "{contact}");
+}
+
+#[test]
+fn a_transport_error_fails_the_transactions_to_that_peer_at_once_with_503() {
+    let mut ua = Ua::new(tcp_cfg());
+    let t0 = Instant::now();
+    ua.handle(t0, Input::Command(Command::Register));
+    ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
+    );
+    // The call goes to the registrar (outbound proxy): both fail together.
+    let a = ua.handle(
+        t0 + T1,
+        Input::TransportError {
+            to: "127.0.0.1:5060".parse().unwrap(),
+        },
+    );
+    let mut codes = ended_codes(&a);
+    codes.sort_unstable();
+    assert_eq!(codes, vec![503, 503]);
+    assert_eq!(ua.reg_state(), RegState::Failed);
+    assert!(ua.calls(t0).is_empty());
+    // An error for another address touches nothing.
+    let mut ua = Ua::new(tcp_cfg());
+    ua.handle(t0, Input::Command(Command::Register));
+    let a = ua.handle(
+        t0,
+        Input::TransportError {
+            to: "127.0.0.1:5999".parse().unwrap(),
+        },
+    );
+    assert!(ended_codes(&a).is_empty());
+    assert_eq!(ua.reg_state(), RegState::Registering);
 }

@@ -15,6 +15,13 @@
 //! folded into a 32 s cache); a 2xx to INVITE is retransmitted until its ACK
 //! (timers G/H, giving up with a BYE).
 //!
+//! Over TCP ([`Transport::Tcp`], reliable) nothing is retransmitted by the
+//! transactions (timers A and E are not started, D and K are zero: a
+//! transaction ends with its final response), while timers B and F still
+//! bound a transaction to 64·T1. The 2xx to an INVITE is still retransmitted
+//! until its ACK, as RFC 3261 13.3.1.4 requires on every transport (a later
+//! hop may be UDP).
+//!
 //! The call table is keyed by Call-ID; each call has one explicit state and
 //! every transition is logged.
 
@@ -62,6 +69,46 @@ pub struct UaConfig {
     pub t1: Duration,
     /// RFC 3261 T2.
     pub t2: Duration,
+    /// Transport of every message we send and receive.
+    pub transport: Transport,
+}
+
+/// SIP transport (RFC 3261 section 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Datagrams; requests and responses are retransmitted by the transactions.
+    #[default]
+    Udp,
+    /// A byte stream framed by Content-Length; reliable, so no retransmissions
+    /// (timers A, E, G are not started; B and F still bound a transaction).
+    Tcp,
+}
+
+impl Transport {
+    /// The Via transport token: `UDP`, `TCP`.
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    /// Whether the transport delivers reliably (RFC 3261 17: no retransmissions).
+    pub fn is_reliable(self) -> bool {
+        self == Transport::Tcp
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Transport, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            _ => Err(format!("'{s}' is not a supported transport (udp, tcp)")),
+        }
+    }
 }
 
 impl UaConfig {
@@ -90,7 +137,8 @@ impl UaConfig {
 /// What the core is given.
 #[derive(Debug, Clone)]
 pub enum Input {
-    /// A datagram arrived.
+    /// A message arrived: a UDP datagram, or one message framed from a
+    /// stream (`from` is then the connection's peer, where responses go back).
     Datagram {
         /// Source.
         from: SocketAddr,
@@ -99,6 +147,13 @@ pub enum Input {
     },
     /// Time passed (timers).
     Tick,
+    /// Nothing can be sent to this address (a stream transport could not
+    /// connect, or the connection broke): its client transactions fail at
+    /// once as if answered 503 (RFC 3261 8.1.3.1).
+    TransportError {
+        /// The unreachable destination.
+        to: SocketAddr,
+    },
     /// A user command.
     Command(Command),
 }
@@ -559,13 +614,22 @@ impl Ua {
 
     fn via(&self, branch: &str) -> String {
         format!(
-            "SIP/2.0/UDP {};branch={branch};rport",
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.cfg.transport.via_token(),
             fmt_host(&self.cfg.local)
         )
     }
 
     fn contact(&self) -> String {
-        format!("<sip:{}@{}>", self.cfg.user(), fmt_host(&self.contact_addr))
+        let transport = match self.cfg.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
+        format!(
+            "<sip:{}@{}{transport}>",
+            self.cfg.user(),
+            fmt_host(&self.contact_addr)
+        )
     }
 
     fn set_state(
@@ -621,14 +685,20 @@ impl Ua {
             to: dest,
             data: data.clone(),
         });
+        let deadline = now + 64 * self.cfg.t1;
         self.txs.push(ClientTx {
             branch,
             method: purpose.method().to_string(),
             dest,
             data,
-            next: now + self.cfg.t1,
+            // Timers A/E (retransmission) only on an unreliable transport; B/F always.
+            next: if self.cfg.transport.is_reliable() {
+                deadline
+            } else {
+                now + self.cfg.t1
+            },
             interval: self.cfg.t1,
-            deadline: now + 64 * self.cfg.t1,
+            deadline,
             provisional: false,
             purpose,
         });
@@ -640,6 +710,7 @@ impl Ua {
         match input {
             Input::Datagram { from, data } => self.on_datagram(now, from, &data, &mut out),
             Input::Tick => {}
+            Input::TransportError { to } => self.on_transport_error(now, to, &mut out),
             Input::Command(c) => self.on_command(now, c, &mut out),
         }
         self.on_timers(now, &mut out);
@@ -1849,6 +1920,55 @@ impl Ua {
         }
     }
 
+    /// A client transaction ended without a final response: timeout (408)
+    /// or transport error (503, RFC 3261 8.1.3.1).
+    fn tx_failed(&mut self, now: Instant, t: ClientTx, code: u16, out: &mut Vec<Action>) {
+        let transport = code == 503;
+        match t.purpose {
+            Purpose::Register { expires } if expires > 0 => {
+                let why = if transport {
+                    "cannot reach the registrar"
+                } else {
+                    "registrar did not answer"
+                };
+                self.reg_failed(now, code, why, out)
+            }
+            Purpose::Register { .. } => out.push(Action::Event(Event::Unregistered)),
+            Purpose::Invite(id) => {
+                if !transport
+                    && self
+                        .calls
+                        .get(&id)
+                        .is_some_and(|c| c.state == CallState::Ringing)
+                {
+                    // Ringing for 64·T1 is fine for INVITE: keep waiting (timer C is the proxy's).
+                    return;
+                }
+                let why = if transport {
+                    "cannot reach the peer"
+                } else {
+                    "no answer from the peer"
+                };
+                self.end_call(&id, Some(code), Some(why.into()), out);
+            }
+            Purpose::Bye(id) | Purpose::Cancel(id) => {
+                self.end_call(&id, Some(code), Some("peer did not confirm".into()), out)
+            }
+            Purpose::ReInvite(_) => {}
+        }
+    }
+
+    fn on_transport_error(&mut self, now: Instant, to: SocketAddr, out: &mut Vec<Action>) {
+        let (failed, kept): (Vec<ClientTx>, Vec<ClientTx>) = std::mem::take(&mut self.txs)
+            .into_iter()
+            .partition(|t| t.dest == to);
+        self.txs = kept;
+        for t in failed {
+            tracing::warn!(method = %t.method, dest = %t.dest, "transport error: transaction failed");
+            self.tx_failed(now, t, 503, out);
+        }
+    }
+
     fn on_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
         // Client transactions: retransmit or time out.
         let mut timed_out = Vec::new();
@@ -1875,27 +1995,7 @@ impl Ua {
         self.txs.retain(|t| now < t.deadline);
         for t in timed_out {
             tracing::warn!(method = %t.method, dest = %t.dest, "transaction timed out");
-            match t.purpose {
-                Purpose::Register { expires } if expires > 0 => {
-                    self.reg_failed(now, 408, "registrar did not answer", out)
-                }
-                Purpose::Register { .. } => out.push(Action::Event(Event::Unregistered)),
-                Purpose::Invite(id) => {
-                    if self
-                        .calls
-                        .get(&id)
-                        .is_some_and(|c| c.state == CallState::Ringing)
-                    {
-                        // Ringing for 64·T1 is fine for INVITE: keep waiting (timer C is the proxy's).
-                        continue;
-                    }
-                    self.end_call(&id, Some(408), Some("no answer from the peer".into()), out);
-                }
-                Purpose::Bye(id) | Purpose::Cancel(id) => {
-                    self.end_call(&id, Some(408), Some("peer did not confirm".into()), out)
-                }
-                Purpose::ReInvite(_) => {}
-            }
+            self.tx_failed(now, t, 408, out);
         }
         // 2xx retransmission until ACK (timer G/H).
         let mut no_ack = Vec::new();
