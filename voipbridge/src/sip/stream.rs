@@ -8,7 +8,7 @@
 //! the limit; after an error the stream is out of step and must be closed
 //! (the I/O layer first sends [`error_response`] when there is one).
 
-use super::message::{salvage_request, Builder};
+use super::message::{salvage_request, Builder, Message};
 use thiserror::Error;
 
 /// Largest message accepted on a stream (header part plus body).
@@ -188,17 +188,16 @@ pub fn error_response(err: &FramingError) -> Option<Vec<u8>> {
         .map(|c| if c == '"' || c.is_control() { ' ' } else { c })
         .take(120)
         .collect();
-    Some(
-        Builder::response_to(&req, code, reason, None)
-            .header("Warning", &format!("399 voipbridge \"{text}\""))
-            .build(),
-    )
+    let resp = Builder::response_to(&req, code, reason, None)
+        .header("Warning", &format!("399 voipbridge \"{text}\""))
+        .build();
+    // Copied headers that are themselves malformed make a malformed answer: send none.
+    Message::parse(&resp).is_ok().then_some(resp)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::Message;
     use proptest::prelude::*;
 
     fn msg(body: &str, cl: bool) -> Vec<u8> {

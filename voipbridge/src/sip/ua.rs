@@ -454,6 +454,28 @@ pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// Whether `uri` can be the Request-URI of a request we send: `sip:` or
+/// `sips:`, no whitespace, control characters, `<`, `>` or `"`, and a
+/// request line with it parses (the parser judges host and port).
+fn is_dialable(uri: &str) -> bool {
+    let lower = uri.get(..5).unwrap_or("").to_ascii_lowercase();
+    let shape = (lower.starts_with("sip:") && uri.len() > 4 || lower == "sips:" && uri.len() > 5)
+        && !uri
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
+    shape
+        && Message::parse(
+            &Builder::request("OPTIONS", uri)
+                .header("Via", "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKcheck")
+                .header("From", "<sip:a@127.0.0.1>;tag=a")
+                .header("To", "<sip:b@127.0.0.1>")
+                .header("Call-ID", "check")
+                .header("CSeq", "1 OPTIONS")
+                .build(),
+        )
+        .is_ok()
+}
+
 /// Whether a SIP URI carries the `lr` parameter (a loose router, RFC 3261 16.4).
 fn is_loose_router(uri: &str) -> bool {
     let u = uri.split('?').next().unwrap_or(uri);
@@ -1197,17 +1219,22 @@ impl Ua {
                 tracing::warn!(%from, "malformed request: {}", warning_text(&why));
                 if let Some(req) = salvage_request(data) {
                     if req.method.as_deref() != Some("ACK") {
-                        self.respond(
-                            now,
-                            &req,
-                            from,
-                            (400, "Bad Request"),
-                            &[(
-                                "Warning",
-                                &format!("399 voipbridge \"{}\"", warning_text(&why)),
-                            )],
-                            out,
-                        );
+                        let warning = format!("399 voipbridge \"{}\"", warning_text(&why));
+                        let resp =
+                            Builder::response_to(&req, 400, "Bad Request", Some(&random_token(10)))
+                                .header("Warning", &warning)
+                                .build();
+                        // The 400 copies the request's Via, From, To, Call-ID and CSeq: when one
+                        // of them is itself malformed, so is the answer, and nothing is sent.
+                        if Message::parse(&resp).is_ok() {
+                            out.push(Action::Send {
+                                to: from,
+                                data: resp.clone(),
+                            });
+                            self.cache_response(&req, resp, from, now);
+                        } else {
+                            tracing::warn!(%from, "too malformed to answer: not sending 400");
+                        }
                     }
                 }
             }
@@ -1446,6 +1473,13 @@ impl Ua {
             self.respond(now, &req, from, (486, "Busy Here"), &[], out);
             return;
         };
+        // The remote target: every in-dialog request we send goes there (RFC 3261 12.1.1).
+        let remote_target = req.header_uri("contact").unwrap_or_else(|| peer.clone());
+        if !is_dialable(&remote_target) {
+            let w = [("Warning", "399 voipbridge \"bad Contact URI\"")];
+            self.respond(now, &req, from, (400, "Bad Request"), &w, out);
+            return;
+        }
         let local_tag = random_token(10);
         let to = req.header("to").unwrap_or("").to_string();
         let call = Call {
@@ -1457,7 +1491,7 @@ impl Ua {
             remote_tag: req.from_tag(),
             remote_hdr: req.header("from").unwrap_or("").to_string(),
             peer_uri: peer.clone(),
-            remote_target: req.header_uri("contact").unwrap_or_else(|| peer.clone()),
+            remote_target,
             route_set: req.header_values("record-route"),
             peer_addr: from,
             local_cseq: 0,
@@ -1714,7 +1748,7 @@ impl Ua {
             if let Some(c) = self.calls.get_mut(id) {
                 c.remote_tag = resp.to_tag();
                 c.remote_hdr = resp.header("to").unwrap_or("").to_string();
-                if let Some(t) = resp.header_uri("contact") {
+                if let Some(t) = resp.header_uri("contact").filter(|t| is_dialable(t)) {
                     c.remote_target = t;
                 }
                 // UAC route set: the 2xx's Record-Route in reverse order (RFC 3261 12.1.2).
