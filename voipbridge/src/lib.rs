@@ -8,5 +8,6 @@
 
 pub mod agent;
 pub mod config;
+pub mod fuzzing;
 pub mod media;
 pub mod sip;
