@@ -78,7 +78,7 @@ dtb-arm64:
 test-linphone: kmod bridge
 	tests/demo/linphone.sh
 
-test: setup lint dtbs-check test-host test-kmod test-intree test-linphone demo
+test: setup lint dtbs-check test-host test-fuzz test-kmod test-intree test-linphone demo
 	@echo "make test: all test suites passed"
 
 bench-kmod: kmod bridge
@@ -88,3 +88,12 @@ demo: kmod bridge
 	tests/demo/run.sh
 
 .PHONY: rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
+
+# cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 admits -Zsanitizer=address):
+# each voipbridge fuzz target for FUZZ_SECONDS, from the committed seeds.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@set -e; cd voipbridge && for t in sip_message sdp; do mkdir -p fuzz/corpus/$$t; echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192; done
+test-fuzz:
+	$(MAKE) fuzz FUZZ_SECONDS=30
+.PHONY: fuzz test-fuzz

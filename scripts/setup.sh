@@ -80,6 +80,14 @@ else
 fi
 : "$BINDGEN_VERSION"
 
+# cargo-fuzz for `make fuzz` (voipbridge/fuzz; runs on stable with RUSTC_BOOTSTRAP=1).
+if ! command -v "$HOME/.cargo/bin/cargo-fuzz" >/dev/null 2>&1; then
+    log "cargo install cargo-fuzz"
+    cargo install --locked cargo-fuzz
+else
+    log "cargo-fuzz: $("$HOME/.cargo/bin/cargo-fuzz" --version)"
+fi
+
 # The kernel source tree (unpacked once into the cache).
 CACHE=${SND_VOIP_CACHE:-$HOME/.cache/snd-voip}
 mkdir -p "$CACHE"
