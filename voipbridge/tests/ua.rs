@@ -1080,3 +1080,104 @@ fn a_transport_error_fails_the_transactions_to_that_peer_at_once_with_503() {
     assert!(ended_codes(&a).is_empty());
     assert_eq!(ua.reg_state(), RegState::Registering);
 }
+
+const ANSWER_PCMA: &str = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4100 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+
+/// An offerless INVITE answered at once: (ua, the 200 with our offer, its To tag).
+fn offerless_call() -> (Ua, Instant, Message, String) {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    let a = ua.handle(t0, dgram(request("INVITE", "o1", "z9hG4bKo1", 1, None, "")));
+    assert_eq!(statuses(&a), vec![100, 180, 200]);
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::StartMedia(..))),
+        "no media before the answer"
+    );
+    let ok = sent(&a).remove(2);
+    let offer = String::from_utf8_lossy(&ok.body).to_string();
+    assert!(offer.contains("m=audio 40000 RTP/AVP 0 8 101"), "{offer}");
+    assert_eq!(ua.calls(t0)[0].codec, None);
+    let tag = ok.to_tag().expect("To tag");
+    (ua, t0, ok, tag)
+}
+
+#[test]
+fn offerless_invite_gets_our_offer_in_the_200_and_the_ack_answer_starts_media() {
+    let (mut ua, t0, _ok, tag) = offerless_call();
+    let a = ua.handle(
+        t0 + T1 / 2,
+        dgram(request(
+            "ACK",
+            "o1",
+            "z9hG4bKa1",
+            1,
+            Some(&tag),
+            ANSWER_PCMA,
+        )),
+    );
+    let media = a
+        .iter()
+        .find_map(|x| match x {
+            Action::StartMedia(id, m) if id == "o1" => Some(m.clone()),
+            _ => None,
+        })
+        .expect("media started by the ACK");
+    assert_eq!(media.codec, Codec::Pcma);
+    assert_eq!(media.payload_type, 8);
+    assert_eq!(
+        media.remote,
+        "127.0.0.1:4100".parse::<SocketAddr>().unwrap()
+    );
+    assert!(sent(&a).is_empty());
+    assert_eq!(ua.calls(t0)[0].codec.as_deref(), Some("PCMA"));
+    assert_eq!(ua.calls(t0)[0].state, CallState::Active);
+    // The ACK stopped the 200's retransmissions; a repeated ACK changes nothing.
+    assert!(sent(&ua.handle(t0 + 10 * T1, Input::Tick)).is_empty());
+    let again = ua.handle(
+        t0 + 10 * T1,
+        dgram(request(
+            "ACK",
+            "o1",
+            "z9hG4bKa1",
+            1,
+            Some(&tag),
+            ANSWER_PCMA,
+        )),
+    );
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn offerless_invite_without_a_usable_answer_in_the_ack_is_hung_up_with_a_reason() {
+    let no_common = ANSWER_PCMA
+        .replace("RTP/AVP 8", "RTP/AVP 18")
+        .replace("8 PCMA", "18 G729");
+    for (body, why) in [
+        ("", "no SDP answer"),
+        ("v=0\r\nc=IN IP4 nowhere\r\n", "malformed"),
+        (no_common.as_str(), "codec"),
+    ] {
+        let (mut ua, t0, _ok, tag) = offerless_call();
+        let a = ua.handle(
+            t0 + T1 / 2,
+            dgram(request("ACK", "o1", "z9hG4bKa1", 1, Some(&tag), body)),
+        );
+        assert!(!a.iter().any(|x| matches!(x, Action::StartMedia(..))));
+        let bye = sent(&a).remove(0);
+        assert_eq!(bye.method.as_deref(), Some("BYE"), "{why}");
+        assert_eq!(bye.from_tag().as_deref(), Some(tag.as_str()));
+        let reason = bye.header("reason").expect("Reason header");
+        assert!(reason.starts_with("SIP;cause=488;text="), "{reason}");
+        assert!(reason.contains(why), "{why}: {reason}");
+        assert_eq!(ua.calls(t0)[0].state, CallState::Terminating);
+        let r = ua.handle(t0 + T1, dgram(response_to(&bye, "200 OK", None, "", "")));
+        assert!(r.iter().any(|x| matches!(
+            x,
+            Action::Event(Event::Call {
+                state: CallState::Ended,
+                ..
+            })
+        )));
+        assert!(ua.calls(t0).is_empty());
+    }
+}

@@ -330,6 +330,10 @@ struct Call {
     sdp_version: u64,
     auth_tries: u32,
     hold: bool,
+    /// Offerless INVITE (RFC 3264 5): our offer went in the 200, the answer is due in the ACK.
+    offer_in_2xx: bool,
+    /// Reason header (RFC 3326) for the BYE we send.
+    bye_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -915,6 +919,8 @@ impl Ua {
             sdp_version: 1,
             auth_tries: 0,
             hold: false,
+            offer_in_2xx: false,
+            bye_reason: None,
         };
         tracing::info!(call = %id, peer = %uri, slot, "calling");
         out.push(Action::Event(Event::Call {
@@ -1014,8 +1020,12 @@ impl Ua {
             .header("To", &to)
             .header("Call-ID", &c.id)
             .header("CSeq", &format!("{} {method}", c.local_cseq))
-            .header("User-Agent", USER_AGENT)
-            .build();
+            .header("User-Agent", USER_AGENT);
+        let data = match &c.bye_reason {
+            Some(r) => data.header("Reason", r),
+            None => data,
+        }
+        .build();
         let purpose = Purpose::Bye(id.to_string());
         self.send_request(now, dest, data, branch, purpose, out);
     }
@@ -1084,7 +1094,7 @@ impl Ua {
                         cc.media = None;
                     }
                 }
-                self.set_state(id, CallState::Terminating, None, None, out);
+                self.set_state(id, CallState::Terminating, None, c.bye_reason, out);
             }
             CallState::Terminating | CallState::Ended => {}
         }
@@ -1100,6 +1110,10 @@ impl Ua {
         let (Some(inv), Some(from)) = (c.invite.clone(), c.invite_from) else {
             return;
         };
+        if inv.body.is_empty() {
+            self.answer_with_offer(now, id, &c, &inv, from, out);
+            return;
+        }
         let offer = match Session::parse(&inv.body) {
             Ok(s) => s,
             Err(e) => {
@@ -1169,6 +1183,100 @@ impl Ua {
         }
         out.push(Action::StartMedia(id.to_string(), media));
         self.set_state(id, CallState::Active, None, None, out);
+    }
+
+    /// Answers an offerless INVITE (RFC 3264 5, RFC 3261 13.2.1): our offer
+    /// (every configured codec, telephone-event) goes in the 200; the media
+    /// starts when the ACK brings the answer ([`Ua::on_ack_answer`]).
+    fn answer_with_offer(
+        &mut self,
+        now: Instant,
+        id: &str,
+        c: &Call,
+        inv: &Message,
+        from: SocketAddr,
+        out: &mut Vec<Action>,
+    ) {
+        let codecs: Vec<(Codec, u8)> = self
+            .cfg
+            .codecs
+            .iter()
+            .map(|c| (*c, c.payload_type()))
+            .collect();
+        let body = self.local_sdp(c, &codecs, Direction::SendRecv);
+        let resp = Builder::response_to(inv, 200, "OK", Some(&c.local_tag))
+            .header("Contact", &self.contact())
+            .header("Allow", ALLOW)
+            .header("User-Agent", USER_AGENT)
+            .body("application/sdp", body)
+            .build();
+        out.push(Action::Send {
+            to: from,
+            data: resp.clone(),
+        });
+        self.pending_2xx.push(Pending2xx {
+            call_id: id.to_string(),
+            data: resp.clone(),
+            to: from,
+            next: now + self.cfg.t1,
+            interval: self.cfg.t1,
+            deadline: now + 64 * self.cfg.t1,
+        });
+        self.cache_response(inv, resp, from, now);
+        if let Some(cc) = self.calls.get_mut(id) {
+            cc.offer_in_2xx = true;
+            cc.answer_at = None;
+            cc.answered = Some(now);
+        }
+        tracing::info!(call = %id, "offerless INVITE: our offer is in the 200, waiting for the answer in the ACK");
+        self.set_state(id, CallState::Active, None, None, out);
+    }
+
+    /// The ACK of an offerless INVITE carries the answer to our offer: start
+    /// the media, or hang up with a Reason when it is missing or unusable.
+    fn on_ack_answer(&mut self, now: Instant, id: &str, ack: &Message, out: &mut Vec<Action>) {
+        let Some(c) = self.calls.get_mut(id) else {
+            return;
+        };
+        c.offer_in_2xx = false;
+        let slot = c.slot;
+        let chosen = if ack.body.is_empty() {
+            Err("no SDP answer in the ACK".to_string())
+        } else {
+            Session::parse(&ack.body)
+                .map_err(|e| e.to_string())
+                .and_then(|a| {
+                    a.choose(&self.cfg.codecs)
+                        .map(|x| (a.clone(), x))
+                        .map_err(|e| e.to_string())
+                })
+        };
+        match chosen {
+            Ok((a, (codec, pt))) => {
+                let media = MediaOffer {
+                    slot,
+                    local_port: self.cfg.rtp_base + 2 * slot as u16,
+                    remote: a.addr,
+                    codec,
+                    payload_type: pt,
+                    ptime: a.ptime.unwrap_or(self.cfg.ptime),
+                    telephone_event: a.telephone_event,
+                    direction: a.direction.answer(),
+                };
+                tracing::info!(call = %id, codec = codec.name(), remote = %a.addr, "answer from the ACK");
+                if let Some(c) = self.calls.get_mut(id) {
+                    c.media = Some(media.clone());
+                }
+                out.push(Action::StartMedia(id.to_string(), media));
+            }
+            Err(why) => {
+                tracing::warn!(call = %id, "unusable answer in the ACK ({why}): hanging up");
+                if let Some(c) = self.calls.get_mut(id) {
+                    c.bye_reason = Some(format!("SIP;cause=488;text=\"{}\"", warning_text(&why)));
+                }
+                self.hangup(now, id, out);
+            }
+        }
     }
 
     fn cache_response(&mut self, req: &Message, data: Vec<u8>, to: SocketAddr, now: Instant) {
@@ -1302,6 +1410,12 @@ impl Ua {
             }
             "ACK" => {
                 self.pending_2xx.retain(|p| p.call_id != id);
+                let awaiting = self.calls.get(&id).is_some_and(|c| {
+                    c.offer_in_2xx && req.to_tag().as_deref() == Some(c.local_tag.as_str())
+                });
+                if awaiting {
+                    self.on_ack_answer(now, &id, &req, out);
+                }
             }
             "INFO" => {
                 if !self.calls.contains_key(&id) {
@@ -1430,19 +1544,11 @@ impl Ua {
                 return;
             }
         }
-        if req.body.is_empty() {
-            // Offerless INVITE (offer in our 200, answer in ACK) is not supported.
-            self.respond(
-                now,
-                &req,
-                from,
-                (488, "Not Acceptable Here"),
-                &[("Warning", "399 voipbridge \"an SDP offer is required\"")],
-                out,
-            );
-            return;
-        }
-        if let Err(e) = Session::parse(&req.body) {
+        // An empty body is an offerless INVITE: our offer goes in the 200 (answer_with_offer).
+        if let Err(e) = (!req.body.is_empty())
+            .then(|| Session::parse(&req.body))
+            .transpose()
+        {
             self.respond(
                 now,
                 &req,
@@ -1508,6 +1614,8 @@ impl Ua {
             sdp_version: 1,
             auth_tries: 0,
             hold: false,
+            offer_in_2xx: false,
+            bye_reason: None,
         };
         self.calls.insert(id.clone(), call);
         out.push(Action::Send {
