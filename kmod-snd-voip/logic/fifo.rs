@@ -295,15 +295,12 @@ impl PlaybackSink {
     /// (`bridge`, `rtos` or `both`, any case).
     pub fn parse(s: &[u8]) -> Option<Self> {
         if s.eq_ignore_ascii_case(b"both") {
-            Some(Self::Both)
-        } else if let Some(c) = CaptureSource::parse(s) {
-            Some(match c {
-                CaptureSource::Bridge => Self::Bridge,
-                CaptureSource::Rtos => Self::Rtos,
-            })
-        } else {
-            None
+            return Some(Self::Both);
         }
+        CaptureSource::parse(s).map(|c| match c {
+            CaptureSource::Bridge => Self::Bridge,
+            CaptureSource::Rtos => Self::Rtos,
+        })
     }
 }
 
