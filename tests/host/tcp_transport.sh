@@ -10,6 +10,8 @@
 #    calls bridge through kamailio, audio flows, carol's BYE ends it;
 #  - baresip over TCP both ways: baresip calls voipbridge (baresip's BYE),
 #    voipbridge calls baresip (voipbridge's BYE); audio checked each time.
+# Host names go through the system resolver: carol's registrar is
+# "localhost:PORT", and voipbridge calls baresip at sip:dave@localhost.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARGO_TARGET_DIR:-$root/target}/debug
@@ -110,12 +112,13 @@ grep -q "listen=tcp:127.0.0.1:$KPORT" "$dir/kamailio.cfg" || { echo "FAIL: kamai
 kamailio -f "$dir/kamailio.cfg" -DD -E -P "$dir/run/k.pid" -Y "$dir/run" -w "$dir" >"$dir/kamailio.out" 2>"$dir/kamailio.log" & pids+=($!)
 sleep 1
 mkcfg bridge bridge bridgepass 5562 41820 tone:1000 "127.0.0.1:$KPORT"
-mkcfg carol carol carolpass 5563 41840 tone:440 "127.0.0.1:$KPORT"
+mkcfg carol carol carolpass 5563 41840 tone:440 "localhost:$KPORT"  # a host name: resolved at start
 start bridge; start carol
 for _ in $(seq 50); do [ "$(reg_state bridge)" = registered ] && [ "$(reg_state carol)" = registered ] && break; sleep 0.1; done
 for u in bridge carol; do
     if [ "$(reg_state $u)" = registered ]; then pass "$u registered with kamailio over TCP (digest)"; else fail "$u registration over TCP: $(reg_state $u)"; fi
 done
+if grep -q 'registrar resolved host=localhost addr=127.0.0.1:5560' "$dir/carol.log"; then pass "carol's registrar 'localhost:$KPORT' resolved through the system resolver"; else fail "carol's registrar not resolved: $(grep -i resolv "$dir/carol.log")"; fi
 if grep -qi "REGISTER over tcp from bridge contact <sip:bridge@127.0.0.1:5562;transport=tcp>" "$dir/kamailio.log"; then pass "kamailio saw bridge's REGISTER over TCP with a transport=tcp Contact"; else fail "kamailio log: $(grep 'REGISTER over' "$dir/kamailio.log" | head -n 2)"; fi
 "$VB" call sip:bridge@127.0.0.1 --config "$dir/carol.toml"
 for _ in $(seq 50); do in_state carol active && in_state bridge active && break; sleep 0.1; done
@@ -148,8 +151,9 @@ rm -f "$dir"/bs/snd/*
 timeout 30 baresip -f "$dir/bs" -t 12 </dev/null >"$dir/bs2.log" 2>&1 & bsp=$!
 pids+=($bsp)
 sleep 1.5
-"$VB" call "sip:dave@127.0.0.1:5564;transport=tcp" --config "$dir/vb.toml"
+"$VB" call "sip:dave@localhost:5564;transport=tcp" --config "$dir/vb.toml"  # resolved by the agent
 for _ in $(seq 50); do in_state vb active && break; sleep 0.1; done
+if grep -q 'call target resolved host=localhost addr=127.0.0.1:5564' "$dir/vb.log"; then pass "the call URI's host 'localhost' resolved through the system resolver"; else fail "call target not resolved: $(grep -i resolv "$dir/vb.log")"; fi
 if in_state vb active; then pass "voipbridge -> baresip over TCP: call established"; else fail "voipbridge -> baresip over TCP: $(grep -v DEBUG "$dir/vb.log" | tail -n 3)"; fi
 sleep 4
 "$VB" hangup --config "$dir/vb.toml"

@@ -5,10 +5,10 @@ use crate::config::Settings;
 use crate::media::session::MediaEvent;
 use crate::media::{self, MediaHandle, MediaParams};
 use crate::sip::stream::{error_response, StreamFramer};
-use crate::sip::ua::{Action, Command, Event, Input, Transport, Ua};
+use crate::sip::ua::{uri_addr, uri_host_port, Action, Command, Event, Input, Transport, Ua};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,51 @@ pub enum AgentError {
     /// The control socket could not be created.
     #[error("control socket {0}: {1}")]
     Control(PathBuf, std::io::Error),
+    /// The registrar's host name did not resolve.
+    #[error("cannot resolve the registrar {0}: {1}")]
+    Resolve(String, std::io::Error),
+}
+
+/// How long one host name lookup may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Resolves `host` through the system resolver (A/AAAA, as getaddrinfo
+/// does: /etc/hosts, then DNS), preferring an address of `local`'s family.
+pub async fn resolve(host: &str, port: u16, local: IpAddr) -> std::io::Result<SocketAddr> {
+    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "lookup timed out"))??;
+    let addrs: Vec<SocketAddr> = found.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
+/// Where to send the INVITE of a call to `uri` when its host is a name and
+/// no registrar (outbound proxy) is configured; `Ok(None)`: nothing to resolve.
+async fn resolve_call_target(uri: &str, settings: &Settings) -> Result<Option<SocketAddr>, String> {
+    if settings.ua.registrar.is_some() {
+        return Ok(None);
+    }
+    let uri = if uri.starts_with("sip:") || uri.starts_with("sips:") {
+        uri.to_string()
+    } else {
+        format!("sip:{uri}")
+    };
+    if uri_addr(&uri).is_some() {
+        return Ok(None);
+    }
+    let Some((host, port)) = uri_host_port(&uri) else {
+        return Ok(None);
+    };
+    let addr = resolve(&host, port, settings.ua.local.ip())
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    tracing::info!(%host, %addr, "call target resolved");
+    Ok(Some(addr))
 }
 
 /// A control request (one JSON object per line).
@@ -93,10 +138,17 @@ type Reply = oneshot::Sender<serde_json::Value>;
 /// Runs until `shutdown` resolves, then un-registers and hangs up (bounded
 /// to a few seconds) and returns.
 pub async fn run(
-    settings: Settings,
+    mut settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let local = settings.ua.local;
+    if let Some((host, port)) = settings.registrar_name.clone() {
+        let addr = resolve(&host, port, local.ip())
+            .await
+            .map_err(|e| AgentError::Resolve(format!("{host}:{port}"), e))?;
+        tracing::info!(%host, %addr, "registrar resolved");
+        settings.ua.registrar = Some(addr);
+    }
     let (net_tx, mut net_rx) = mpsc::channel::<NetEvent>(256);
     let mut io = SipIo::bind(local, settings.ua.transport, net_tx).await?;
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<(Request, Reply)>(16);
@@ -124,7 +176,17 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(wake) => ua.handle(Instant::now(), Input::Tick),
             Some((req, reply)) = ctl_rx.recv() => {
-                let (actions, answer) = control(&mut ua, &media, req);
+                let target = match &req {
+                    Request::Call { uri } => resolve_call_target(uri, &settings).await,
+                    _ => Ok(None),
+                };
+                let (actions, answer) = match target {
+                    Ok(dest) => control(&mut ua, &media, req, dest),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        (Vec::new(), serde_json::json!({"ok": false, "error": e}))
+                    }
+                };
                 let _ = reply.send(answer);
                 actions
             }
@@ -217,11 +279,18 @@ fn control(
     ua: &mut Ua,
     media: &BTreeMap<String, MediaHandle>,
     req: Request,
+    call_dest: Option<SocketAddr>,
 ) -> (Vec<Action>, serde_json::Value) {
     let now = Instant::now();
     let ok = serde_json::json!({"ok": true});
     match req {
-        Request::Call { uri } => (ua.handle(now, Input::Command(Command::Call(uri))), ok),
+        Request::Call { uri } => {
+            let cmd = match call_dest {
+                Some(dest) => Command::CallAt(uri, dest),
+                None => Command::Call(uri),
+            };
+            (ua.handle(now, Input::Command(cmd)), ok)
+        }
         Request::Answer { call } => (ua.handle(now, Input::Command(Command::Answer(call))), ok),
         Request::Hangup { call } => (ua.handle(now, Input::Command(Command::Hangup(call))), ok),
         Request::Hold { on, call } => (ua.handle(now, Input::Command(Command::Hold(call, on))), ok),
@@ -581,4 +650,20 @@ async fn tcp_connection(
         NetEvent::Closed(peer)
     };
     let _ = events.send(ev).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn localhost_resolves_to_the_loopback_of_our_family() {
+        let v4 = resolve("localhost", 5060, IpAddr::from([127, 0, 0, 1]))
+            .await
+            .expect("localhost resolves");
+        assert_eq!(v4, SocketAddr::from(([127, 0, 0, 1], 5060)));
+        // An IP literal goes through unchanged.
+        let lit = resolve("127.0.0.2", 7, IpAddr::from([127, 0, 0, 1])).await;
+        assert_eq!(lit.ok(), Some(SocketAddr::from(([127, 0, 0, 2], 7))));
+    }
 }

@@ -240,6 +240,27 @@ pub struct Settings {
     pub media: Media,
     /// Control socket path.
     pub socket: PathBuf,
+    /// The registrar as a host name and port, to be resolved (A/AAAA) by the
+    /// agent at start into `ua.registrar`; `None` when it is an IP address.
+    pub registrar_name: Option<(String, u16)>,
+}
+
+/// `host[:port]` with a DNS host name (letters, digits, `-`, `.`), port 5060 when absent.
+fn host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (s, 5060),
+    };
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    ok.then(|| (host.to_string(), port))
 }
 
 /// The device of substream `n`: "hw:VoIP,1,0" becomes "hw:VoIP,1,n".
@@ -278,12 +299,21 @@ impl Config {
                 format!("'{}' is not a sip: URI", self.account.uri),
             ));
         }
-        let registrar = match &self.account.registrar {
-            None => None,
-            Some(r) => Some(
-                r.parse::<SocketAddr>()
-                    .map_err(|_| bad("account", "registrar", format!("'{r}' is not IP:port")))?,
-            ),
+        let (registrar, registrar_name) = match &self.account.registrar {
+            None => (None, None),
+            Some(r) => match r.parse::<SocketAddr>() {
+                Ok(a) => (Some(a), None),
+                Err(_) => {
+                    let hp = host_port(r).ok_or_else(|| {
+                        bad(
+                            "account",
+                            "registrar",
+                            format!("'{r}' is not IP:port or host[:port]"),
+                        )
+                    })?;
+                    (None, Some(hp))
+                }
+            },
         };
         let password = match (&self.account.password, &self.account.password_file) {
             (Some(p), None) => p.clone(),
@@ -436,6 +466,7 @@ impl Config {
             playback,
             media: self.media.clone(),
             socket: self.control.socket.clone(),
+            registrar_name,
         })
     }
 }
@@ -469,10 +500,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = settings("[account]\nuri = \"sip:b@h\"\nregistrar = \"kamailio\"\n")
+        for r in ["kamailio:port", "bad host:5060", "-x.example:5060", "a..b"] {
+            let e = settings(&format!(
+                "[account]\nuri = \"sip:b@h\"\nregistrar = \"{r}\"\n"
+            ))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("[account] registrar"), "{e}");
+            assert!(e.contains("[account] registrar"), "{e}");
+        }
         let e = settings("[account]\nuri = \"sip:b@h\"\n[media]\ncodecs = [\"G729\"]\n")
             .unwrap_err()
             .to_string();
@@ -489,6 +524,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("[sip] transport") && e.contains("sctp"), "{e}");
+    }
+
+    #[test]
+    fn a_registrar_host_name_is_kept_for_the_resolver() {
+        let s = settings("[account]\nuri = \"sip:b@h\"\nregistrar = \"localhost:5360\"\n").unwrap();
+        assert_eq!(s.ua.registrar, None);
+        assert_eq!(s.registrar_name, Some(("localhost".into(), 5360)));
+        let s =
+            settings("[account]\nuri = \"sip:b@h\"\nregistrar = \"sip.example.org\"\n").unwrap();
+        assert_eq!(s.registrar_name, Some(("sip.example.org".into(), 5060)));
+        let s = settings("[account]\nuri = \"sip:b@h\"\nregistrar = \"[::1]:5060\"\n").unwrap();
+        assert_eq!(s.ua.registrar, Some("[::1]:5060".parse().unwrap()));
+        assert_eq!(s.registrar_name, None);
     }
 
     #[test]

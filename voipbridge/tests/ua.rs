@@ -1181,3 +1181,36 @@ fn offerless_invite_without_a_usable_answer_in_the_ack_is_hung_up_with_a_reason(
         assert!(ua.calls(t0).is_empty());
     }
 }
+
+#[test]
+fn a_call_to_a_resolved_host_name_goes_to_the_resolved_address() {
+    let mut ua = Ua::new(cfg());
+    let t0 = Instant::now();
+    // Not an IP literal: without a resolved address (or a registrar) there is no route.
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@pbx.example:5080".into())),
+    );
+    assert!(sent(&a).is_empty());
+    assert_eq!(ended_codes(&a), vec![404]);
+    let dest: SocketAddr = "127.0.0.9:5080".parse().unwrap();
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::CallAt("sip:alice@pbx.example:5080".into(), dest)),
+    );
+    let (to, inv) = sent_to(&a).remove(0);
+    assert_eq!(to, dest);
+    assert_eq!(inv.uri, "sip:alice@pbx.example:5080");
+    // With a registrar (the outbound proxy) the INVITE goes there instead.
+    let mut c = cfg();
+    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
+    let mut ua = Ua::new(c);
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::CallAt("sip:alice@pbx.example".into(), dest)),
+    );
+    assert_eq!(
+        sent_to(&a)[0].0,
+        "127.0.0.1:5060".parse::<SocketAddr>().unwrap()
+    );
+}

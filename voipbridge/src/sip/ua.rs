@@ -165,6 +165,9 @@ pub enum Command {
     Register,
     /// Call a SIP URI.
     Call(String),
+    /// Call a SIP URI whose host the I/O layer resolved: send the INVITE
+    /// to `dest` (unless a registrar, the outbound proxy, is configured).
+    CallAt(String, SocketAddr),
     /// Answer a ringing call (the oldest when `None`).
     Answer(Option<String>),
     /// Hang up a call (every call when `None`).
@@ -430,31 +433,34 @@ fn random_token(n: usize) -> String {
         .collect()
 }
 
-/// Host and port of a SIP URI when the host is an IP literal (or localhost).
-pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
+/// Host (IPv6 without brackets) and port (5060 when absent) of a SIP URI.
+pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
     let u = uri.trim().trim_start_matches('<').trim_end_matches('>');
     let u = u.strip_prefix("sip:").or_else(|| u.strip_prefix("sips:"))?;
     let hostport = u.split(';').next()?.split('?').next()?;
     let hostport = hostport.rsplit('@').next()?;
     let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
         let (h, p) = rest.split_once(']')?;
-        (
-            h.to_string(),
-            p.strip_prefix(':')
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(5060),
-        )
+        let port = match p.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if p.is_empty() => 5060,
+            None => return None,
+        };
+        (h.to_string(), port)
     } else {
         match hostport.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), p.parse().ok()?),
             None => (hostport.to_string(), 5060),
         }
     };
-    let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
-        IpAddr::from([127, 0, 0, 1])
-    } else {
-        host.parse().ok()?
-    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// Host and port of a SIP URI when the host is an IP literal; names are
+/// resolved by the I/O layer ([`Command::CallAt`]).
+pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let (host, port) = uri_host_port(uri)?;
+    let ip: IpAddr = host.parse().ok()?;
     Some(SocketAddr::new(ip, port))
 }
 
@@ -750,7 +756,8 @@ impl Ua {
                     self.register(now, self.cfg.expires, out);
                 }
             }
-            Command::Call(uri) => self.call(now, &uri, out),
+            Command::Call(uri) => self.call(now, &uri, None, out),
+            Command::CallAt(uri, dest) => self.call(now, &uri, Some(dest), out),
             Command::Answer(id) => {
                 let id = id.or_else(|| {
                     self.calls
@@ -869,16 +876,22 @@ impl Ua {
         )
     }
 
-    fn call(&mut self, now: Instant, uri: &str, out: &mut Vec<Action>) {
+    fn call(
+        &mut self,
+        now: Instant,
+        uri: &str,
+        resolved: Option<SocketAddr>,
+        out: &mut Vec<Action>,
+    ) {
         let uri = if uri.starts_with("sip:") || uri.starts_with("sips:") {
             uri.to_string()
         } else {
             format!("sip:{uri}")
         };
-        let dest = match self.cfg.registrar.or_else(|| uri_addr(&uri)) {
+        let dest = match self.cfg.registrar.or(resolved).or_else(|| uri_addr(&uri)) {
             Some(d) => d,
             None => {
-                tracing::error!("cannot route a call to {uri}: no registrar/proxy and the host is not an IP address");
+                tracing::error!("cannot route a call to {uri}: no registrar/proxy and the host was not resolved");
                 out.push(not_placed(uri, 404, "no route"));
                 return;
             }
