@@ -249,11 +249,8 @@ impl Consumer<'_> {
 
     /// When the next period is due, if started.
     fn next_due(&self) -> Option<Instant> {
-        self.start.map(|t| {
-            t + self
-                .pace
-                .time_of(self.taken.saturating_sub(self.period) + self.period)
-        })
+        // Period k (taken = k + 1 periods) starts when k periods are due.
+        self.start.map(|t| t + self.pace.time_of(self.taken))
     }
 }
 
