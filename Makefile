@@ -25,6 +25,8 @@ help:
 	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
 	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu)"
+	@echo "  make fuzz        cargo-fuzz the SIP and SDP parsers (FUZZ_SECONDS each, default 60); test-fuzz: 30 s"
+	@echo "  make rootfs-arm64 / dtb-arm64   the emulated arm64 board's userspace / its DTB with the RTOS FIFO node"
 	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
 	@echo "  make dtbs-check  validate the device-tree binding and overlays (dt-schema, dtc)"
 	@echo "  make bench-kmod  period-wakeup jitter and CPU: snd-voip vs snd-aloop, in qemu"
