@@ -1160,25 +1160,7 @@ impl Ua {
             self.cfg.ptime,
             dir,
         );
-        let resp = Builder::response_to(&inv, 200, "OK", Some(&c.local_tag))
-            .header("Contact", &self.contact())
-            .header("Allow", ALLOW)
-            .header("User-Agent", USER_AGENT)
-            .body("application/sdp", body)
-            .build();
-        out.push(Action::Send {
-            to: from,
-            data: resp.clone(),
-        });
-        self.pending_2xx.push(Pending2xx {
-            call_id: id.to_string(),
-            data: resp.clone(),
-            to: from,
-            next: now + self.cfg.t1,
-            interval: self.cfg.t1,
-            deadline: now + 64 * self.cfg.t1,
-        });
-        self.cache_response(&inv, resp, from, now);
+        self.send_2xx(now, id, &c, &inv, from, body, out);
         let media = MediaOffer {
             slot: c.slot,
             local_port: port,
@@ -1196,6 +1178,42 @@ impl Ua {
         }
         out.push(Action::StartMedia(id.to_string(), media));
         self.set_state(id, CallState::Active, None, None, out);
+    }
+
+    /// Sends the 200 OK to `inv` with the SDP `body` (an answer, or our
+    /// offer for an offerless INVITE), retransmits it until the ACK comes
+    /// (RFC 3261 13.3.1.4: T1 doubling, 64*T1 at most) and caches it for
+    /// retransmitted INVITEs.
+    #[allow(clippy::too_many_arguments)]
+    fn send_2xx(
+        &mut self,
+        now: Instant,
+        id: &str,
+        c: &Call,
+        inv: &Message,
+        from: SocketAddr,
+        body: Vec<u8>,
+        out: &mut Vec<Action>,
+    ) {
+        let resp = Builder::response_to(inv, 200, "OK", Some(&c.local_tag))
+            .header("Contact", &self.contact())
+            .header("Allow", ALLOW)
+            .header("User-Agent", USER_AGENT)
+            .body("application/sdp", body)
+            .build();
+        out.push(Action::Send {
+            to: from,
+            data: resp.clone(),
+        });
+        self.pending_2xx.push(Pending2xx {
+            call_id: id.to_string(),
+            data: resp.clone(),
+            to: from,
+            next: now + self.cfg.t1,
+            interval: self.cfg.t1,
+            deadline: now + 64 * self.cfg.t1,
+        });
+        self.cache_response(inv, resp, from, now);
     }
 
     /// Answers an offerless INVITE (RFC 3264 5, RFC 3261 13.2.1): our offer
@@ -1217,25 +1235,7 @@ impl Ua {
             .map(|c| (*c, c.payload_type()))
             .collect();
         let body = self.local_sdp(c, &codecs, Direction::SendRecv);
-        let resp = Builder::response_to(inv, 200, "OK", Some(&c.local_tag))
-            .header("Contact", &self.contact())
-            .header("Allow", ALLOW)
-            .header("User-Agent", USER_AGENT)
-            .body("application/sdp", body)
-            .build();
-        out.push(Action::Send {
-            to: from,
-            data: resp.clone(),
-        });
-        self.pending_2xx.push(Pending2xx {
-            call_id: id.to_string(),
-            data: resp.clone(),
-            to: from,
-            next: now + self.cfg.t1,
-            interval: self.cfg.t1,
-            deadline: now + 64 * self.cfg.t1,
-        });
-        self.cache_response(inv, resp, from, now);
+        self.send_2xx(now, id, c, inv, from, body, out);
         if let Some(cc) = self.calls.get_mut(id) {
             cc.offer_in_2xx = true;
             cc.answer_at = None;
