@@ -122,12 +122,14 @@ Runs the M core in real time. The microphone ring is fed with a tone or a
 looped WAV at the ring's rate times (1 + ppm/1e6), a period at a time,
 paced by CLOCK_MONOTONIC (the frames due are computed from the elapsed
 time, so there is no drift). --start-fill frames go in at once at start.
-When the ring is full the frames are dropped; after Linux has started
-reading, each such event counts as an overrun (header and summary).
+When the ring is full the frames are dropped; while Linux's consumer
+state says it is running, each such event counts as an overrun (header
+and summary).
 
 The speaker ring is drained at the same rate once it first holds two
-periods; frames missing when due (ring empty) count as an underrun and
-are written to the WAV as silence.
+periods; frames missing when due (ring empty) are written to the WAV as
+silence, and count as an underrun while Linux's producer state says it
+is running.
 
 Stops after --seconds or on SIGTERM/SIGINT, sets both states to stopped,
 finalises the WAV and prints one JSON line: frames produced, dropped and

@@ -53,13 +53,14 @@ pub struct Summary {
     pub mic_frames_produced: u64,
     /// Frames the source made that did not fit (ring full), in total.
     pub mic_frames_dropped: u64,
-    /// Ring-full events after Linux started reading (also in the header).
+    /// Ring-full events while Linux's consumer state is running (also in
+    /// the header).
     pub mic_overruns: u32,
     /// Whether Linux was seen reading the microphone ring.
     pub mic_reader_started: bool,
-    /// Lowest microphone fill seen before a write, once Linux reads.
+    /// Lowest microphone fill seen before a write while Linux reads.
     pub mic_fill_min: Option<u64>,
-    /// Highest microphone fill seen after a write, once Linux reads.
+    /// Highest microphone fill seen after a write while Linux reads.
     pub mic_fill_max: Option<u64>,
     /// Whether the speaker ring ever held two periods (consumption start).
     pub speaker_started: bool,
@@ -67,7 +68,8 @@ pub struct Summary {
     pub speaker_frames_consumed: u64,
     /// Frames missing when due (ring empty), written to the WAV as silence.
     pub speaker_silence_frames: u64,
-    /// Ring-empty events after the start (also in the header).
+    /// Ring-empty events while Linux's producer state is running (also in
+    /// the header).
     pub speaker_underruns: u32,
     /// Lowest speaker fill seen after a read, once started.
     pub speaker_fill_min: Option<u64>,
@@ -107,8 +109,13 @@ struct Producer<'a> {
 }
 
 impl Producer<'_> {
+    /// Whether Linux says it is consuming (its state word).
+    fn reader_running(&self) -> bool {
+        self.io.u32(off::CONSUMER_STATE).load(Ordering::Acquire) == 1
+    }
+
     fn reader_started(&self, read: u64) -> bool {
-        read != self.read0 || self.io.u32(off::CONSUMER_STATE).load(Ordering::Acquire) == 1
+        read != self.read0 || self.reader_running()
     }
 
     /// Produces everything due at `elapsed`, a period (or the start fill)
@@ -127,6 +134,9 @@ impl Producer<'_> {
             if !s.mic_reader_started && self.reader_started(read) {
                 s.mic_reader_started = true;
             }
+            // A full ring is an overrun only while Linux streams; frames
+            // that nobody is reading are just dropped.
+            let streaming = self.reader_running();
             match self.io.ring().fill(self.write, read) {
                 Err(_) => {
                     s.index_errors += 1;
@@ -143,12 +153,12 @@ impl Producer<'_> {
                     s.mic_frames_produced += k;
                     if k < n {
                         s.mic_frames_dropped += n - k;
-                        if s.mic_reader_started {
+                        if streaming {
                             s.mic_overruns += 1;
                             self.io.u32(off::OVERRUNS).fetch_add(1, Ordering::Release);
                         }
                     }
-                    if s.mic_reader_started {
+                    if streaming {
                         s.mic_fill_min = min_opt(s.mic_fill_min, fill);
                         s.mic_fill_max = max_opt(s.mic_fill_max, fill + k);
                     }
@@ -232,8 +242,12 @@ impl Consumer<'_> {
             if k < n {
                 self.buf[bytes..].fill(self.silence);
                 s.speaker_silence_frames += n - k;
-                s.speaker_underruns += 1;
-                self.io.u32(off::UNDERRUNS).fetch_add(1, Ordering::Release);
+                // An empty ring is an underrun only while Linux says it
+                // produces; after it stopped the ring just runs dry.
+                if self.io.u32(off::PRODUCER_STATE).load(Ordering::Acquire) == 1 {
+                    s.speaker_underruns += 1;
+                    self.io.u32(off::UNDERRUNS).fetch_add(1, Ordering::Release);
+                }
             }
             if let Some(w) = &mut self.wav {
                 w.write(&self.buf)?;
