@@ -28,16 +28,9 @@ playback = "wav:$dir/vb-heard.wav"
 [control]
 socket = "$dir/vb.sock"
 CFG
-"$VB" run --config "$dir/vb.toml" 2>"$dir/vb.log" & pids+=($!)
-for _ in $(seq 50); do [ -S "$dir/vb.sock" ] && break; sleep 0.1; done
+vb_start vb
 
-check_audio() { # NAME WAV FREQ
-    if "$AT" analyze --wav "$2" --freq "$3" --min-seconds 3 --min-dbfs -8 >"$dir/an.txt" 2>&1; then
-        pass "$1: $(grep channel "$dir/an.txt")"
-    else
-        fail "$1: $(cat "$dir/an.txt")"
-    fi
-}
+check_audio() { check_tone "$@" --min-seconds 3 --min-dbfs -8; } # NAME WAV FREQ
 
 # 1. baresip calls voipbridge, talks 5 s, hangs up (-t quits, sending BYE).
 timeout 30 baresip -f "$dir/bs" -e "/dial sip:bridge@127.0.0.1:5291" -t 6 </dev/null >"$dir/bs1.log" 2>&1 || true

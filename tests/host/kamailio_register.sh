@@ -105,7 +105,7 @@ CFG
 mkcfg bridge bridge bridgepass 5381 41300 tone:1000
 mkcfg carol carol carolpass 5382 41320 tone:440
 mkcfg mallory mallory wrongpass 5383 41340 null
-start() { "$VB" run --config "$dir/$1.toml" 2>"$dir/$1.log" & pids+=($!); eval "pid_$1=$!"; for _ in $(seq 50); do [ -S "$dir/$1.sock" ] && break; sleep 0.1; done; }
+start() { vb_start "$1"; }
 start bridge; start carol; start mallory
 # (status output captured first: `status | grep -q` would fail under pipefail when grep exits early)
 call_line() { local out; out=$("$VB" status --config "$dir/$1.toml" 2>&1 || true); grep "^call " <<<"$out" || true; }

@@ -29,12 +29,11 @@ substreams = 2
 [control]
 socket = "$dir/vb.sock"
 CFG
-"$VB" run --config "$dir/vb.toml" 2>"$dir/vb.log" & pids+=($!)
-for _ in $(seq 50); do [ -S "$dir/vb.sock" ] && break; sleep 0.1; done
+vb_start vb
 
 # successful_calls STATSFILE: the last "SuccessfulCall(C)" value of a -trace_stat csv.
-successful_calls() { awk -F';' 'NR==1 { for (i = 1; i <= NF; i++) if ($i == "SuccessfulCall(C)") c = i; next } c { v = $c } END { print v + 0 }' "$1"; }
-failed_calls() { awk -F';' 'NR==1 { for (i = 1; i <= NF; i++) if ($i == "FailedCall(C)") c = i; next } c { v = $c } END { print v + 0 }' "$1"; }
+successful_calls() { sipp_stat "$1" 'SuccessfulCall(C)'; }
+failed_calls() { sipp_stat "$1" 'FailedCall(C)'; }
 
 uac() { # NAME EXTRA-ARGS...
     local name=$1; shift

@@ -27,10 +27,9 @@ playback = "wav:$dir/heard.wav"
 [control]
 socket = "$dir/vb.sock"
 CFG
-"$VB" run --config "$dir/vb.toml" 2>"$dir/vb.log" & pids+=($!)
-for _ in $(seq 50); do [ -S "$dir/vb.sock" ] && break; sleep 0.1; done
+vb_start vb
 
-successful_calls() { awk -F';' 'NR==1 { for (i = 1; i <= NF; i++) if ($i == "SuccessfulCall(C)") c = i; next } c { v = $c } END { print v + 0 }' "$1"; }
+successful_calls() { sipp_stat "$1" 'SuccessfulCall(C)'; }
 uac() { # NAME SCENARIO
     (cd "$dir" && timeout 40 sipp 127.0.0.1:5570 -sf "$scen/$2" -s bridge -i 127.0.0.1 -p 5571 -mp 41950 -rtp_echo \
         -m 1 -nostdin -trace_stat -stf "$1.csv" -fd 1 -trace_err -error_file "$1.err" -timeout 30 -timeout_error >"$1.out" 2>&1)

@@ -41,17 +41,11 @@ playback = "wav:$dir/$1-heard.wav"
 socket = "$dir/$1.sock"
 CFG
 }
-start() { "$VB" run --config "$dir/$1.toml" 2>"$dir/$1.log" & pids+=($!); eval "pid_$1=$!"; for _ in $(seq 50); do [ -S "$dir/$1.sock" ] && break; sleep 0.1; done; }
+start() { vb_start "$1"; }
 call_line() { local out; out=$("$VB" status --config "$dir/$1.toml" 2>&1 || true); grep "^call " <<<"$out" || true; }
 in_state() { [[ "$(call_line "$1")" == *"[$2]"* ]]; }
 reg_state() { "$VB" status --config "$dir/$1.toml" | sed -n 's/^registration: //p'; }
-check_audio() { # NAME WAV FREQ
-    if "$AT" analyze --wav "$2" --freq "$3" --min-seconds 2 --min-dbfs -8 --window 0.5 >"$dir/an.txt" 2>&1; then
-        pass "$1: $(grep channel "$dir/an.txt" | head -n 1)"
-    else
-        fail "$1: $(cat "$dir/an.txt")"
-    fi
-}
+check_audio() { check_tone "$@" --min-seconds 2 --min-dbfs -8 --window 0.5; } # NAME WAV FREQ
 
 # 1. Framing on a raw TCP connection (no registrar).
 mkcfg solo solo x 5561 41800 null
@@ -119,11 +113,11 @@ for u in bridge carol; do
     if [ "$(reg_state $u)" = registered ]; then pass "$u registered with kamailio over TCP (digest)"; else fail "$u registration over TCP: $(reg_state $u)"; fi
 done
 if grep -q 'registrar resolved host=localhost addr=127.0.0.1:5560' "$dir/carol.log"; then pass "carol's registrar 'localhost:$KPORT' resolved through the system resolver"; else fail "carol's registrar not resolved: $(grep -i resolv "$dir/carol.log")"; fi
-if grep -qi "REGISTER over tcp from bridge contact <sip:bridge@127.0.0.1:5562;transport=tcp>" "$dir/kamailio.log"; then pass "kamailio saw bridge's REGISTER over TCP with a transport=tcp Contact"; else fail "kamailio log: $(grep 'REGISTER over' "$dir/kamailio.log" | head -n 2)"; fi
+if wait_log "REGISTER over tcp from bridge contact <sip:bridge@127.0.0.1:5562;transport=tcp>" "$dir/kamailio.log"; then pass "kamailio saw bridge's REGISTER over TCP with a transport=tcp Contact"; else fail "kamailio log: $(grep 'REGISTER over' "$dir/kamailio.log" | head -n 2)"; fi
 "$VB" call sip:bridge@127.0.0.1 --config "$dir/carol.toml"
 for _ in $(seq 50); do in_state carol active && in_state bridge active && break; sleep 0.1; done
 if in_state carol active && in_state bridge active; then pass "carol -> kamailio -> bridge over TCP: call established"; else fail "call over TCP: carol [$(call_line carol)] bridge [$(call_line bridge)]"; fi
-if grep -qi "INVITE over tcp from carol" "$dir/kamailio.log"; then pass "kamailio got carol's INVITE over TCP"; else fail "no INVITE over TCP in kamailio's log"; fi
+if wait_log "INVITE over tcp from carol" "$dir/kamailio.log"; then pass "kamailio got carol's INVITE over TCP"; else fail "no INVITE over TCP in kamailio's log"; fi
 sleep 3
 "$VB" hangup --config "$dir/carol.toml"
 for _ in $(seq 30); do [ -z "$(call_line bridge)" ] && break; sleep 0.1; done
