@@ -252,9 +252,6 @@ pub enum PlaybackSink {
 }
 
 impl CaptureSource {
-    /// Control item names, by value.
-    pub const NAMES: [&'static str; 2] = ["Bridge", "RTOS"];
-
     /// The source for a control item index.
     pub fn from_index(i: u32) -> Option<Self> {
         match i {
@@ -278,9 +275,6 @@ impl CaptureSource {
 }
 
 impl PlaybackSink {
-    /// Control item names, by value.
-    pub const NAMES: [&'static str; 3] = ["Bridge", "RTOS", "Both"];
-
     /// The sink for a control item index.
     pub fn from_index(i: u32) -> Option<Self> {
         match i {

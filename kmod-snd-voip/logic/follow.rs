@@ -14,20 +14,30 @@
 //! Pure logic: the kernel module and the host tests compile this file; the
 //! host tests drive it with a simulated producer in virtual time.
 
-/// The most the follower shifts a clock, in parts per million. Crystal
-/// oscillators are within +-100 ppm; 1000 leaves room and still sounds the
-/// same (a 0.1 % pitch change).
+/// The most the follower shifts a clock by default, in parts per million
+/// (module parameter `rtos_max_shift_ppm`). Crystal oscillators are within
+/// +-100 ppm; 1000 leaves room and still sounds the same (a 0.1 % pitch
+/// change).
 pub const MAX_FOLLOW_PPM: i32 = 1000;
+
+/// The largest bound a follower accepts: the most a [`crate::clock::StreamClock`]
+/// can be shifted.
+pub const MAX_FOLLOW_LIMIT_PPM: i32 = crate::clock::MAX_SHIFT_PPM;
 
 /// Length of a measurement window.
 pub const WINDOW_NS: u64 = 1_000_000_000;
 
 /// Proportional time constant, in seconds: a fill error of `e` frames is
-/// corrected in about this long.
-const TP_S: i64 = 4;
+/// corrected in about this long. Slow on purpose: the fill seen at a tick
+/// is noisy (the RTOS moves whole periods, Linux's timer is a little late
+/// at random), and a fast loop turns that noise into a clock that swings by
+/// hundreds of ppm (4 s did on the emulated board); 16 s keeps the swing
+/// under 100 ppm with 20 ms of timer jitter (tests/follow.rs) and still
+/// settles a 300 ppm offset within a minute or two.
+const TP_S: i64 = 16;
 /// Integral time constant, in seconds (4 x TP_S: critically damped for an
 /// integrating plant).
-const TI_S: i64 = 16;
+const TI_S: i64 = 64;
 
 /// Which side of the ring Linux is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +54,12 @@ pub enum Role {
 ///
 /// # Invariants
 ///
-/// `ppm` and `integral_mppm / 1000` stay within +-[`MAX_FOLLOW_PPM`].
+/// `max_ppm` is in `0..=MAX_FOLLOW_LIMIT_PPM`; `ppm` and
+/// `integral_mppm / 1000` stay within +-`max_ppm`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Follower {
     rate: u32,
+    max_ppm: i32,
     target: u64,
     role: Role,
     window_start: u64,
@@ -62,10 +74,13 @@ pub struct Follower {
 
 impl Follower {
     /// A follower for a `rate` Hz ring that keeps `target` frames in it,
-    /// starting its first window at `now_ns`.
-    pub fn new(rate: u32, target: u64, role: Role, now_ns: u64) -> Self {
+    /// starting its first window at `now_ns`, shifting the clock by at most
+    /// `max_ppm` either way (clamped to `0..=`[`MAX_FOLLOW_LIMIT_PPM`]; 0
+    /// never shifts).
+    pub fn new(rate: u32, target: u64, role: Role, now_ns: u64, max_ppm: i32) -> Self {
         Follower {
             rate: rate.max(1),
+            max_ppm: max_ppm.clamp(0, MAX_FOLLOW_LIMIT_PPM),
             target,
             role,
             window_start: now_ns,
@@ -136,9 +151,9 @@ impl Follower {
             .saturating_mul(window_ms)
             .checked_div(rate * TP_S * TI_S)
             .unwrap_or(0);
-        let max_m = i64::from(MAX_FOLLOW_PPM) * 1000;
+        let max_m = i64::from(self.max_ppm) * 1000;
         self.integral_mppm = self.integral_mppm.saturating_add(di).clamp(-max_m, max_m);
-        let max = i64::from(MAX_FOLLOW_PPM);
+        let max = i64::from(self.max_ppm);
         let ppm = (p_ppm + self.integral_mppm / 1000).clamp(-max, max) as i32;
         if ppm != self.ppm {
             self.ppm = ppm;
@@ -147,6 +162,37 @@ impl Follower {
             None
         }
     }
+}
+
+/// The RTOS clock against Linux's, in ppm: the RTOS moved `frames` frames of
+/// a `rate` Hz ring in `elapsed_ns` of Linux time. `None` before a second
+/// has passed (too little to say anything) or for a zero rate. The RTOS
+/// moves whole periods, so the error is within one RTOS period over the
+/// elapsed time (200 ppm after 100 s of 160-frame periods at 8 kHz, 5 ppm
+/// after an hour).
+pub fn rate_offset_ppm(frames: u64, elapsed_ns: u64, rate: u32) -> Option<i32> {
+    if elapsed_ns < WINDOW_NS || rate == 0 {
+        return None;
+    }
+    let us = elapsed_ns / 1000;
+    // Millihertz measured; frames * 1e9 fits u64 for 213 days at 1 MHz.
+    let mhz = frames.saturating_mul(1_000_000_000).checked_div(us)?;
+    let nominal = u64::from(rate) * 1000;
+    let ppm = (clamp_i64(mhz) - clamp_i64(nominal))
+        .saturating_mul(1000)
+        .checked_div(i64::from(rate))?;
+    Some(ppm.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+}
+
+/// How far off [`rate_offset_ppm`] may be, in ppm, after the RTOS moved
+/// `frames` frames in whole periods of `period` frames: one period over
+/// the frames (rounded up; `u32::MAX` before any frame).
+pub fn rate_offset_tolerance_ppm(frames: u64, period: u64) -> u32 {
+    period
+        .saturating_mul(1_000_000)
+        .saturating_add(frames.saturating_sub(1))
+        .checked_div(frames)
+        .map_or(u32::MAX, |t| u32::try_from(t).unwrap_or(u32::MAX))
 }
 
 fn clamp_i64(v: u64) -> i64 {

@@ -4,7 +4,9 @@
 
 use core::num::{NonZeroU32, NonZeroU64};
 use snd_voip_logic::clock::{mframes_in_ns, next_period_boundary, shifted_rate_mhz, StreamClock};
-use snd_voip_logic::follow::{target_fill, Follower, Role, MAX_FOLLOW_PPM};
+use snd_voip_logic::follow::{
+    rate_offset_ppm, rate_offset_tolerance_ppm, target_fill, Follower, Role, MAX_FOLLOW_PPM,
+};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -15,13 +17,17 @@ struct Outcome {
     max_fill: u64,
     final_ppm: i32,
     late_mean_ppm: i64,
+    /// Standard deviation of the shift over the last half hour, in ppm.
+    late_sd_ppm: f64,
     late_mean_fill: u64,
     target: u64,
 }
 
 /// Runs `seconds` of virtual time. The RTOS side moves `rtos_period` chunks
 /// on its own clock, `ppm` off nominal; Linux moves frames at the ticks of
-/// its follower-steered clock, every `linux_period` frames.
+/// its follower-steered clock, every `linux_period` frames, each tick late
+/// by up to `jitter_ns` (a fixed pseudo-random sequence).
+#[allow(clippy::too_many_arguments)]
 fn simulate(
     role: Role,
     rate: u32,
@@ -30,6 +36,7 @@ fn simulate(
     linux_period: u64,
     capacity: u64,
     seconds: u64,
+    jitter_ns: u64,
 ) -> Outcome {
     let rtos_rate = shifted_rate_mhz(NonZeroU32::new(rate).unwrap(), ppm);
     let target = target_fill(role, capacity, rtos_period, linux_period).expect("ring big enough");
@@ -43,7 +50,7 @@ fn simulate(
         Role::Producer => (target, 0),
     };
     let mut clock = StreamClock::start(NonZeroU32::new(rate).unwrap(), t0);
-    let mut follower = Follower::new(rate, target, role, t0);
+    let mut follower = Follower::new(rate, target, role, t0, MAX_FOLLOW_PPM);
     let mut linux_done = 0u64;
     let period = NonZeroU64::new(linux_period).unwrap();
     let mut out = Outcome {
@@ -53,10 +60,12 @@ fn simulate(
         max_fill: 0,
         final_ppm: 0,
         late_mean_ppm: 0,
+        late_sd_ppm: 0.0,
         late_mean_fill: 0,
         target,
     };
-    let (mut late_sum, mut late_n, mut late_ppm) = (0u64, 0u64, 0i64);
+    let (mut late_sum, mut late_n, mut late_ppm, mut late_ppm_sq) = (0u64, 0u64, 0i64, 0f64);
+    let mut lcg = 0x2545_f491_4f6c_dd1du64;
     let mut t = t0;
     let end = t0 + seconds * SEC;
     while t < end {
@@ -64,7 +73,15 @@ fn simulate(
         let next = clock
             .time_of_frame(next_period_boundary(clock.position(t), period))
             .unwrap();
-        t = next.max(t + 1);
+        lcg = lcg
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let late = if jitter_ns > 0 {
+            (lcg >> 33) % jitter_ns
+        } else {
+            0
+        };
+        t = (next + late).max(t + 1);
         // The RTOS side catches up to t.
         let due = rtos_frames(t);
         while rtos_done < due {
@@ -115,7 +132,8 @@ fn simulate(
         if t > end - 1800 * SEC {
             late_sum += fill;
             late_n += 1;
-            late_ppm += i64::from(follower.ppm())
+            late_ppm += i64::from(follower.ppm());
+            late_ppm_sq += f64::from(follower.ppm()).powi(2);
         }
         if let Some(p) = follower.sample(t, fill) {
             assert!(p.abs() <= MAX_FOLLOW_PPM);
@@ -125,12 +143,36 @@ fn simulate(
     out.final_ppm = follower.ppm();
     out.late_mean_fill = late_sum / late_n.max(1);
     out.late_mean_ppm = late_ppm / late_n.max(1) as i64;
+    let n = late_n.max(1) as f64;
+    out.late_sd_ppm = (late_ppm_sq / n - (late_ppm as f64 / n).powi(2))
+        .max(0.0)
+        .sqrt();
     out
 }
 
 fn check(role: Role, ppm: i32, rtos_period: u64, linux_period: u64) {
-    let o = simulate(role, 8000, ppm, rtos_period, linux_period, 8192, 3600);
-    eprintln!("{role:?} {ppm:+} ppm periods {rtos_period}/{linux_period}: shift {:+} ppm (mean {:+}), fill {}..{} (target {}), late mean {} u{} o{}", o.final_ppm, o.late_mean_ppm, o.min_fill, o.max_fill, o.target, o.late_mean_fill, o.underflows, o.overflows);
+    check_jittered(role, ppm, rtos_period, linux_period, 0);
+}
+
+/// [`check`] with Linux's ticks late by up to `jitter_ns`.
+fn check_jittered(
+    role: Role,
+    ppm: i32,
+    rtos_period: u64,
+    linux_period: u64,
+    jitter_ns: u64,
+) -> Outcome {
+    let o = simulate(
+        role,
+        8000,
+        ppm,
+        rtos_period,
+        linux_period,
+        8192,
+        3600,
+        jitter_ns,
+    );
+    eprintln!("{role:?} {ppm:+} ppm periods {rtos_period}/{linux_period} jitter {} ms: shift {:+} ppm (mean {:+}, sd {:.0}), fill {}..{} (target {}), late mean {} u{} o{}", jitter_ns / 1_000_000, o.final_ppm, o.late_mean_ppm, o.late_sd_ppm, o.min_fill, o.max_fill, o.target, o.late_mean_fill, o.underflows, o.overflows);
     assert_eq!(o.underflows, 0, "{role:?} {ppm} ppm: underflow");
     assert_eq!(o.overflows, 0, "{role:?} {ppm} ppm: overflow");
     // The fill is measured in whole chunks, so the shift hunts around the
@@ -147,6 +189,29 @@ fn check(role: Role, ppm: i32, rtos_period: u64, linux_period: u64) {
         o.late_mean_fill,
         o.target
     );
+    o
+}
+
+#[test]
+fn the_shift_stays_steady_when_linux_ticks_are_late() {
+    // Timer lateness makes the fill seen at each tick noisy; the follower
+    // must average it out rather than chase it: a shift that swings by
+    // hundreds of ppm from window to window would be a controller tuned
+    // too hot (the emulated board showed +-1500 ppm swings with TP = 4 s).
+    for (role, lp) in [
+        (Role::Consumer, 400),
+        (Role::Producer, 400),
+        (Role::Consumer, 160),
+    ] {
+        for jitter_ms in [5, 20] {
+            let o = check_jittered(role, 300, 160, lp, jitter_ms * 1_000_000);
+            assert!(
+                o.late_sd_ppm <= 100.0,
+                "{role:?} jitter {jitter_ms} ms: shift sd {:.0} ppm",
+                o.late_sd_ppm
+            );
+        }
+    }
 }
 
 #[test]
@@ -184,7 +249,7 @@ fn target_needs_room_for_both_periods() {
 
 #[test]
 fn follower_output_is_bounded_for_absurd_fills() {
-    let mut f = Follower::new(8000, 320, Role::Consumer, 0);
+    let mut f = Follower::new(8000, 320, Role::Consumer, 0, MAX_FOLLOW_PPM);
     let mut t = 0;
     for fill in [u64::MAX, 0, u64::MAX / 2, 1 << 40] {
         for _ in 0..100 {
@@ -193,5 +258,59 @@ fn follower_output_is_bounded_for_absurd_fills() {
                 assert!(p.abs() <= MAX_FOLLOW_PPM);
             }
         }
+    }
+}
+
+#[test]
+fn follower_bound_is_the_configured_one() {
+    for (max, want) in [
+        (0, 0),
+        (250, 250),
+        (5000, 5000),
+        (1_000_000, 10_000),
+        (-7, 0),
+    ] {
+        let mut f = Follower::new(8000, 320, Role::Consumer, 0, max);
+        let mut seen = 0;
+        let mut t = 0;
+        // A ring far above target for a minute: the shift runs to the bound.
+        for _ in 0..3000 {
+            t += 20_000_000;
+            if let Some(p) = f.sample(t, 8000) {
+                seen = p;
+            }
+        }
+        assert_eq!(seen, want, "max {max}");
+        assert_eq!(f.ppm(), want);
+    }
+}
+
+#[test]
+fn measured_rate_offset() {
+    // 8000 Hz +300 ppm for 100 s: 800240 frames.
+    assert_eq!(rate_offset_ppm(800_240, 100 * SEC, 8000), Some(300));
+    assert_eq!(rate_offset_ppm(799_760, 100 * SEC, 8000), Some(-300));
+    assert_eq!(rate_offset_ppm(48_000 * 3600, 3600 * SEC, 48_000), Some(0));
+    // Under a second: nothing to say; absurd inputs never panic.
+    assert_eq!(rate_offset_ppm(8000, SEC - 1, 8000), None);
+    assert_eq!(rate_offset_ppm(1, SEC, 0), None);
+    assert!(rate_offset_ppm(u64::MAX, SEC, 8000).is_some());
+    assert!(rate_offset_ppm(0, u64::MAX, 8000).is_some());
+    // One 160-frame period over 100 s at 8 kHz: 200 ppm; over an hour: 6.
+    assert_eq!(rate_offset_tolerance_ppm(800_000, 160), 200);
+    assert_eq!(rate_offset_tolerance_ppm(8000 * 3600, 160), 6);
+    assert_eq!(rate_offset_tolerance_ppm(0, 160), u32::MAX);
+    assert!(rate_offset_tolerance_ppm(u64::MAX, u64::MAX) <= 1_000_000);
+}
+
+proptest::proptest! {
+    #[test]
+    fn measured_rate_offset_matches_a_shifted_clock(ppm in -5000i32..5000, secs in 2u64..3600, rate in proptest::sample::select(vec![8000u32, 16000, 44100, 48000])) {
+        let mhz = shifted_rate_mhz(NonZeroU32::new(rate).unwrap(), ppm);
+        let frames = mframes_in_ns(secs * SEC, mhz) / 1000;
+        let got = rate_offset_ppm(frames, secs * SEC, rate).unwrap();
+        // One frame of rounding over the run, plus the integer ppm rounding.
+        let tol = 1 + (1_000_000 / (u64::from(rate) * secs)) as i32;
+        proptest::prop_assert!((got - ppm).abs() <= tol, "{} vs {}", got, ppm);
     }
 }
