@@ -78,6 +78,14 @@ struct Link {
     mic: bool,
     /// Playback Sink "Both": the playback also goes to the bridge.
     both: bool,
+    /// Frames of silence a capture gives before it reads the ring: the
+    /// cushion it starts with when the ring held less than the target, or
+    /// held only stale frames (see [`Cable::link_start`]).
+    lead: u64,
+    /// Frames a capture gave as silence because the RTOS was late; that
+    /// many are skipped when they arrive, so a late RTOS costs a gap, not
+    /// lasting latency (at most one ring).
+    owed: u64,
     /// Steers this end's clock to the RTOS clock.
     follower: Follower,
 }
@@ -270,23 +278,38 @@ impl Cable {
             return fail(EINVAL);
         };
         port.broken.store(false, Ordering::Release);
-        if let Ok((w, r, fill)) = port.counters() {
-            if port.ring.to_linux && fill > target {
-                // Stale microphone frames: start `target` frames behind the producer.
-                port.publish_read(w - target);
-            } else if !port.ring.to_linux && fill < target {
+        let mut lead = 0;
+        if let Ok((w, _, fill)) = port.counters() {
+            if port.ring.to_linux {
+                if fill + u64::from(port.ring.period_frames) > cap {
+                    // No room for another RTOS period: the RTOS has been
+                    // dropping frames, so the ring holds old audio that is
+                    // not continuous with what comes next. Skip all of it
+                    // and start with a cushion of silence instead.
+                    port.publish_read(w);
+                    lead = target;
+                } else if fill > target {
+                    // Stale but continuous frames: start `target` behind the producer.
+                    port.publish_read(w - target);
+                } else {
+                    lead = target - fill;
+                }
+            } else if fill < target {
                 // SAFETY: a null source writes silence; `target - fill` frames fit the room.
                 unsafe { port.copy_in(w, core::ptr::null(), 0, 0, target - fill) };
                 port.publish_write(w + (target - fill));
             }
-            let _ = r;
         }
         port.set_linux_state(true);
         port.shift_ppm.store(0, Ordering::Relaxed);
+        port.measure_from(now);
+        let max_ppm = self.rtos().map_or(0, |r| r.max_shift_ppm);
         Ok(Some(Link {
             mic: port.ring.to_linux,
             both,
-            follower: Follower::new(geo.params.rate.get(), target, role, now),
+            lead,
+            owed: 0,
+            follower: Follower::new(geo.params.rate.get(), target, role, now, max_ppm),
         }))
     }
 
@@ -617,40 +640,63 @@ impl Cable {
     }
 }
 
-/// Reads `n` frames for a capture end from the microphone ring; what the
-/// ring lacks (or all of it, when the ring is broken) is silence.
+/// Reads `n` frames for a capture end from the microphone ring, after the
+/// link's lead of silence; what the ring lacks (or all of it, when the
+/// ring is broken) is silence too, and is skipped when it comes late.
 fn rtos_capture(port: &Port, end: &mut End, n: u64) {
     let Some(geo) = end.geometry else { return };
+    // (Without a link, which the caller rules out, everything is silence.)
+    let (mut lead, mut owed) = end.link.map_or((n, 0), |l| (l.lead, l.owed));
+    let quiet = lead.min(n);
+    lead -= quiet;
+    let want = n - quiet;
     let mut got = 0;
-    if !port.broken.load(Ordering::Acquire) {
+    if want > 0 && !port.broken.load(Ordering::Acquire) {
         match port.counters() {
             Ok((_, read, fill)) => {
-                got = fill.min(n);
+                // Late frames already given as silence are dropped first.
+                let skip = owed.min(fill);
+                owed -= skip;
+                let (read, fill) = (read + skip, fill - skip);
+                got = fill.min(want);
+                if got == 0 && skip > 0 {
+                    port.publish_read(read);
+                }
                 if got > 0 {
                     // SAFETY: the capture buffer holds `buffer_frames` frames
                     // of the ring's frame size (prepare checked the size and
                     // that the format equals the ring's); `got <= fill`.
-                    unsafe { port.copy_out(read, geo.area, geo.buffer_frames, end.done, got) };
+                    unsafe {
+                        port.copy_out(read, geo.area, geo.buffer_frames, end.done + quiet, got)
+                    };
                     port.publish_read(read + got);
                 }
-                if got < n {
-                    port.count_xrun(u32::try_from(n - got).unwrap_or(u32::MAX));
+                if got < want {
+                    port.count_xrun(u32::try_from(want - got).unwrap_or(u32::MAX));
+                    owed = (owed + (want - got)).min(port.ring.capacity());
                 }
             }
             Err(e) => port.mark_broken(e),
         }
     }
+    if let Some(l) = end.link.as_mut() {
+        l.lead = lead;
+        l.owed = owed;
+    }
     let fb = geo.params.frame_bytes();
     let ch = geo.params.channels as usize;
-    for seg in ring_pieces(end.done + got, geo.buffer_frames, n - got) {
-        // SAFETY: the piece lies inside the capture buffer (see `ring_pieces`).
-        unsafe {
-            sound::write_silence(
-                geo.params.format.to_alsa(),
-                geo.area.add(seg.dst * fb),
-                seg.len * ch,
-            )
-        };
+    let silent = [(end.done, quiet), (end.done + quiet + got, want - got)];
+    for (from, count) in silent {
+        for seg in ring_pieces(from, geo.buffer_frames, count) {
+            // SAFETY: the piece lies inside the capture buffer (see `ring_pieces`).
+            unsafe {
+                sound::write_silence(
+                    geo.params.format.to_alsa(),
+                    geo.area.add(seg.dst * fb),
+                    seg.len * ch,
+                )
+            };
+        }
     }
     end.done += n;
     end.unconnected += n - got;

@@ -93,6 +93,11 @@ pub(crate) struct Port {
     pub(crate) xruns: AtomicU32,
     /// Set when the counters became impossible; cleared at the next start.
     pub(crate) broken: AtomicBool,
+    /// Linux time and the RTOS side's counter (write for the microphone,
+    /// read for the speaker) when the owner started: the RTOS clock is
+    /// measured against Linux's from there.
+    since_ns: AtomicU64,
+    since_frames: AtomicU64,
 }
 
 // SAFETY: the pointers are into a shared mapping only accessed with volatile
@@ -316,6 +321,36 @@ impl Port {
         }
     }
 
+    /// The RTOS side's counter: frames the RTOS produced (microphone) or
+    /// consumed (speaker).
+    fn rtos_frames(&self) -> u64 {
+        if self.ring.to_linux {
+            self.u64_at(off::WRITE_FRAMES)
+        } else {
+            self.u64_at(off::READ_FRAMES)
+        }
+    }
+
+    /// Starts measuring the RTOS clock against Linux's at `now_ns`.
+    pub(crate) fn measure_from(&self, now_ns: u64) {
+        self.since_frames
+            .store(self.rtos_frames(), Ordering::Relaxed);
+        self.since_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// The RTOS clock against Linux's since the owner started, in ppm, how
+    /// far off that may be (one RTOS period), and the seconds measured;
+    /// `None` in the first second.
+    pub(crate) fn rtos_offset(&self, now_ns: u64) -> Option<(i32, u32, u64)> {
+        let dt = now_ns.saturating_sub(self.since_ns.load(Ordering::Relaxed));
+        let frames = self
+            .rtos_frames()
+            .saturating_sub(self.since_frames.load(Ordering::Relaxed));
+        let ppm = crate::follow::rate_offset_ppm(frames, dt, self.ring.params.rate.get())?;
+        let tol = crate::follow::rate_offset_tolerance_ppm(frames, self.ring.period_frames.into());
+        Some((ppm, tol, dt / 1_000_000_000))
+    }
+
     /// Reports a ring that became unusable at run time, once per start.
     pub(crate) fn mark_broken(&self, e: FifoError) {
         if !self.broken.swap(true, Ordering::AcqRel) {
@@ -339,6 +374,8 @@ pub(crate) struct Rtos {
     pub(crate) spk: Port,
     capture_source: [AtomicU8; MAX_SUBSTREAMS as usize],
     playback_sink: [AtomicU8; MAX_SUBSTREAMS as usize],
+    /// The bound of every follower (module parameter `rtos_max_shift_ppm`).
+    pub(crate) max_shift_ppm: i32,
 }
 
 /// Copies the first bytes of a ring header out of the region (zero-padded
@@ -393,6 +430,16 @@ impl Rtos {
     ///
     /// `dev` must be the live device being probed.
     pub(crate) unsafe fn probe(dev: *mut bindings::device) -> Result<Rtos> {
+        // SAFETY: reads a module parameter, read-only after load.
+        let max_shift_ppm = unsafe { bindings::snd_voip_param_rtos_max_shift_ppm() };
+        if !(0..=crate::follow::MAX_FOLLOW_LIMIT_PPM).contains(&max_shift_ppm) {
+            pr_err!(
+                "rtos_max_shift_ppm={} is out of range 0..{}\n",
+                max_shift_ppm,
+                crate::follow::MAX_FOLLOW_LIMIT_PPM
+            );
+            return Err(EINVAL);
+        }
         let mut res = bindings::resource::default();
         // SAFETY: `dev` is live (caller); `res` is a local.
         let ret = unsafe { bindings::snd_voip_of_memory_region(dev, &mut res) };
@@ -464,6 +511,8 @@ impl Rtos {
             last_fill: AtomicU64::new(0),
             xruns: AtomicU32::new(0),
             broken: AtomicBool::new(false),
+            since_ns: AtomicU64::new(0),
+            since_frames: AtomicU64::new(0),
         };
         // INVARIANT: both rings were validated against the mapped length.
         let rtos = Rtos {
@@ -475,6 +524,7 @@ impl Rtos {
                 MAX_SUBSTREAMS as usize],
             playback_sink: [const { AtomicU8::new(PlaybackSink::Rtos as u8) };
                 MAX_SUBSTREAMS as usize],
+            max_shift_ppm,
         };
         for p in [&rtos.mic, &rtos.spk] {
             if let Err(e) = p.counters() {
@@ -569,44 +619,60 @@ impl Rtos {
     }
 }
 
-/// The controls' callbacks: `private` is the `Rtos`, the value index the substream.
-pub(crate) struct CaptureSourceCtl;
-/// As [`CaptureSourceCtl`], for "Playback Sink".
-pub(crate) struct PlaybackSinkCtl;
+/// A routing choice with one value per substream, kept in the `Rtos`:
+/// "Capture Source" ([`CaptureSource`]) and "Playback Sink" ([`PlaybackSink`]).
+pub(crate) trait Route: Sized {
+    /// The control's item names, in value order.
+    const ITEMS: &'static [&'static CStr];
+    /// The choice for an item index, if there is one.
+    fn from_index(i: u32) -> Option<Self>;
+    /// Where the per-substream values live.
+    fn slots(rtos: &Rtos) -> &[AtomicU8; MAX_SUBSTREAMS as usize];
+}
 
-impl crate::sound::EnumControl for CaptureSourceCtl {
+impl Route for CaptureSource {
     const ITEMS: &'static [&'static CStr] = &[c"Bridge", c"RTOS"];
-
-    fn get(private: *mut c_void, index: usize) -> u32 {
-        // SAFETY: the control's private data is the card's `Rtos`, which outlives the card.
-        let rtos = unsafe { &*private.cast::<Rtos>() };
-        rtos.capture_source(index) as u32
+    fn from_index(i: u32) -> Option<Self> {
+        CaptureSource::from_index(i)
     }
-
-    fn put(private: *mut c_void, index: usize, value: u32) -> Result<bool> {
-        // SAFETY: as in `get`.
-        let rtos = unsafe { &*private.cast::<Rtos>() };
-        let v = CaptureSource::from_index(value).ok_or(EINVAL)?;
-        let slot = rtos.capture_source.get(index).ok_or(EINVAL)?;
-        Ok(slot.swap(v as u8, Ordering::AcqRel) != v as u8)
+    fn slots(rtos: &Rtos) -> &[AtomicU8; MAX_SUBSTREAMS as usize] {
+        &rtos.capture_source
     }
 }
 
-impl crate::sound::EnumControl for PlaybackSinkCtl {
+impl Route for PlaybackSink {
     const ITEMS: &'static [&'static CStr] = &[c"Bridge", c"RTOS", c"Both"];
+    fn from_index(i: u32) -> Option<Self> {
+        PlaybackSink::from_index(i)
+    }
+    fn slots(rtos: &Rtos) -> &[AtomicU8; MAX_SUBSTREAMS as usize] {
+        &rtos.playback_sink
+    }
+}
+
+/// The enum control of a [`Route`]: `private` is the `Rtos`, the value index
+/// the substream.
+pub(crate) struct RouteCtl<R>(core::marker::PhantomData<R>);
+
+impl<R: Route> crate::sound::EnumControl for RouteCtl<R> {
+    const ITEMS: &'static [&'static CStr] = R::ITEMS;
 
     fn get(private: *mut c_void, index: usize) -> u32 {
         // SAFETY: the control's private data is the card's `Rtos`, which outlives the card.
         let rtos = unsafe { &*private.cast::<Rtos>() };
-        rtos.playback_sink(index) as u32
+        R::slots(rtos)
+            .get(index)
+            .map_or(0, |a| u32::from(a.load(Ordering::Acquire)))
     }
 
     fn put(private: *mut c_void, index: usize, value: u32) -> Result<bool> {
         // SAFETY: as in `get`.
         let rtos = unsafe { &*private.cast::<Rtos>() };
-        let v = PlaybackSink::from_index(value).ok_or(EINVAL)?;
-        let slot = rtos.playback_sink.get(index).ok_or(EINVAL)?;
-        Ok(slot.swap(v as u8, Ordering::AcqRel) != v as u8)
+        // Only an item index passes, so the value fits a u8.
+        R::from_index(value).ok_or(EINVAL)?;
+        let v = u8::try_from(value).map_err(|_| EINVAL)?;
+        let slot = R::slots(rtos).get(index).ok_or(EINVAL)?;
+        Ok(slot.swap(v, Ordering::AcqRel) != v)
     }
 }
 
@@ -662,9 +728,22 @@ pub(crate) unsafe extern "C" fn proc_read(
             Some(c) => {
                 let _ = write!(
                     l,
-                    "  used by cable {}: rate shift {:+} ppm, fill {}, linux xruns {}{}",
+                    "  used by cable {}: rate shift {:+} ppm (at most {}), ",
                     c,
                     p.shift_ppm.load(Ordering::Relaxed),
+                    rtos.max_shift_ppm
+                );
+                match p.rtos_offset(crate::hrtimer::now_ns()) {
+                    Some((ppm, tol, secs)) => {
+                        let _ = write!(l, "rtos clock {:+} ±{} ppm over {} s, ", ppm, tol, secs);
+                    }
+                    None => {
+                        let _ = write!(l, "rtos clock not measured yet, ");
+                    }
+                }
+                let _ = write!(
+                    l,
+                    "fill {}, linux xruns {}{}",
                     p.last_fill.load(Ordering::Relaxed),
                     p.xruns.load(Ordering::Relaxed),
                     if p.broken.load(Ordering::Relaxed) {

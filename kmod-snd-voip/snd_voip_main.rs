@@ -264,13 +264,13 @@ fn create(pdev: *mut bindings::platform_device) -> Result<KBox<VoipCard>> {
         for n in 0..substreams {
             // SAFETY: `vc.rtos` outlives the card (see `VoipCard`).
             unsafe {
-                card.add_enum_control::<rtos::CaptureSourceCtl>(
+                card.add_enum_control::<rtos::RouteCtl<fifo::CaptureSource>>(
                     c"Capture Source",
                     n,
                     rp,
                     n as usize,
                 )?;
-                card.add_enum_control::<rtos::PlaybackSinkCtl>(
+                card.add_enum_control::<rtos::RouteCtl<fifo::PlaybackSink>>(
                     c"Playback Sink",
                     n,
                     rp,

@@ -34,7 +34,12 @@ static char *playback_sink;
 module_param(playback_sink, charp, 0444);
 MODULE_PARM_DESC(playback_sink, "Default \"Playback Sink\" of the RTOS FIFO board: bridge, rtos or both (default: the device tree's snd-voip,playback-sink, else rtos).");
 
+static int rtos_max_shift_ppm = 1000;
+module_param(rtos_max_shift_ppm, int, 0444);
+MODULE_PARM_DESC(rtos_max_shift_ppm, "How far a stream's clock may be pulled to follow the RTOS clock, in ppm, 0-10000 (default 1000; 0: never).");
+
 int snd_voip_param_index(void) { return index; }
+int snd_voip_param_rtos_max_shift_ppm(void) { return rtos_max_shift_ppm; }
 const char *snd_voip_param_id(void) { return id; }
 bool snd_voip_param_enable(void) { return enable; }
 int snd_voip_param_pcm_substreams(void) { return pcm_substreams; }

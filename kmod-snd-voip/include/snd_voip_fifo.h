@@ -22,6 +22,11 @@
  *    barrier and writes magic last. Linux refuses a ring whose magic,
  *    version, sizes or format are wrong, and stops using one whose counters
  *    become impossible (fill > capacity or read ahead of write).
+ *  - overruns (producer) and underruns (consumer) count events while the
+ *    other side's state is 1 (running): a full ring nobody reads, or an
+ *    empty one nobody fills, is not an xrun. The RTOS drops frames that do
+ *    not fit (never overwrites unread ones); Linux skips a full ring whole
+ *    at start, since its contents are old.
  *  - 64-bit counters on a 32-bit core: write the low word, then the high
  *    word, or use an exclusive 64-bit store; Linux re-reads until two reads
  *    agree.
