@@ -25,6 +25,8 @@ help:
 	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
 	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu)"
+	@echo "  make test-rtos   the RTOS audio FIFO on the emulated arm64 board (rtos-sim plays the RTOS)"
+	@echo "  make kernel-arm64 / kmod-arm64   the arm64 board's kernel (cached) / snd-voip.ko for it"
 	@echo "  make fuzz        cargo-fuzz the SIP and SDP parsers (FUZZ_SECONDS each, default 60); test-fuzz: 30 s"
 	@echo "  make rootfs-arm64 / dtb-arm64   the emulated arm64 board's userspace / its DTB with the RTOS FIFO node"
 	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
@@ -80,7 +82,19 @@ dtb-arm64:
 test-linphone: kmod bridge
 	tests/demo/linphone.sh
 
-test: setup lint dtbs-check test-host test-fuzz test-kmod test-intree test-linphone demo
+# The emulated arm64 board with the RTOS FIFO: its kernel (cached like the
+# x86_64 one), the arm64 module, the smoke test and the FIFO tests.
+kernel-arm64: setup
+	@BOARD=qemu-arm64 $(ROOT)/scripts/kernel.sh
+
+kmod-arm64: kernel-arm64
+	@$(ROOT)/scripts/kmod-arm64.sh
+
+test-rtos: kernel-arm64 bridge
+	tests/rtos/arm64-smoke.sh --module "$$($(ROOT)/scripts/kmod-arm64.sh)"
+	tests/rtos/run.sh --module "$$($(ROOT)/scripts/kmod-arm64.sh)"
+
+test: setup lint dtbs-check test-host test-fuzz test-kmod test-intree test-linphone test-rtos demo
 	@echo "make test: all test suites passed"
 
 bench-kmod: kmod bridge
@@ -89,7 +103,7 @@ bench-kmod: kmod bridge
 demo: kmod bridge
 	tests/demo/run.sh
 
-.PHONY: rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
+.PHONY: kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
 
 # cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 admits -Zsanitizer=address):
 # each voipbridge fuzz target for FUZZ_SECONDS, from the committed seeds.

@@ -11,8 +11,8 @@
 #   boot 2 (DTB without the node): modprobe snd-voip gives the plain card VoIP.
 #
 # usage: tests/rtos/arm64-smoke.sh [--module ARM64_KO]
-#   Without --module the arm64 snd-voip.ko is built into a scratch copy of
-#   kmod-snd-voip/ (the one in kmod-snd-voip/ is the x86_64 build).
+#   Without --module the arm64 snd-voip.ko is built by scripts/kmod-arm64.sh
+#   (the one in kmod-snd-voip/ is the x86_64 build).
 # Needs: BOARD=qemu-arm64 make kernel (the arm64 kernel), make setup.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,15 +39,7 @@ rootfs=$("$root/scripts/arm64-rootfs.sh")
 work=$(mktemp -d "${TMPDIR:-/tmp}/arm64-smoke.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-if [ -z "$ko" ]; then
-    echo "== building snd-voip.ko for arm64 in $work/kmod"
-    mkdir "$work/kmod"
-    (cd "$root/kmod-snd-voip" && tar --exclude='*.o' --exclude='*.ko' --exclude='*.mod' --exclude='*.mod.c' \
-        --exclude='.*.cmd' --exclude=modules.order --exclude=Module.symvers --exclude='*_generated.rs' \
-        --exclude=.build.log -cf - .) | tar -C "$work/kmod" -xf -
-    make -s -C "$work/kmod" KDIR="$kdir" >"$work/kmod.log" 2>&1 || { cat "$work/kmod.log"; bad "arm64 module build"; exit 1; }
-    ko=$work/kmod/snd-voip.ko
-fi
+[ -n "$ko" ] || ko=$("$root/scripts/kmod-arm64.sh" "$kdir")
 case "$(file -b "$ko")" in *aarch64*) ok "snd-voip.ko is an arm64 module" ;; *) bad "$ko is not an arm64 module"; exit 1 ;; esac
 
 mem=512 smp=2
