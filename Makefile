@@ -14,7 +14,8 @@ KMOD_RS = $(wildcard kmod-snd-voip/*.rs kmod-snd-voip/logic/*.rs)
 help:
 	@echo "snd-voip: a sound card and a SIP phone for boards without one"
 	@echo
-	@echo "  make demo        set up, build, boot the emulated board and make a call (the main job)"
+	@echo "  make demo        set up, build, boot the emulated boards and make calls (the main job):"
+	@echo "                   the x86_64 board (demo-x86), then the arm64 AMP board through the RTOS FIFO (demo-board)"
 	@echo "  make test        set up, build and run every test (host and qemu)"
 	@echo
 	@echo "  make setup       install packages, bindgen, the kernel tree and rustc+rust-src (idempotent)"
@@ -25,6 +26,7 @@ help:
 	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
 	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu)"
+	@echo "  make demo-x86 / demo-board   one of the two demos alone"
 	@echo "  make test-rtos   the RTOS audio FIFO on the emulated arm64 board (rtos-sim plays the RTOS)"
 	@echo "  make kernel-arm64 / kmod-arm64   the arm64 board's kernel (cached) / snd-voip.ko for it"
 	@echo "  make fuzz        cargo-fuzz the SIP and SDP parsers (FUZZ_SECONDS each, default 60); test-fuzz: 30 s"
@@ -100,10 +102,21 @@ test: setup lint dtbs-check test-host test-fuzz test-kmod test-intree test-linph
 bench-kmod: kmod bridge
 	tests/kmod/bench.sh
 
-demo: kmod bridge
+# Both demos always run (each prints its report); either failing fails `make demo`.
+demo: kmod bridge kernel-arm64
+	@rc=0; $(MAKE) --no-print-directory demo-x86 || rc=1; $(MAKE) --no-print-directory demo-board || rc=1; exit $$rc
+
+demo-x86: kmod bridge
 	tests/demo/run.sh
 
-.PHONY: kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
+# The demo on the emulated arm64 AMP board, through the RTOS audio FIFO
+# (board.sh builds the arm64 module, userspace and voipbridge itself).
+XBUILD_JOBS ?= $(shell nproc)
+export XBUILD_JOBS
+demo-board: kernel-arm64
+	tests/demo/board.sh
+
+.PHONY: demo-x86 demo-board kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
 
 # cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 admits -Zsanitizer=address):
 # each voipbridge fuzz target for FUZZ_SECONDS, from the committed seeds.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build (or reuse) the arm64 userspace of the qemu-arm64 board from Debian
 # bookworm arm64 packages: busybox-static, alsa-utils (aplay, arecord, amixer)
-# with the shared libraries they need, libc6 and /usr/share/alsa.
+# with the shared libraries they need, libc6 and /usr/share/alsa, and the
+# demo's SIP peers (tests/demo/board.sh): baresip-core and kamailio with the
+# libraries of the modules the demo loads (MODS below).
 # The packages are fetched with `apt-get download` and unpacked with `dpkg -x`
 # (no chroot, no qemu-user). Needs `dpkg --add-architecture arm64` and an
 # apt-get update (scripts/setup.sh does both).
@@ -15,15 +17,28 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 # Bump LAYOUT when this script changes what it puts into the directory.
-LAYOUT=1
+LAYOUT=2
 PKGS=(
     libc6 libgcc-s1
     busybox-static
     alsa-utils libasound2 libasound2-data libatopology2 libfftw3-single3
     libncursesw6 libtinfo6 libsamplerate0
+    # the demo's far-end phone (baresip 1.0) and registrar (kamailio 5.6)
+    baresip-core libre0 librem0 libsndfile1 libflac12 libogg0 libvorbis0a
+    libvorbisenc2 libopus0 libmp3lame0 libmpg123-0 libssl3 zlib1g
+    kamailio libreadline8
     ${SND_VOIP_ARM64_EXTRA_PKGS:-}
 )
-BINS=(bin/busybox usr/bin/aplay usr/bin/arecord usr/bin/amixer)
+BINS=(bin/busybox usr/bin/aplay usr/bin/arecord usr/bin/amixer usr/bin/baresip usr/sbin/kamailio)
+# Plugins loaded with dlopen (no NEEDED entry points at them): each must exist
+# and find its libraries, like the programs.
+MODS=()
+for m in g711 aufile ausine sndfile account stdio menu alsa uuid; do
+    MODS+=("usr/lib/baresip/modules/$m.so")
+done
+for m in sl tm rr maxfwd textops siputils pv usrloc registrar db_text auth auth_db kex ctl jsonrpcs xlog; do
+    MODS+=("usr/lib/aarch64-linux-gnu/kamailio/modules/$m.so")
+done
 
 key=$(printf '%s\n' "layout $LAYOUT" "${PKGS[@]}" | sha256sum | cut -c1-12)
 dir="$SND_VOIP_CACHE/rootfs-arm64-$key"
@@ -79,21 +94,38 @@ echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
 printf 'root:x:0:\naudio:x:29:\n' >"$r/etc/group"
 echo 'snd-voip-arm64' >"$r/etc/hostname"
 
-# Every ELF program must find each library it needs inside the rootfs.
+# Every ELF program and listed plugin must find each library it needs inside
+# the rootfs, and so must those libraries (followed transitively).
 libdirs=(lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu lib usr/lib)
-for b in "${BINS[@]}"; do
+for b in "${BINS[@]}" "${MODS[@]}"; do
     [ -f "$r/$b" ] || die "$b missing from the unpacked packages"
     case "$(file -bL "$r/$b")" in *'ARM aarch64'*) ;; *) die "$b is not an arm64 program" ;; esac
 done
 missing=0
+declare -A seen=()
+todo=()
 while IFS= read -r -d '' f; do
-    case "$(file -b "$f")" in 'ELF 64-bit LSB '*'ARM aarch64'*) ;; *) continue ;; esac
-    for lib in $(readelf -d "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-        found=0
-        for ld in "${libdirs[@]}"; do [ -e "$r/$ld/$lib" ] && { found=1; break; }; done
-        [ "$found" = 1 ] || { echo "rootfs-arm64: ${f#"$r"/} needs $lib, not in the rootfs" >&2; missing=1; }
-    done
+    case "$(file -b "$f")" in 'ELF 64-bit LSB '*'ARM aarch64'*) todo+=("${f#"$r"/}") ;; esac
 done < <(find "$r/bin" "$r/usr/bin" "$r/sbin" "$r/usr/sbin" -type f -print0 2>/dev/null)
+todo+=("${MODS[@]}")
+while [ ${#todo[@]} -gt 0 ]; do
+    f=${todo[-1]}; unset 'todo[-1]'
+    [ -z "${seen[$f]:-}" ] || continue
+    seen[$f]=1
+    dyn=$(readelf -d "$r/$f" 2>/dev/null || true)
+    # RPATH/RUNPATH (kamailio's modules find libsrdb1 in its private directory)
+    rpath=$(sed -n 's/.*(R\(UN\)\{0,1\}PATH).*\[\(.*\)\]/\2/p' <<<"$dyn" | tr ':' ' ')
+    rpath=${rpath//\$ORIGIN/$(dirname "$f")}
+    for lib in $(sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' <<<"$dyn"); do
+        found=""
+        for ld in "${libdirs[@]}" $rpath; do ld=${ld#/}; ld=${ld%/}; [ -e "$r/$ld/$lib" ] && { found=$ld/$lib; break; }; done
+        if [ -n "$found" ]; then
+            todo+=("$found")
+        else
+            echo "rootfs-arm64: $f needs $lib, not in the rootfs" >&2; missing=1
+        fi
+    done
+done
 [ "$missing" = 0 ] || die "add the packages holding the libraries above to PKGS"
 interp=$(readelf -l "$r/usr/bin/aplay" | sed -n 's/.*interpreter: \(.*\)\]/\1/p')
 [ -e "$r$interp" ] || die "dynamic loader $interp missing from the rootfs"

@@ -30,7 +30,7 @@ MAIN_PKGS=(
     # the kernel source tree and the rustc + rust-src pair it accepts
     linux-source-6.12 rustc-web rust-web-src
     # guest userspace and ALSA tools
-    busybox-static alsa-utils libasound2-dev libasound2-plugins
+    busybox-static alsa-utils libasound2-dev libasound2-plugins pkgconf
     # device tree
     device-tree-compiler python3-venv
     # SIP peers and audio analysis for the tests

@@ -30,21 +30,8 @@ baresip -f $W/bs -t 60 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 
 # The board's phone: voipbridge on hw:VoIP,1,0.
-cat >$W/bridge.toml <<CFG
-[account]
-uri = "sip:board@127.0.0.1"
-registrar = "127.0.0.1:5060"
-password = "boardpass"
-[sip]
-listen = "127.0.0.1:5070"
-[media]
-codecs = ["PCMU"]
-[audio]
-capture = "alsa:hw:VoIP,1,0"
-playback = "alsa:hw:VoIP,1,0"
-[control]
-socket = "$W/bridge.sock"
-CFG
+. $R/tests/lib/demo.sh
+demo_bridge_config $W/bridge.toml hw:VoIP,1,0 $W/bridge.sock
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!
 i=0; while [ ! -S $W/bridge.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

@@ -1,5 +1,9 @@
 #!/usr/bin/python3
-"""Spectrum plot of the demo's two recordings (far end and application side)."""
+"""Spectrum plot of a demo's two recordings.
+
+usage: plot.py TOP.wav BOTTOM.wav OUT.png [TOP_TITLE BOTTOM_TITLE]
+(the titles default to the x86_64 demo's: far end and application side)
+"""
 import sys
 import wave
 
@@ -24,8 +28,10 @@ def spectrum(path):
 
 def main():
     far, app, png = sys.argv[1:4]
+    titles = sys.argv[4:6] if len(sys.argv) >= 6 else (
+        "far end (baresip) heard: expect 1 kHz", "application on hw:VoIP,0,0 heard: expect 440 Hz")
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for ax, path, title in ((axes[0], far, "far end (baresip) heard: expect 1 kHz"), (axes[1], app, "application on hw:VoIP,0,0 heard: expect 440 Hz")):
+    for ax, path, title in ((axes[0], far, titles[0]), (axes[1], app, titles[1])):
         try:
             _, f, db = spectrum(path)
         except (OSError, EOFError, wave.Error) as e:
