@@ -8,7 +8,8 @@ export BOARD
 KSRC_TREE = $(shell $(ROOT)/scripts/kernel.sh --print-kdir)
 KDIR ?= $(KSRC_TREE)
 CARGO ?= cargo
-KFMT_CONFIG = $(HOME)/.cache/snd-voip/linux-source-6.12/.rustfmt.toml
+SND_VOIP_CACHE ?= $(HOME)/.cache/snd-voip
+KFMT_CONFIG = $(SND_VOIP_CACHE)/linux-source-6.12/.rustfmt.toml
 KMOD_RS = $(wildcard kmod-snd-voip/*.rs kmod-snd-voip/logic/*.rs)
 
 help:
