@@ -88,11 +88,8 @@ else
 fi
 
 # ---- registrar: kamailio with digest authentication for both phones
-printf 'table_name(string) table_version(int)\nsubscriber:7\n' >$W/db/version
-printf 'id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null)\n1:board:127.0.0.1:boardpass:::\n2:far:127.0.0.1:farpass:::\n' >$W/db/subscriber
-sed "s|@PORT@|5060|; s|@DB@|$W/db|" $R/tests/lib/kamailio-registrar.cfg >$W/kamailio.cfg
-kamailio -f $W/kamailio.cfg -DD -E -P $W/krun/k.pid -Y $W/krun -w $W >$W/kamailio.log 2>&1 &
-KMP=$!
+. $R/tests/lib/demo.sh
+demo_registrar $W
 if wait_for 30 grep -q "Listening on" $W/kamailio.log; then say "kamailio listening"; else say "kamailio not listening after 30 s"; fi
 
 # ---- far end: baresip, registered, auto-answer, sends 440 Hz, records
@@ -102,7 +99,6 @@ baresip -f $W/bs -t 900 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 
 # ---- the board's phone: voipbridge on the card's application side
-. $R/tests/lib/demo.sh
 demo_bridge_config $W/bridge.toml hw:VoIP,0,0 $W/bridge.sock
 st() { $VB status --config $W/bridge.toml 2>/dev/null; }
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &

@@ -14,12 +14,8 @@ say "modprobe snd-voip"; modprobe snd-voip || { echo "DEMO FAIL: modprobe"; exit
 aplay -l
 
 # Registrar: kamailio with digest authentication for both phones.
-mkdir -p $W/db $W/krun
-printf 'table_name(string) table_version(int)\nsubscriber:7\n' >$W/db/version
-printf 'id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null)\n1:board:127.0.0.1:boardpass:::\n2:far:127.0.0.1:farpass:::\n' >$W/db/subscriber
-sed "s|@PORT@|5060|; s|@DB@|$W/db|" $R/tests/lib/kamailio-registrar.cfg >$W/kamailio.cfg
-kamailio -f $W/kamailio.cfg -DD -E -P $W/krun/k.pid -Y $W/krun -w $W 2>$W/kamailio.log &
-KMP=$!
+. $R/tests/lib/demo.sh
+demo_registrar $W
 sleep 2
 
 # Far end: baresip, registered, answering automatically, sending 440 Hz and recording what it hears.
@@ -30,7 +26,6 @@ baresip -f $W/bs -t 60 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 
 # The board's phone: voipbridge on hw:VoIP,1,0.
-. $R/tests/lib/demo.sh
 demo_bridge_config $W/bridge.toml hw:VoIP,1,0 $W/bridge.sock
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!

@@ -22,3 +22,16 @@ playback = "alsa:$2"
 socket = "$3"
 CFG
 }
+
+# demo_registrar DIR: start the demo's registrar in the background: kamailio
+# on 127.0.0.1:5060 (tests/lib/kamailio-registrar.cfg) with digest accounts
+# board/boardpass and far/farpass in a db_text database under DIR/db; its
+# log goes to DIR/kamailio.log and its pid to KMP.
+demo_registrar() {
+    mkdir -p "$1/db" "$1/krun"
+    printf 'table_name(string) table_version(int)\nsubscriber:7\n' >"$1/db/version"
+    printf 'id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null)\n1:board:127.0.0.1:boardpass:::\n2:far:127.0.0.1:farpass:::\n' >"$1/db/subscriber"
+    sed "s|@PORT@|5060|; s|@DB@|$1/db|" "$SND_VOIP_ROOT/tests/lib/kamailio-registrar.cfg" >"$1/kamailio.cfg"
+    kamailio -f "$1/kamailio.cfg" -DD -E -P "$1/krun/k.pid" -Y "$1/krun" -w "$1" >"$1/kamailio.log" 2>&1 &
+    KMP=$!
+}
