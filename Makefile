@@ -34,6 +34,7 @@ help:
 	@echo "  make rootfs-arm64 / dtb-arm64   the emulated arm64 board's userspace / its DTB with the RTOS FIFO node"
 	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
 	@echo "  make dtbs-check  validate the device-tree binding and overlays (dt-schema, dtc)"
+	@echo "  make buildroot-check BUILDROOT=<dir>   lint board-configs/buildroot and merge its fragment there"
 	@echo "  make bench-kmod  period-wakeup jitter and CPU: snd-voip vs snd-aloop, in qemu"
 	@echo "  make print-kdir / print-kernel   the reference build directory / bootable image"
 
@@ -82,6 +83,11 @@ DTB_ARM64 ?= target/arm64/board.dtb
 dtb-arm64:
 	$(ROOT)/dts/mkboard-dtb.sh $(DTB_ARM64_ARGS) -o $(DTB_ARM64)
 
+# Needs a Buildroot checkout (not fetchable in CI, so not part of `make test`).
+buildroot-check:
+	@[ -n "$(BUILDROOT)" ] || { echo "usage: make buildroot-check BUILDROOT=/path/to/buildroot [BR_DEFCONFIG=...]" >&2; exit 2; }
+	$(ROOT)/scripts/buildroot-check.sh "$(BUILDROOT)" $(BR_DEFCONFIG)
+
 test-linphone: kmod bridge
 	tests/demo/linphone.sh
 
@@ -117,7 +123,7 @@ export XBUILD_JOBS
 demo-board: kernel-arm64
 	tests/demo/board.sh
 
-.PHONY: demo-x86 demo-board kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
+.PHONY: buildroot-check demo-x86 demo-board kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
 
 # cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 admits -Zsanitizer=address):
 # each voipbridge fuzz target for FUZZ_SECONDS, from the committed seeds.

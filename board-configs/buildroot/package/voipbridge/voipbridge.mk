@@ -8,6 +8,10 @@ VOIPBRIDGE_VERSION = 0.1.0
 VOIPBRIDGE_SITE = $(BR2_EXTERNAL_SND_VOIP_PATH)/../..
 VOIPBRIDGE_SITE_METHOD = local
 VOIPBRIDGE_LICENSE = GPL-2.0
+VOIPBRIDGE_LICENSE_FILES = COPYING
+# The site is the whole checkout: leave its build outputs (cargo and the
+# cross builds put gigabytes under target/) out of the copy.
+VOIPBRIDGE_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/target
 VOIPBRIDGE_DEPENDENCIES = alsa-lib host-pkgconf
 VOIPBRIDGE_SUBDIR = voipbridge
 
