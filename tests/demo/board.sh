@@ -60,6 +60,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "demo-board: interrupted" >&2; exit 130' INT TERM HUP
 die2() { echo "demo-board: $*" >&2; exit 2; }
+. "$root/tests/lib/handshake.sh"
 
 # ---------------------------------------------------------------- build
 echo "demo-board: building (or reusing) the arm64 kernel, module, userspace, voipbridge and DTB"
@@ -125,26 +126,15 @@ show() {
         shown=$lines
     fi
 }
-# Carry out the guest's requests (request.N -> done.N) until it ends.
-n=1 tick=0
-while kill -0 "$guest_pid" 2>/dev/null; do
-    if [ -e "$out/request.$n" ]; then
-        req=$(cat "$out/request.$n")
-        rc=0
-        case "$req" in
-            stop) sim_stop || rc=$? ;;
-            *) echo "demo-board: unknown guest request '$req'"; rc=2 ;;
-        esac
-        echo "$rc" >"$out/done.$n.tmp" && mv "$out/done.$n.tmp" "$out/done.$n"
-        show
-        echo "host: guest request $n: $req -> $rc"
-        n=$((n + 1))
-    else
-        sleep 0.1
-        tick=$((tick + 1))
-        [ $((tick % 10)) != 0 ] || show
-    fi
-done
+# request ACTION: one of the guest's requests (tests/lib/handshake.sh).
+request() {
+    case "$1" in
+        stop) show; sim_stop ;;
+        *) echo "demo-board: unknown guest request '$1'"; return 2 ;;
+    esac
+}
+# Carry out the guest's requests until it ends, showing its console meanwhile.
+serve_requests "$out" "$guest_pid" request show
 grc=0
 wait "$guest_pid" || grc=$?
 guest_pid=""

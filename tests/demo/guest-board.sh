@@ -43,14 +43,9 @@ wait_for() {
         sleep 0.2
     done
 }
-seq=0
+. $R/tests/lib/handshake.sh
 # host ACTION: have the host act on the simulator and wait for it (60 s).
-host() {
-    seq=$((seq + 1))
-    echo "$*" >"$O/request.$seq.tmp" && mv "$O/request.$seq.tmp" "$O/request.$seq"
-    wait_for 60 test -e "$O/done.$seq" || { say "host action '$*' not done within 60 s"; return 1; }
-    [ "$(cat "$O/done.$seq")" = 0 ] || { say "host action '$*' failed"; return 1; }
-}
+host() { host_request "$O" "$@" || { say "$host_request_error"; return 1; }; }
 KMP="" BSP="" VBP=""
 stop_all() {
     for p in $VBP $BSP $KMP; do kill "$p" 2>/dev/null; done

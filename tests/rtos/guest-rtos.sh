@@ -11,20 +11,11 @@
 # asks it for actions through $GUEST_OUT (request.N -> done.N), and leaves
 # recordings there for the host to analyse (audiotest does not run here).
 . "$SND_VOIP_ROOT/tests/kmod/lib.sh"
+. "$SND_VOIP_ROOT/tests/lib/handshake.sh"
 mode=${1:-main}
 O=$GUEST_OUT
-seq=0
 # host ACTION...: have the host run an action on the region and wait for it.
-host() {
-    seq=$((seq + 1))
-    echo "$*" >"$O/request.$seq.tmp" && mv "$O/request.$seq.tmp" "$O/request.$seq"
-    i=0
-    while [ ! -e "$O/done.$seq" ]; do
-        sleep 0.2; i=$((i + 1))
-        [ $i -lt 300 ] || { fail "host action '$*' not done within 60 s"; return 1; }
-    done
-    [ "$(cat "$O/done.$seq")" = 0 ] || { fail "host action '$*' failed"; return 1; }
-}
+host() { host_request "$O" "$@" || { fail "$host_request_error"; return 1; }; }
 # expect_refused KIND ERRTEXT DMESGTEXT: modprobe fails with the errno's text
 # and the kernel log says why.
 expect_refused() {

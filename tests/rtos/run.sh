@@ -36,6 +36,7 @@ while [ $# -gt 0 ]; do
 done
 
 . "$root/tests/lib/host.bash"
+. "$root/tests/lib/handshake.sh"
 if [ -n "$keep" ]; then
     rm -rf "$dir"; mkdir -p "$keep"; dir=$(readlink -f "$keep")
     trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
@@ -79,29 +80,17 @@ sim_stop() {
     sim_pid=""
     return $rc
 }
-# serve OUTDIR GUESTPID: carry out the guest's requests until the guest ends.
-serve() {
-    local o=$1 gpid=$2 n=1 req rc
-    while kill -0 "$gpid" 2>/dev/null; do
-        if [ -e "$o/request.$n" ]; then
-            req=$(cat "$o/request.$n")
-            echo "host: request $n: $req"
-            rc=0
-            case "$req" in
-                init) sim init >>"$dir/sim-init.log" 2>&1 || rc=$? ;;
-                start) sim_start ;;
-                stop) sim_stop || rc=$? ;;
-                # The RTOS core hangs: its counters stay as they are.
-                freeze) if [ -n "$sim_pid" ]; then kill -STOP "$sim_pid" || rc=$?; else rc=1; fi ;;
-                "corrupt "*) sim corrupt --what "${req#corrupt }" >>"$dir/sim-corrupt.log" 2>&1 || rc=$? ;;
-                *) echo "host: unknown request '$req'"; rc=2 ;;
-            esac
-            echo "$rc" >"$o/done.$n.tmp" && mv "$o/done.$n.tmp" "$o/done.$n"
-            n=$((n + 1))
-        else
-            sleep 0.1
-        fi
-    done
+# request ACTION: one of the guest's requests (tests/lib/handshake.sh).
+request() {
+    case "$1" in
+        init) sim init >>"$dir/sim-init.log" 2>&1 ;;
+        start) sim_start ;;
+        stop) sim_stop ;;
+        # The RTOS core hangs: its counters stay as they are.
+        freeze) [ -n "$sim_pid" ] && kill -STOP "$sim_pid" ;;
+        "corrupt "*) sim corrupt --what "${1#corrupt }" >>"$dir/sim-corrupt.log" 2>&1 ;;
+        *) echo "host: unknown request '$1'"; return 2 ;;
+    esac
 }
 # boot NAME DTB_ARGS...: boot the board with guest-rtos.sh NAME, serving requests.
 boot() {
@@ -117,7 +106,7 @@ boot() {
         >"$dir/console-$name.log" 2>&1 &
     local gpid=$!
     pids+=("$gpid")
-    serve "$o" "$gpid"
+    serve_requests "$o" "$gpid" request
     wait "$gpid" || rc=$?
     sed -n '/@@SND_VOIP_BEGIN/,/@@SND_VOIP_END/p' "$dir/console-$name.log" | grep -v '^@@' | grep -E '^(PASS|FAIL|SKIP|host:|[0-9]+ passed)' || true
     grep '^host:' "$dir/console-$name.log" || true
