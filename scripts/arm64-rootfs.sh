@@ -71,11 +71,8 @@ for p in "${PKGS[@]}"; do
         die "package $p:arm64 unknown to apt: run 'make setup' (apt-get update with arm64)"
     fi
 done
-(cd "$tmp/debs" && apt-get download -q -o APT::Sandbox::User=root "${specs[@]}" >&2)
-for d in "$tmp"/debs/*.deb; do
-    dpkg -x "$d" "$tmp/root"
-    dpkg-deb -f "$d" Package Version Architecture | paste -sd' ' >>"$tmp/root/.packages"
-done
+unpack_debs "$tmp/debs" "$tmp/root" "${specs[@]}" \
+    || die "could not download or unpack the arm64 packages (apt-get update with arm64? run 'make setup')"
 
 r=$tmp/root
 # busybox applets as links, never over a real program (aplay, amixer...).

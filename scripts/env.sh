@@ -16,3 +16,17 @@ esac
 KMAKE_FLAGS=(ARCH="$KARCH" LLVM=1 RUSTC="$KRUSTC" RUSTDOC="$KRUSTDOC" BINDGEN="$KBINDGEN")
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# unpack_debs DEBS ROOT SPEC...: `apt-get download` the Debian packages
+# SPEC... (name[:arch][=version]) into DEBS and unpack each into ROOT with
+# `dpkg -x` (no maintainer scripts run), adding its "Package Version
+# Architecture" line to ROOT/.packages. Status 1 when any step fails.
+unpack_debs() {
+    local debs=$1 root=$2 d
+    shift 2
+    (cd "$debs" && apt-get download -q -o APT::Sandbox::User=root "$@" >&2) || return 1
+    for d in "$debs"/*.deb; do
+        dpkg -x "$d" "$root" || return 1
+        dpkg-deb -f "$d" Package Version Architecture | paste -sd' ' >>"$root/.packages" || return 1
+    done
+}

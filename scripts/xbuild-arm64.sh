@@ -56,11 +56,11 @@ rkey=$(printf '%s\n' "layout $LAYOUT" "libstd-rust-web-dev $rustver" | sha256sum
 csys=$SND_VOIP_CACHE/sysroot-arm64-$ckey
 rsys=$SND_VOIP_CACHE/rust-sysroot-arm64-$rkey
 
-# fetch DIR SPEC...: apt-get download the packages into DIR.
+# fetch ROOT SPEC...: download the packages into $tmp/debs, unpack them into ROOT.
 fetch() {
-    local d=$1; shift
-    (cd "$d" && apt-get download -q -o APT::Sandbox::User=root "$@" >&2) \
-        || die "xbuild-arm64: apt-get download $* failed (apt-get update with arm64? run 'make setup')"
+    local r=$1; shift
+    unpack_debs "$tmp/debs" "$r" "$@" \
+        || die "xbuild-arm64: apt-get download or dpkg -x of $* failed (apt-get update with arm64? run 'make setup')"
 }
 
 mkdir -p "$SND_VOIP_CACHE"
@@ -71,11 +71,7 @@ if [ ! -f "$csys/.snd-voip-sysroot" ]; then
     log "building the C sysroot $csys"
     tmp=$(mktemp -d "$SND_VOIP_CACHE/sysroot-arm64.tmp.XXXXXX")
     mkdir -p "$tmp/debs" "$tmp/root"
-    fetch "$tmp/debs" "${C_PKGS[@]/%/:arm64}"
-    for d in "$tmp"/debs/*.deb; do
-        dpkg -x "$d" "$tmp/root"
-        dpkg-deb -f "$d" Package Version Architecture | paste -sd' ' >>"$tmp/root/.packages"
-    done
+    fetch "$tmp/root" "${C_PKGS[@]/%/:arm64}"
     # libc.so and friends are linker scripts naming absolute paths: lld
     # resolves them inside --sysroot, so they must exist there (they do, from
     # libc6); check the pieces a link needs.
@@ -95,8 +91,7 @@ if [ ! -f "$rsys/.snd-voip-sysroot" ]; then
     log "building the Rust sysroot $rsys (libstd-rust-web-dev:arm64 $rustver)"
     tmp=$(mktemp -d "$SND_VOIP_CACHE/rust-sysroot-arm64.tmp.XXXXXX")
     mkdir -p "$tmp/debs" "$tmp/x" "$tmp/root/lib/rustlib"
-    fetch "$tmp/debs" "libstd-rust-web-dev:arm64=$rustver"
-    dpkg -x "$tmp"/debs/libstd-rust-web-dev_*.deb "$tmp/x"
+    fetch "$tmp/x" "libstd-rust-web-dev:arm64=$rustver"
     [ -d "$tmp/x/usr/lib/rustlib/$TRIPLE/lib" ] || die "xbuild-arm64: no usr/lib/rustlib/$TRIPLE in libstd-rust-web-dev:arm64"
     mv "$tmp/x/usr/lib/rustlib/$TRIPLE" "$tmp/root/lib/rustlib/"
     echo "libstd-rust-web-dev:arm64 $rustver" >"$tmp/root/.packages"
