@@ -32,7 +32,7 @@ CFG
 card=$(sed -n 's/^\([0-9]*\): ALSA.*: VoIP$/\1/p' $W/soundcards.log | head -n 1)
 if [ -n "$card" ]; then pass "linphonec 'soundcard list' shows the VoIP card ($(grep ': VoIP' $W/soundcards.log | head -n 1))"; else fail "no VoIP card in linphonec: $(tr '\n' ' ' <$W/soundcards.log)"; card=1; fi
 mkfifo $W/cmd
-timeout 90 linphonec -c $W/lprc <$W/cmd >$W/linphonec.log 2>&1 &
+timeout 90 linphonec -c $W/lprc -d 5 -l $W/linphone-debug.log <$W/cmd >$W/linphonec.log 2>&1 &
 LPP=$!
 exec 3>$W/cmd
 sleep 8
@@ -60,13 +60,21 @@ if [ -n "$far" ] && $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seco
 else
     fail "baresip did not hear 1 kHz: $(cat $W/far.txt 2>/dev/null | tr '\n' ' ')"
 fi
-# This path runs through linphone's own jitter buffer, resampler and ALSA
-# playback in a slow emulated guest, where linphone underruns (its xruns, not
-# the card's): the tone must dominate and have the right pitch, not be pristine.
-if $AT analyze --wav $W/bridge-heard.wav --freq 440 --window 0.1 --min-purity 0.3 --min-seconds 3 --min-dbfs -20 >$W/br.txt 2>&1; then
-    pass "linphone played baresip's 440 Hz into the card: $(grep channel $W/br.txt | head -n 1)"
+# This path runs through linphone's own jitter buffer, flow control and ALSA
+# playback in a slow emulated guest. When the guest starves baresip, packets
+# come in bursts, linphone's queue grows and its flow control cuts a few
+# samples at a time to bring the latency down (the tone plays a few per cent
+# sharp), or conceals and stretches when they are late (a few per cent flat),
+# and between bursts it may underrun (its xruns, not the card's). So the check
+# is that the power within 25 Hz of 440 Hz is the tone's in most 0.1 s
+# windows, at a median pitch within 5 %, for 3 s or more: 1 kHz, noise or
+# silence still fail. linphone-debug.log has its jitter buffer's view of the
+# far end's clock (clock_ratio 1.0 is real time) and its flow-control lines.
+ratio=$(grep -o 'clock_ratio=[0-9.]*' $W/linphone-debug.log 2>/dev/null | tail -n 1)
+if $AT analyze --wav $W/bridge-heard.wav --freq 440 --tolerance 0.05 --window 0.1 --band 25 --min-purity 0.5 --min-seconds 3 --min-dbfs -20 >$W/br.txt 2>&1; then
+    pass "linphone played baresip's 440 Hz into the card: $(grep channel $W/br.txt | head -n 1) (linphone's jitter buffer: ${ratio:-no clock_ratio})"
 else
-    fail "no 440 Hz from linphone's playback: $(cat $W/br.txt | tr '\n' ' ')"
+    fail "no 440 Hz from linphone's playback: $(cat $W/br.txt | tr '\n' ' ') (linphone's jitter buffer: ${ratio:-no clock_ratio})"
 fi
 cp $W/*.log $GUEST_OUT/ 2>/dev/null; [ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav; cp $W/bridge-heard.wav $GUEST_OUT/ 2>/dev/null
 rmmod snd_voip && pass "rmmod after linphone exited" || fail "rmmod"
