@@ -286,17 +286,22 @@ fn crossing_freq(x: &[f64], rate: f64) -> f64 {
     }
 }
 
-/// Share of the power of `x` at `freq` (Goertzel), 0..1.
-fn purity(x: &[f64], freq: f64, rate: f64) -> f64 {
-    let power: f64 = x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64;
-    let w = 2.0 * PI * freq / rate;
+/// |X(w)|² of `x` at `w` radians per sample (Goertzel).
+fn goertzel(x: &[f64], w: f64) -> f64 {
+    let c = 2.0 * w.cos();
     let (mut s1, mut s2) = (0.0f64, 0.0f64);
     for &v in x {
-        let s0 = v + 2.0 * w.cos() * s1 - s2;
+        let s0 = v + c * s1 - s2;
         s2 = s1;
         s1 = s0;
     }
-    let g = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    s1 * s1 + s2 * s2 - c * s1 * s2
+}
+
+/// Share of the power of `x` at `freq` (Goertzel), 0..1.
+fn purity(x: &[f64], freq: f64, rate: f64) -> f64 {
+    let power: f64 = x.iter().map(|v| v * v).sum::<f64>() / x.len().max(1) as f64;
+    let g = goertzel(x, 2.0 * PI * freq / rate);
     let tone_power = 2.0 * g / (x.len() as f64 * x.len() as f64);
     if power > 0.0 {
         (tone_power / power).min(1.0)
@@ -327,14 +332,7 @@ fn band_purity(x: &[f64], freq: f64, rate: f64, band: f64) -> f64 {
     let hi = (((freq + band) / bin).floor() as usize).min((n - 1) / 2);
     let mut in_band = 0.0;
     for k in lo..=hi {
-        let w = 2.0 * PI * k as f64 / n as f64;
-        let (mut re, mut im) = (0.0f64, 0.0f64);
-        for (i, v) in xw.iter().enumerate() {
-            let (s, c) = (w * i as f64).sin_cos();
-            re += v * c;
-            im -= v * s;
-        }
-        in_band += 2.0 * (re * re + im * im);
+        in_band += 2.0 * goertzel(&xw, 2.0 * PI * k as f64 / n as f64);
     }
     (in_band / total).min(1.0)
 }
