@@ -193,9 +193,13 @@ if [ -n "$R" ]; then
     mount -t tmpfs varlog $R/var/log
     mount --bind /run/modroot/lib/modules $R/lib/modules
     # The repository is shared on its own: it may live under a directory the
-    # guest replaced with a tmpfs above (/tmp, /root, /run).
+    # guest replaced with a tmpfs above (/tmp, /root, /run). It is read-only
+    # and the host changes nothing in it while the guest runs (results go to
+    # the out share), so the guest may cache it: without cache=loose every
+    # start of a test program (audiotest, pcmcheck, voipbridge) pages it in
+    # over 9p again, seconds each in a starved emulated guest.
     mkdir -p "$R$SND_VOIP_REPO_MNT" 2>/dev/null
-    mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 repo "$R$SND_VOIP_REPO_MNT" || fail "cannot mount the repository"
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 repo "$R$SND_VOIP_REPO_MNT" || fail "cannot mount the repository"
 else
     mount --bind /run/modroot/lib/modules /lib/modules
     cp /run/script.sh /run/args /run/env /tmp/runshare/ 2>/dev/null || true
