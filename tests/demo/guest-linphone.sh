@@ -2,7 +2,7 @@
 # linphone on the card, inside the emulated board: the scenario our users
 # started from. linphonec (Debian's linphone-cli) uses the card's application
 # side (device 0) as its sound card and calls baresip; a 1 kHz tone played
-# into the bridge side (hw:VoIP,1,0) reaches baresip through linphone, and
+# into the bridge side (hw:VoIP,1,N) reaches baresip through linphone, and
 # baresip's 440 Hz reaches the bridge side through linphone's playback.
 R=$SND_VOIP_ROOT
 BIN=$R/target/release; [ -x "$BIN/audiotest" ] || BIN=$R/target/debug
@@ -10,14 +10,16 @@ AT=$BIN/audiotest
 W=/tmp/lp; mkdir -p $W/bs/snd /root/.local/share/linphone; cd $W
 export HOME=/root
 passed=0 failed=0
-pass() { echo "PASS: $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+# step WHAT: note the guest's uptime at each step in steps.log (kept with the logs)
+step() { read -r up _ </proc/uptime; echo "$up $(date +%T.%3N) $*" >>$W/steps.log; }
+pass() { echo "PASS: $*"; passed=$((passed + 1)); step "PASS: $*"; }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); step "FAIL: $*"; }
 
 modprobe snd-voip || { echo "FAIL: modprobe"; exit 1; }
 $AT gen --wav --rate 8000 --freq 440 --seconds 60 $W/bs/tone440.wav
 . $R/tests/lib/baresip.sh
 baresip_config $W/bs 5090 $W/bs/tone440.wav "<sip:far@127.0.0.1:5090>;regint=0;answermode=auto;audio_codecs=PCMU"
-baresip -f $W/bs -t 120 </dev/null >$W/baresip.log 2>&1 &
+baresip -f $W/bs -t 700 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 cat >$W/lprc <<CFG
 [sip]
@@ -28,37 +30,81 @@ audio_rtp_port=7078
 [sound]
 echocancellation=0
 CFG
-(sleep 8; echo "soundcard list"; sleep 2; echo quit) | timeout 60 linphonec -c $W/lprc >$W/soundcards.log 2>&1
-card=$(sed -n 's/^\([0-9]*\): ALSA.*: VoIP$/\1/p' $W/soundcards.log | head -n 1)
-if [ -n "$card" ]; then pass "linphonec 'soundcard list' shows the VoIP card ($(grep ': VoIP' $W/soundcards.log | head -n 1))"; else fail "no VoIP card in linphonec: $(tr '\n' ' ' <$W/soundcards.log)"; card=1; fi
+# One linphonec session, driven through a FIFO: each command is sent once
+# the answer to the one before has appeared, so a slow guest only makes the
+# test take longer (waits are bounded; none is a fixed guess).
+# Guest uptime in hundredths of a second (a shell builtin read, no fork:
+# process start-up is slow in a starved emulated guest).
+cs() { read -r up _ </proc/uptime; c=${up#*.}; echo $((${up%.*} * 100 + ${c#0})); }
+# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds; returns 1
+# on timeout. Sets $took to the seconds it waited.
+wait_until() {
+    t0=$(cs); end=$((t0 + $1 * 100)); shift
+    until "$@"; do
+        [ "$(cs)" -lt $end ] || { took=$((($(cs) - t0) / 100)); return 1; }
+        sleep 0.1
+    done
+    t=$(($(cs) - t0)); took=$((t / 100)).$((t / 10 % 10))
+}
+# in_log PATTERN: linphonec has printed a line matching PATTERN
+in_log() { grep -q "$1" $W/linphonec.log 2>/dev/null; }
 mkfifo $W/cmd
-timeout 90 linphonec -c $W/lprc -d 5 -l $W/linphone-debug.log <$W/cmd >$W/linphonec.log 2>&1 &
-LPP=$!
+timeout 600 linphonec -c $W/lprc -d 5 -l $W/linphone-debug.log <$W/cmd >$W/linphonec.log 2>&1 &
+LPP=$!; step "linphonec started"
 exec 3>$W/cmd
-sleep 8
-echo "soundcard use $card" >&3
-sleep 1
-echo "call sip:far@127.0.0.1:5090" >&3
-i=0; while ! grep -q "Call [0-9]* with .* connected\|Call.*connected" $W/linphonec.log && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
-if grep -q "connected" $W/linphonec.log; then pass "linphonec's call to baresip connected"; else fail "call not connected: $(tail -n 5 $W/linphonec.log | tr '\n' ' ')"; fi
-sleep 2
+echo "soundcard list" >&3; step "sent: soundcard list"
+wait_until 240 in_log ': ALSA.*: VoIP$' || true
+card=$(sed -n 's/^\([0-9]*\): ALSA.*: VoIP$/\1/p' $W/linphonec.log | head -n 1)
+if [ -n "$card" ]; then pass "linphonec 'soundcard list' shows the VoIP card ($(grep ': VoIP$' $W/linphonec.log | head -n 1))"; else fail "no VoIP card in linphonec: $(tr '\n' ' ' <$W/linphonec.log)"; card=1; fi
+echo "soundcard use $card" >&3; step "sent: soundcard use $card"
+wait_until 60 in_log 'Using sound device' || fail "linphonec did not take sound device $card: $(tail -n 3 $W/linphonec.log | tr '\n' ' ')"
+echo "call sip:far@127.0.0.1:5090" >&3; step "sent: call sip:far@127.0.0.1:5090"
+if wait_until 60 in_log 'Call [0-9]* with .* connected'; then pass "linphonec's call to baresip connected (${took} s after the call command was sent)"; else fail "call not connected: $(tail -n 5 $W/linphonec.log | tr '\n' ' ')"; fi
+# linphone opens its ALSA streams once the call's media are set up; in a
+# starved guest that can take seconds after "connected". Feed the card only
+# once both of linphone's streams run on the application side, and feed the
+# very substreams they use (the cable joins hw:VoIP,0,N and hw:VoIP,1,N).
+running() { # running c|p: the device-0 substream linphone runs in that direction
+    for s in /proc/asound/VoIP/pcm0$1/sub*; do
+        grep -q '^state: RUNNING' $s/status 2>/dev/null && { echo ${s##*sub}; return 0; }
+    done
+    return 1
+}
+both_running() { csub=$(running c) && psub=$(running p); }
+csub="" psub=""
+wait_until 60 both_running
+if [ -n "$csub" ] && [ -n "$psub" ]; then
+    pass "linphone's streams run on the card: capture hw:VoIP,0,$csub and playback hw:VoIP,0,$psub (${took} s after the call connected)"
+else
+    fail "linphone's streams did not start on the card within 60 s: $(cat /proc/asound/VoIP/pcm0[cp]/sub*/status | grep '^state' | tr '\n' ' ')"
+    csub=${csub:-0}; psub=${psub:-0}
+fi
 # Feed the card's bridge side; linphone captures it on device 0 and sends it.
-$AT gen --wav --rate 8000 --freq 1000 --seconds 5 $W/tone1k.wav
-arecord -q -D plughw:VoIP,1,0 -f S16_LE -r 8000 -c 1 -d 6 $W/bridge-heard.wav 2>$W/arecord.log &
+$AT gen --wav --rate 8000 --freq 1000 --seconds 8 $W/tone1k.wav
+arecord -q -D plughw:VoIP,1,$psub -f S16_LE -r 8000 -c 1 -d 8 $W/bridge-heard.wav 2>$W/arecord.log &
 ARP=$!
-aplay -q -D plughw:VoIP,1,0 $W/tone1k.wav 2>$W/aplay.log
-wait $ARP
-echo "terminate" >&3
+aplay -q -D plughw:VoIP,1,$csub $W/tone1k.wav 2>$W/aplay.log &
+APP=$!
+step "tone and recording started"
+# The cables' view half-way through: which ends ran, and how many frames
+# went unheard ("dropped") or were read as silence.
+sleep 4
+cat /proc/asound/VoIP/cable* >$W/cables-mid.txt 2>&1
+wait $APP $ARP
+echo "terminate" >&3; step "sent: terminate"
 sleep 2
 echo "quit" >&3
 exec 3>&-
 wait $LPP
 kill $BSP 2>/dev/null; wait $BSP 2>/dev/null
+# cable N of the snapshot, on one line (for the FAIL lines)
+cable() { sed -n "/^cable $1:/,/^cable /p" $W/cables-mid.txt | grep -v "^cable $(($1 + 1)):" | tr -s ' \n' ' '; }
+alsa_errors=$(grep -ciE 'alsa.*(fail|error|broken pipe|xrun|underrun|overrun)' $W/linphone-debug.log 2>/dev/null)
 far=$(ls $W/bs/snd/*-dec.wav 2>/dev/null | head -n 1)
 if [ -n "$far" ] && $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 3 --min-dbfs -20 >$W/far.txt 2>&1; then
     pass "baresip heard the 1 kHz fed into the card through linphone: $(grep channel $W/far.txt | head -n 1)"
 else
-    fail "baresip did not hear 1 kHz: $(cat $W/far.txt 2>/dev/null | tr '\n' ' ')"
+    fail "baresip did not hear 1 kHz: $(cat $W/far.txt 2>/dev/null | tr '\n' ' ') (card mid-tone: $(cable $((csub * 2 + 1))); linphone's ALSA errors: ${alsa_errors:-?})"
 fi
 # This path runs through linphone's own jitter buffer, flow control and ALSA
 # playback in a slow emulated guest. When the guest starves baresip, packets
@@ -74,9 +120,9 @@ ratio=$(grep -o 'clock_ratio=[0-9.]*' $W/linphone-debug.log 2>/dev/null | tail -
 if $AT analyze --wav $W/bridge-heard.wav --freq 440 --tolerance 0.05 --window 0.1 --band 25 --min-purity 0.5 --min-seconds 3 --min-dbfs -20 >$W/br.txt 2>&1; then
     pass "linphone played baresip's 440 Hz into the card: $(grep channel $W/br.txt | head -n 1) (linphone's jitter buffer: ${ratio:-no clock_ratio})"
 else
-    fail "no 440 Hz from linphone's playback: $(cat $W/br.txt | tr '\n' ' ') (linphone's jitter buffer: ${ratio:-no clock_ratio})"
+    fail "no 440 Hz from linphone's playback: $(cat $W/br.txt | tr '\n' ' ') (linphone's jitter buffer: ${ratio:-no clock_ratio}; card mid-tone: $(cable $((psub * 2))); linphone's ALSA errors: ${alsa_errors:-?})"
 fi
-cp $W/*.log $GUEST_OUT/ 2>/dev/null; [ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav; cp $W/bridge-heard.wav $GUEST_OUT/ 2>/dev/null
+cp $W/*.log $W/cables-mid.txt $GUEST_OUT/ 2>/dev/null; [ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav; cp $W/bridge-heard.wav $GUEST_OUT/ 2>/dev/null
 rmmod snd_voip && pass "rmmod after linphone exited" || fail "rmmod"
 if dmesg | grep -qE "BUG:|WARNING:|KASAN"; then fail "kernel log has reports"; else pass "kernel log is clean"; fi
 echo "$passed passed, $failed failed"
