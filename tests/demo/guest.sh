@@ -22,17 +22,19 @@ sleep 2
 $AT gen --wav --rate 8000 --freq 440 --seconds 30 $W/bs/tone440.wav
 . $R/tests/lib/baresip.sh
 baresip_config $W/bs 5090 $W/bs/tone440.wav "<sip:far@127.0.0.1>;auth_pass=farpass;regint=600;answermode=auto;audio_codecs=PCMU"
-baresip -f $W/bs -t 60 </dev/null >$W/baresip.log 2>&1 &
+baresip -f $W/bs -t 300 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 
 # The board's phone: voipbridge on hw:VoIP,1,0.
 demo_bridge_config $W/bridge.toml hw:VoIP,1,0 $W/bridge.sock
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!
-i=0; while [ ! -S $W/bridge.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-i=0; while ! $VB status --config $W/bridge.toml | grep -q "registration: registered" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+# Bounded waits, generous for a starved emulated guest: each ends as soon as
+# its condition holds.
+i=0; while [ ! -S $W/bridge.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+i=0; while ! $VB status --config $W/bridge.toml | grep -q "registration: registered" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 reg=$($VB status --config $W/bridge.toml | sed -n 's/^registration: //p')
-i=0; while ! grep -q "200 OK" $W/baresip.log && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+i=0; while ! grep -q "200 OK" $W/baresip.log && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 far_reg=$(grep -q "200 OK" $W/baresip.log && echo registered || echo "not registered")
 
 # The application side: record what the far end says, then call and play 1 kHz.
@@ -43,7 +45,7 @@ ARP=$!
 $AT gen --wav --rate 8000 --freq 1000 --seconds 4 $W/app-says.wav
 t0=$(date +%s%N)
 $VB call sip:far@127.0.0.1 --config $W/bridge.toml
-i=0; while ! $VB status --config $W/bridge.toml | grep -q "\[active\]" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while ! $VB status --config $W/bridge.toml | grep -q "\[active\]" && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
 t1=$(date +%s%N)
 setup_ms=$(( (t1 - t0) / 1000000 ))
 aplay -q -D plughw:VoIP,0,0 $W/app-says.wav 2>$W/aplay.log
