@@ -29,20 +29,11 @@ R=$SND_VOIP_ROOT
 O=$GUEST_OUT
 case "$VB" in /*) ;; *) VB=$O/$VB ;; esac
 W=/tmp/demo; mkdir -p $W/bs/snd $W/db $W/krun; cd $W
-# Milliseconds since boot (busybox date has no %N).
-ms() { read -r u _ </proc/uptime; echo $((${u%.*} * 1000 + 1${u#*.} * 10 - 1000)); }
+. $R/tests/lib/wait.sh
 say() { echo "demo-board [guest uptime $(($(ms) / 1000)) s]: $*"; }
 fail=0
 report() { echo "$*" >>$O/report.txt; }
 : >$O/report.txt
-# wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds; 1 on timeout.
-wait_for() {
-    _end=$(($(ms) + $1 * 1000)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ "$(ms)" -lt "$_end" ] || return 1
-        sleep 0.2
-    done
-}
 . $R/tests/lib/handshake.sh
 # host ACTION: have the host act on the simulator and wait for it (60 s).
 host() { host_request "$O" "$@" || { say "$host_request_error"; return 1; }; }

@@ -33,19 +33,7 @@ CFG
 # One linphonec session, driven through a FIFO: each command is sent once
 # the answer to the one before has appeared, so a slow guest only makes the
 # test take longer (waits are bounded; none is a fixed guess).
-# Guest uptime in hundredths of a second (a shell builtin read, no fork:
-# process start-up is slow in a starved emulated guest).
-cs() { read -r up _ </proc/uptime; c=${up#*.}; echo $((${up%.*} * 100 + ${c#0})); }
-# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds; returns 1
-# on timeout. Sets $took to the seconds it waited.
-wait_until() {
-    t0=$(cs); end=$((t0 + $1 * 100)); shift
-    until "$@"; do
-        [ "$(cs)" -lt $end ] || { took=$((($(cs) - t0) / 100)); return 1; }
-        sleep 0.1
-    done
-    t=$(($(cs) - t0)); took=$((t / 100)).$((t / 10 % 10))
-}
+. $R/tests/lib/wait.sh
 # in_log PATTERN: linphonec has printed a line matching PATTERN
 in_log() { grep -q "$1" $W/linphonec.log 2>/dev/null; }
 mkfifo $W/cmd
@@ -53,13 +41,13 @@ timeout 600 linphonec -c $W/lprc -d 5 -l $W/linphone-debug.log <$W/cmd >$W/linph
 LPP=$!; step "linphonec started"
 exec 3>$W/cmd
 echo "soundcard list" >&3; step "sent: soundcard list"
-wait_until 240 in_log ': ALSA.*: VoIP$' || true
+wait_for 240 in_log ': ALSA.*: VoIP$' || true
 card=$(sed -n 's/^\([0-9]*\): ALSA.*: VoIP$/\1/p' $W/linphonec.log | head -n 1)
 if [ -n "$card" ]; then pass "linphonec 'soundcard list' shows the VoIP card ($(grep ': VoIP$' $W/linphonec.log | head -n 1))"; else fail "no VoIP card in linphonec: $(tr '\n' ' ' <$W/linphonec.log)"; card=1; fi
 echo "soundcard use $card" >&3; step "sent: soundcard use $card"
-wait_until 60 in_log 'Using sound device' || fail "linphonec did not take sound device $card: $(tail -n 3 $W/linphonec.log | tr '\n' ' ')"
+wait_for 60 in_log 'Using sound device' || fail "linphonec did not take sound device $card: $(tail -n 3 $W/linphonec.log | tr '\n' ' ')"
 echo "call sip:far@127.0.0.1:5090" >&3; step "sent: call sip:far@127.0.0.1:5090"
-if wait_until 60 in_log 'Call [0-9]* with .* connected'; then pass "linphonec's call to baresip connected (${took} s after the call command was sent)"; else fail "call not connected: $(tail -n 5 $W/linphonec.log | tr '\n' ' ')"; fi
+if wait_for 60 in_log 'Call [0-9]* with .* connected'; then pass "linphonec's call to baresip connected (${took} s after the call command was sent)"; else fail "call not connected: $(tail -n 5 $W/linphonec.log | tr '\n' ' ')"; fi
 # linphone opens its ALSA streams once the call's media are set up; in a
 # starved guest that can take seconds after "connected". Feed the card only
 # once both of linphone's streams run on the application side, and feed the
@@ -72,7 +60,7 @@ running() { # running c|p: the device-0 substream linphone runs in that directio
 }
 both_running() { csub=$(running c) && psub=$(running p); }
 csub="" psub=""
-wait_until 60 both_running
+wait_for 60 both_running
 if [ -n "$csub" ] && [ -n "$psub" ]; then
     pass "linphone's streams run on the card: capture hw:VoIP,0,$csub and playback hw:VoIP,0,$psub (${took} s after the call connected)"
 else

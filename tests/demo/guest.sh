@@ -8,6 +8,7 @@ BIN=$R/target/release
 AT=$BIN/audiotest VB=$BIN/voipbridge
 W=/tmp/demo; mkdir -p $W/bs/snd; cd $W
 say() { echo "demo: $*"; }
+. $R/tests/lib/wait.sh
 fail=0
 
 say "modprobe snd-voip"; modprobe snd-voip || { echo "DEMO FAIL: modprobe"; exit 1; }
@@ -29,12 +30,10 @@ BSP=$!
 demo_bridge_config $W/bridge.toml hw:VoIP,1,0 $W/bridge.sock
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!
-# Bounded waits, generous for a starved emulated guest: each ends as soon as
-# its condition holds.
-i=0; while [ ! -S $W/bridge.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-i=0; while ! $VB status --config $W/bridge.toml | grep -q "registration: registered" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+wait_for 30 test -S $W/bridge.sock
+wait_for 60 sh -c "$VB status --config $W/bridge.toml | grep -q 'registration: registered'"
 reg=$($VB status --config $W/bridge.toml | sed -n 's/^registration: //p')
-i=0; while ! grep -q "200 OK" $W/baresip.log && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+wait_for 60 grep -q "200 OK" $W/baresip.log
 far_reg=$(grep -q "200 OK" $W/baresip.log && echo registered || echo "not registered")
 
 # The application side: record what the far end says, then call and play 1 kHz.
@@ -45,7 +44,7 @@ ARP=$!
 $AT gen --wav --rate 8000 --freq 1000 --seconds 4 $W/app-says.wav
 t0=$(date +%s%N)
 $VB call sip:far@127.0.0.1 --config $W/bridge.toml
-i=0; while ! $VB status --config $W/bridge.toml | grep -q "\[active\]" && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+wait_for 30 sh -c "$VB status --config $W/bridge.toml | grep -q '\[active\]'"
 t1=$(date +%s%N)
 setup_ms=$(( (t1 - t0) / 1000000 ))
 aplay -q -D plughw:VoIP,0,0 $W/app-says.wav 2>$W/aplay.log
