@@ -3,7 +3,7 @@
 //! kernel crate does not wrap, generated at build time by bindgen from
 //! `snd_voip_shim.h` with this tree's own flags (see `Kbuild`).
 //!
-//! Only the safe wrappers in `sound.rs`, `sync.rs` and `hrtimer.rs` use them.
+//! Only the safe layer (`safe/`) uses them; driver files never do.
 
 #![allow(
     dead_code,

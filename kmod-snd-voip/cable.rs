@@ -1,53 +1,59 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A cable: one direction of one substream pair, joining a playback end to a
-//! capture end (snd-aloop's model), clocked by one hrtimer per running end.
+//! A cable: one direction of one substream pair, joining a playback end to
+//! a capture end (snd-aloop's model), clocked by one hrtimer per running
+//! end. On an RTOS board the application-side end of a cable may instead
+//! exchange its frames with an RTOS ring ([`EndRoute`]).
 //!
 //! Locking: the cable's [`IrqSpinLock`] protects its state. ALSA calls
 //! `trigger` and `pointer` with the PCM stream lock held, and they take the
 //! cable lock inside it; the timer callback takes the cable lock alone and
 //! drops it before `snd_pcm_period_elapsed` (which takes the stream lock).
-//! So the order is always stream lock, then cable lock, and no cable lock is
-//! held across a call into the PCM core.
+//! So the order is always stream lock, then cable lock, then slot lock
+//! (inside `SubstreamSlot::get`, for a moment), and no cable lock is held
+//! across a call into the PCM core or a control notification.
 
-use crate::bindings;
 use crate::clock::{crossed_period, next_period_boundary, StreamClock};
-use crate::fifo::{CaptureSource, PlaybackSink};
+use crate::counter::{PeerCounter, Reading};
+use crate::fifo::FifoError;
 use crate::follow::{target_fill, Follower, Role};
 use crate::format::{
     Constraint, StreamParams, CHANNELS_MAX, CHANNELS_MIN, RATE_BITS, RATE_MAX, RATE_MIN,
 };
-use crate::hrtimer::{now_ns, HrTimer, Restart};
 use crate::ring::{plan_transfer, ring_pieces, Segments};
-use crate::rtos::{Port, Rtos};
-use crate::sound::{self, Substream, Trigger};
-use crate::sync::IrqSpinLock;
-use core::ffi::CStr;
+use crate::route::{route_of, routed_side, EndRoute, RingId, CAPT, PLAY};
+use crate::rtos::{PortRef, Rtos};
+use crate::safe::device::{dev_err_ratelimited, dev_warn_ratelimited, DeviceRef};
+use crate::safe::hrtimer::{impl_has_hrtimer, now_ns, HrTimer, HrTimerCallback, Restart};
+use crate::safe::sound::control::CtlNotify;
+use crate::safe::sound::pcm::{
+    info, DmaBuffer, Hardware, HwParam, HwParams, OpenSetup, Pointer, Substream, SubstreamSlot,
+    Trigger,
+};
+use crate::safe::sync::{IrqSpinLock, LockClass};
+use crate::VoipCard;
 use core::fmt::Write;
 use core::num::NonZeroU64;
 use core::sync::atomic::Ordering;
-use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
-
-/// Index of the playback end.
-pub(crate) const PLAY: usize = 0;
-/// Index of the capture end.
-pub(crate) const CAPT: usize = 1;
+use kernel::sync::Arc;
 
 /// Shortest period the card accepts, in microseconds: shorter ones would
 /// only burn CPU in timer interrupts.
 const PERIOD_TIME_MIN_US: u32 = 1000;
 
 /// What the card offers on every substream.
-const HARDWARE: bindings::snd_pcm_hardware = bindings::snd_pcm_hardware {
-    info: bindings::SNDRV_PCM_INFO_MMAP
-        | bindings::SNDRV_PCM_INFO_MMAP_VALID
-        | bindings::SNDRV_PCM_INFO_INTERLEAVED
-        | bindings::SNDRV_PCM_INFO_BLOCK_TRANSFER
-        | bindings::SNDRV_PCM_INFO_PAUSE,
-    formats: bindings::SND_VOIP_FMTBIT_S16_LE
-        | bindings::SND_VOIP_FMTBIT_MU_LAW
-        | bindings::SND_VOIP_FMTBIT_A_LAW,
-    subformats: 0,
+const HARDWARE: Hardware = Hardware {
+    info: info::MMAP
+        | info::MMAP_VALID
+        | info::INTERLEAVED
+        | info::BLOCK_TRANSFER
+        | info::PAUSE
+        | info::RESUME,
+    formats: &[
+        crate::format::ALSA_FORMAT_S16_LE,
+        crate::format::ALSA_FORMAT_MU_LAW,
+        crate::format::ALSA_FORMAT_A_LAW,
+    ],
     rates: RATE_BITS,
     rate_min: RATE_MIN,
     rate_max: RATE_MAX,
@@ -58,29 +64,33 @@ const HARDWARE: bindings::snd_pcm_hardware = bindings::snd_pcm_hardware {
     period_bytes_max: 64 * 1024,
     periods_min: 2,
     periods_max: 1024,
-    fifo_size: 0,
 };
 
 /// The geometry of a prepared end.
 #[derive(Clone, Copy)]
 struct Geometry {
     params: StreamParams,
-    area: *mut u8,
     buffer_frames: usize,
     period_frames: NonZeroU64,
+}
+
+/// What prepare fixed: the geometry and the route (until hw_free, close or
+/// the next prepare; the routing control refuses changes meanwhile).
+#[derive(Clone, Copy)]
+struct Prepared {
+    geo: Geometry,
+    route: EndRoute,
 }
 
 /// An end's use of an RTOS ring, from start to stop.
 #[derive(Clone, Copy)]
 struct Link {
-    /// True for the microphone ring (this end is the application's
-    /// capture), false for the speaker ring (the application's playback).
-    mic: bool,
+    ring: RingId,
     /// Playback Sink "Both": the playback also goes to the bridge.
     both: bool,
     /// Frames of silence a capture gives before it reads the ring: the
     /// cushion it starts with when the ring held less than the target, or
-    /// held only stale frames (see [`Cable::link_start`]).
+    /// held only stale frames (see [`Cable::resync`]).
     lead: u64,
     /// Frames a capture gave as silence because the RTOS was late; that
     /// many are skipped when they arrive, so a late RTOS costs a gap, not
@@ -88,14 +98,26 @@ struct Link {
     owed: u64,
     /// Steers this end's clock to the RTOS clock.
     follower: Follower,
+    /// Linux's own counter (read for the microphone, write for the
+    /// speaker): Linux is its only writer and never reads it back.
+    linux: u64,
+    /// The RTOS side's counter as Linux tracks it.
+    peer: PeerCounter,
+    /// Fill after the last transfer.
+    fill: u64,
+    /// Inside a run of ticks that could not be served (one xrun event).
+    in_xrun: bool,
+    /// The ring was given back by a system suspend of the paused stream;
+    /// the release claims it again.
+    released: bool,
 }
 
 /// One end of a cable.
 struct End {
-    /// The open substream, if any.
-    substream: Option<Substream>,
-    /// Format, rate and channels once prepared (the peer's constraint).
-    geometry: Option<Geometry>,
+    /// A substream is open on this end.
+    open: bool,
+    /// Geometry and route once prepared.
+    prepared: Option<Prepared>,
     /// Present while started (running or paused).
     clock: Option<StreamClock>,
     /// Frames the cable has moved for this end since start.
@@ -106,21 +128,24 @@ struct End {
     unconnected: u64,
     /// Periods signalled since start.
     periods: u64,
-    /// Present while the end runs on an RTOS ring.
+    /// Present while the end runs (or is paused) on an RTOS ring.
     link: Option<Link>,
+    /// Frames between the buffer and the RTOS codec (`runtime->delay`).
+    delay: u64,
 }
 
 impl End {
     const fn new() -> Self {
         End {
-            substream: None,
-            geometry: None,
+            open: false,
+            prepared: None,
             clock: None,
             done: 0,
             last_elapsed: 0,
             unconnected: 0,
             periods: 0,
             link: None,
+            delay: 0,
         }
     }
 
@@ -135,105 +160,657 @@ impl End {
             None => 0,
         }
     }
+
+    fn route(&self) -> EndRoute {
+        self.prepared.map_or(EndRoute::Cable, |p| p.route)
+    }
+
+    /// Running and exchanging frames with the other end of the cable.
+    fn on_cable(&self) -> bool {
+        self.running() && self.route().on_cable()
+    }
+}
+
+/// What the "PCM Slave" controls report about the playback that feeds this
+/// cable's capture (snd-aloop's `loopback_setup`).
+#[derive(Clone, Copy)]
+struct Slave {
+    format: u32,
+    rate: u32,
+    channels: u32,
 }
 
 /// The state the cable lock protects.
 struct CableState {
     ends: [End; 2],
+    /// The routing control's value for the cable's routable end.
+    route_pref: u8,
+    /// "PCM Notify": a playback with other parameters breaks a running
+    /// capture (an xrun) instead of failing to start.
+    notify: bool,
+    /// A running capture must be broken (notify mode) at its next tick.
+    break_capture: bool,
+    slave: Slave,
 }
 
-// SAFETY: the raw pointers in the state (buffers, substreams) are only used
-// under the cable lock while ALSA keeps them alive.
-unsafe impl Send for CableState {}
-
-/// Per-end context reachable from the end's hrtimer and hw rules.
-///
-/// # Invariants
-///
-/// `timer` is the first field, so a pointer to it is a pointer to the `EndCtx`;
-/// `cable` points to the cable that contains this `EndCtx`.
-#[repr(C)]
-struct EndCtx {
-    timer: HrTimer,
-    cable: *const Cable,
-    side: usize,
+/// Indices of [`Cable::events`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlaveCtl {
+    /// "PCM Slave Active".
+    Active = 0,
+    /// "PCM Slave Format".
+    Format = 1,
+    /// "PCM Slave Rate".
+    Rate = 2,
+    /// "PCM Slave Channels".
+    Channels = 3,
 }
+
+/// Change events to send once the cable lock is dropped.
+#[derive(Default)]
+struct Events([bool; 4]);
 
 /// A cable; see the module documentation.
+///
+/// The timers come first: fields drop in order, and a timer's drop cancels
+/// it (waiting for a running callback) before anything it uses goes.
+#[pin_data]
 pub(crate) struct Cable {
+    #[pin]
+    play_timer: HrTimer<Cable, 0>,
+    #[pin]
+    capt_timer: HrTimer<Cable, 1>,
+    #[pin]
     state: IrqSpinLock<CableState>,
-    ctx: [EndCtx; 2],
+    #[pin]
+    play_slot: SubstreamSlot<VoipCard>,
+    #[pin]
+    capt_slot: SubstreamSlot<VoipCard>,
+    /// Change events of the "PCM Slave" controls (index: [`SlaveCtl`]).
+    events: [CtlNotify; 4],
     index: u32,
-    /// The card's RTOS FIFO, or null on a board without one.
-    rtos: *const Rtos,
+    /// The card's RTOS FIFO, on a board that has one.
+    rtos: Option<Arc<Rtos>>,
+    dev: DeviceRef,
+}
+
+impl_has_hrtimer!(Cable, 0, play_timer);
+impl_has_hrtimer!(Cable, 1, capt_timer);
+
+impl HrTimerCallback<0> for Cable {
+    fn run(&self) -> Restart {
+        self.on_timer(PLAY)
+    }
+}
+
+impl HrTimerCallback<1> for Cable {
+    fn run(&self) -> Restart {
+        self.on_timer(CAPT)
+    }
+}
+
+/// The absolute time of the first period boundary after `now`.
+fn next_expiry(clock: &StreamClock, period: NonZeroU64, now: u64) -> i64 {
+    let target = next_period_boundary(clock.position(now), period);
+    let at = clock.time_of_frame(target).unwrap_or(now).max(now + 1);
+    i64::try_from(at).unwrap_or(i64::MAX)
 }
 
 impl Cable {
-    /// Initialises a cable in place.
-    ///
-    /// # Safety
-    ///
-    /// `this` must point to zeroed memory valid for writes that never moves
-    /// afterwards; `rtos`, when not null, must outlive the cable.
-    pub(crate) unsafe fn init(this: *mut Cable, index: u32, rtos: *const Rtos) {
-        // SAFETY: guaranteed by the caller.
-        unsafe {
-            IrqSpinLock::init(
-                core::ptr::addr_of_mut!((*this).state),
+    /// An initialiser of cable `index` (N = substream * 2 + direction),
+    /// with its routing control at `route_pref`.
+    pub(crate) fn new(
+        index: u32,
+        rtos: Option<Arc<Rtos>>,
+        dev: DeviceRef,
+        route_pref: u8,
+    ) -> impl PinInit<Self> {
+        pin_init!(Cable {
+            play_timer <- HrTimer::new(),
+            capt_timer <- HrTimer::new(),
+            state <- IrqSpinLock::new(
                 CableState {
                     ends: [End::new(), End::new()],
+                    route_pref,
+                    notify: false,
+                    break_capture: false,
+                    // snd-aloop's defaults until a playback starts.
+                    slave: Slave {
+                        format: crate::format::ALSA_FORMAT_S16_LE,
+                        rate: 48000,
+                        channels: 2,
+                    },
                 },
+                LockClass::Cable
+            ),
+            play_slot <- SubstreamSlot::new(),
+            capt_slot <- SubstreamSlot::new(),
+            events: [CtlNotify::new(), CtlNotify::new(), CtlNotify::new(), CtlNotify::new()],
+            index,
+            rtos,
+            dev,
+        })
+    }
+
+    /// The slot of end `side`.
+    pub(crate) fn slot(&self, side: usize) -> &SubstreamSlot<VoipCard> {
+        if side == PLAY {
+            &self.play_slot
+        } else {
+            &self.capt_slot
+        }
+    }
+
+    /// The change-event handle of a "PCM Slave" control.
+    pub(crate) fn event(&self, c: SlaveCtl) -> &CtlNotify {
+        &self.events[c as usize]
+    }
+
+    fn timer_start(&self, side: usize, at: i64) {
+        if side == PLAY {
+            self.play_timer.start_at(at)
+        } else {
+            self.capt_timer.start_at(at)
+        }
+    }
+
+    fn timer_try_cancel(&self, side: usize) {
+        if side == PLAY {
+            self.play_timer.try_cancel()
+        } else {
+            self.capt_timer.try_cancel()
+        }
+    }
+
+    fn timer_cancel(&self, side: usize) {
+        if side == PLAY {
+            self.play_timer.cancel()
+        } else {
+            self.capt_timer.cancel()
+        }
+    }
+
+    fn port(&self, id: RingId) -> Option<PortRef<'_>> {
+        self.rtos.as_ref().map(|r| r.port(id))
+    }
+
+    /// The route end `side` would get if prepared now.
+    fn route_now(&self, st: &CableState, side: usize) -> EndRoute {
+        if self.rtos.is_some() && side == routed_side(self.index) {
+            route_of(self.index, st.route_pref)
+        } else {
+            EndRoute::Cable
+        }
+    }
+
+    fn send(&self, ev: Events) {
+        for (i, e) in ev.0.iter().enumerate() {
+            if *e {
+                self.events[i].notify();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- PCM
+
+    pub(crate) fn open(&self, side: usize, setup: &mut OpenSetup<'_, VoipCard>) -> Result {
+        {
+            let mut st = self.state.lock();
+            let end = &mut st.ends[side & 1];
+            if end.open {
+                return Err(EBUSY);
+            }
+            *end = End::new();
+            end.open = true;
+        }
+        setup.set_hw(&HARDWARE);
+        let res = setup
+            .add_rule(HwParam::Format, HwParam::Format)
+            .and_then(|()| setup.add_rule(HwParam::Rate, HwParam::Rate))
+            .and_then(|()| setup.add_rule(HwParam::Channels, HwParam::Channels))
+            .and_then(|()| {
+                setup.constrain_minmax(HwParam::PeriodTime, PERIOD_TIME_MIN_US, u32::MAX)
+            });
+        if res.is_err() {
+            self.state.lock().ends[side & 1].open = false;
+        }
+        res
+    }
+
+    pub(crate) fn close(&self, side: usize) {
+        // Process context, no lock held: wait for a running callback.
+        self.timer_cancel(side & 1);
+        let ev = {
+            let mut st = self.state.lock();
+            let was_active = side & 1 == PLAY && st.ends[PLAY].running();
+            self.link_stop(&mut st.ends[side & 1]);
+            st.ends[side & 1] = End::new();
+            let mut ev = Events::default();
+            ev.0[SlaveCtl::Active as usize] = was_active;
+            ev
+        };
+        self.send(ev);
+    }
+
+    /// The peer's (or the ring's) constraint on end `side`'s parameters.
+    pub(crate) fn hw_rule(&self, side: usize, var: HwParam, params: &mut HwParams) -> Result<bool> {
+        let side = side & 1;
+        let c = {
+            let st = self.state.lock();
+            let route = self.route_now(&st, side);
+            match route.ring().and_then(|id| self.port(id)) {
+                // An end routed to an RTOS ring must use the ring's format.
+                Some(p) => Constraint::from_peer(Some(p.ring.params)),
+                None => {
+                    let peer = &st.ends[side ^ 1];
+                    // In notify mode the playback is free (snd-aloop's rule).
+                    let free = side == PLAY && st.notify;
+                    match peer.prepared.filter(|p| p.route.on_cable() && !free) {
+                        Some(p) => Constraint::from_peer(Some(p.geo.params)),
+                        None => Constraint::default(),
+                    }
+                }
+            }
+        };
+        match var {
+            HwParam::Format => c
+                .refine_format_mask(params.format_mask())
+                .map_err(|_| EINVAL),
+            HwParam::Rate => c.rate.map_or(Ok(false), |r| params.fix(HwParam::Rate, r)),
+            HwParam::Channels => c
+                .channels
+                .map_or(Ok(false), |ch| params.fix(HwParam::Channels, ch)),
+            HwParam::PeriodTime => Ok(false),
+        }
+    }
+
+    pub(crate) fn hw_free(&self, side: usize) {
+        let mut st = self.state.lock();
+        let end = &mut st.ends[side & 1];
+        self.link_stop(end);
+        end.clock = None;
+        end.prepared = None;
+    }
+
+    pub(crate) fn prepare(&self, side: usize, ss: &Substream<VoipCard>) -> Result {
+        let side = side & 1;
+        let Some(params) = StreamParams::new(ss.format(), ss.rate(), ss.channels()) else {
+            dev_err_ratelimited!(
+                self.dev,
+                "cable {}: unsupported parameters format={} rate={} channels={}\n",
+                self.index,
+                ss.format(),
+                ss.rate(),
+                ss.channels()
             );
-            core::ptr::write(core::ptr::addr_of_mut!((*this).index), index);
-            core::ptr::write(core::ptr::addr_of_mut!((*this).rtos), rtos);
-            for side in [PLAY, CAPT] {
-                let ctx = core::ptr::addr_of_mut!((*this).ctx[side]);
-                core::ptr::write(core::ptr::addr_of_mut!((*ctx).cable), this.cast_const());
-                core::ptr::write(core::ptr::addr_of_mut!((*ctx).side), side);
-                HrTimer::init(core::ptr::addr_of_mut!((*ctx).timer), timer_callback);
+            return Err(EINVAL);
+        };
+        let buffer_frames = ss.buffer_size();
+        let period = NonZeroU64::new(ss.period_size() as u64).ok_or(EINVAL)?;
+        let need = buffer_frames
+            .checked_mul(params.frame_bytes())
+            .ok_or(EINVAL)?;
+        if buffer_frames == 0 || need > ss.dma_bytes() {
+            dev_err_ratelimited!(
+                self.dev,
+                "cable {}: buffer of {} frames does not fit {} bytes\n",
+                self.index,
+                buffer_frames,
+                ss.dma_bytes()
+            );
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let route = self.route_now(&st, side);
+        if let Some(p) = route.ring().and_then(|id| self.port(id)) {
+            if !Constraint::compatible(&p.ring.params, &params) {
+                dev_warn_ratelimited!(
+                    self.dev,
+                    "cable {}: the RTOS {} ring is {} {} Hz {} ch; the stream must use the same (or route it to the bridge)\n",
+                    self.index,
+                    p.name,
+                    p.ring.params.format.name(),
+                    p.ring.params.rate.get(),
+                    p.ring.params.channels
+                );
+                return Err(EINVAL);
             }
         }
-    }
-
-    fn rtos(&self) -> Option<&Rtos> {
-        // SAFETY: `rtos` is null or outlives the cable (see `init`).
-        unsafe { self.rtos.as_ref() }
-    }
-
-    /// The RTOS ring end `side` of this cable uses now, per the controls:
-    /// the application's capture (cable direction 1) reads the microphone
-    /// ring when its "Capture Source" is RTOS; the application's playback
-    /// (direction 0) writes the speaker ring when its "Playback Sink" is
-    /// RTOS or Both (then `true`: also to the bridge).
-    fn route(&self, side: usize) -> Option<(&Port, bool)> {
-        let rtos = self.rtos()?;
-        let n = (self.index / 2) as usize;
-        match (self.index & 1, side & 1) {
-            (1, CAPT) => {
-                (rtos.capture_source(n) == CaptureSource::Rtos).then_some((&rtos.mic, false))
-            }
-            (0, PLAY) => match rtos.playback_sink(n) {
-                PlaybackSink::Bridge => None,
-                PlaybackSink::Rtos => Some((&rtos.spk, false)),
-                PlaybackSink::Both => Some((&rtos.spk, true)),
+        let end = &mut st.ends[side];
+        // A prepare after a suspend (or an xrun) starts over.
+        self.link_stop(end);
+        end.prepared = Some(Prepared {
+            geo: Geometry {
+                params,
+                buffer_frames,
+                period_frames: period,
             },
-            _ => None,
+            route,
+        });
+        end.clock = None;
+        end.done = 0;
+        end.last_elapsed = 0;
+        end.delay = 0;
+        Ok(())
+    }
+
+    /// Whether starting end `side` would join two ends of different
+    /// formats (snd-aloop's `loopback_check_format`): a capture fails when
+    /// its playback is prepared with other parameters, a playback when its
+    /// capture runs with other ones. Ends on an RTOS ring only do not count.
+    fn format_conflict(st: &CableState, side: usize) -> bool {
+        let (me, peer) = (&st.ends[side], &st.ends[side ^ 1]);
+        let (Some(m), Some(p)) = (me.prepared, peer.prepared) else {
+            return false;
+        };
+        if !m.route.on_cable() || !p.route.on_cable() {
+            return false;
+        }
+        if Constraint::compatible(&m.geo.params, &p.geo.params) {
+            return false;
+        }
+        side == CAPT || peer.clock.is_some()
+    }
+
+    pub(crate) fn trigger(&self, side: usize, cmd: Trigger) -> Result {
+        let side = side & 1;
+        let now = now_ns();
+        let mut st = self.state.lock();
+        self.advance(&mut st, now);
+        let Some(prep) = st.ends[side].prepared else {
+            return Err(EINVAL);
+        };
+        let mut ev = Events::default();
+        let was_active = st.ends[PLAY].running();
+        match cmd {
+            Trigger::Start => {
+                if Self::format_conflict(&st, side) {
+                    if side == PLAY && st.notify {
+                        // Notify mode: the capture is broken instead.
+                        st.break_capture = true;
+                    } else {
+                        dev_warn_ratelimited!(
+                            self.dev,
+                            "cable {}: the two ends have different formats, rates or channels: {} refused (EIO)\n",
+                            self.index,
+                            if side == PLAY { "playback start" } else { "capture start" }
+                        );
+                        return Err(EIO);
+                    }
+                }
+                self.link_stop(&mut st.ends[side]);
+                let link = self.link_start(&prep, now)?;
+                let clock = self.clock_for(&mut st, side, &prep, link.is_some(), now, None);
+                let end = &mut st.ends[side];
+                end.link = link;
+                end.clock = Some(clock);
+                end.done = 0;
+                end.last_elapsed = 0;
+                end.unconnected = 0;
+                end.periods = 0;
+                self.arm(side, end, now);
+                if side == PLAY {
+                    let s = Slave {
+                        format: prep.geo.params.format.to_alsa(),
+                        rate: prep.geo.params.rate.get(),
+                        channels: prep.geo.params.channels,
+                    };
+                    ev.0[SlaveCtl::Format as usize] = s.format != st.slave.format;
+                    ev.0[SlaveCtl::Rate as usize] = s.rate != st.slave.rate;
+                    ev.0[SlaveCtl::Channels as usize] = s.channels != st.slave.channels;
+                    st.slave = s;
+                }
+            }
+            Trigger::PauseRelease | Trigger::Resume => {
+                if let Some(mut link) = st.ends[side].link {
+                    if let Some(port) = self.port(link.ring) {
+                        if link.released {
+                            if !port.claim(self.index) {
+                                dev_warn_ratelimited!(
+                                    self.dev,
+                                    "cable {}: the RTOS {} ring was taken by cable {} while this stream was suspended\n",
+                                    self.index,
+                                    port.name,
+                                    port.owner().unwrap_or(u32::MAX)
+                                );
+                                return Err(EBUSY);
+                            }
+                            link.released = false;
+                        }
+                        self.resync(&port, &mut link, &prep.geo, now);
+                        port.set_linux_state(true);
+                    }
+                    st.ends[side].link = Some(link);
+                }
+                let linked = st.ends[side].link.is_some();
+                if let Some(c) = st.ends[side].clock {
+                    let c = self.clock_for(&mut st, side, &prep, linked, now, Some(c));
+                    st.ends[side].clock = Some(c);
+                }
+                let end = &st.ends[side];
+                self.arm(side, end, now);
+            }
+            Trigger::Stop | Trigger::PausePush | Trigger::Suspend => {
+                let end = &mut st.ends[side];
+                if cmd == Trigger::Stop {
+                    end.clock = None;
+                    self.link_stop(end);
+                } else {
+                    if let Some(c) = end.clock.as_mut() {
+                        c.pause(now);
+                    }
+                    if let Some(link) = end.link.as_mut() {
+                        if let Some(port) = self.port(link.ring) {
+                            // The RTOS sees Linux stopped: no xruns counted,
+                            // and (suspend) the ring is free for others.
+                            if !link.released {
+                                port.set_linux_state(false);
+                                if cmd == Trigger::Suspend {
+                                    port.release(self.index);
+                                    link.released = true;
+                                }
+                            }
+                        }
+                    }
+                }
+                self.unshift_bridge_capture(&mut st, side, now);
+                drop(st);
+                // Atomic context: do not wait; the callback sees the end
+                // stopped and does not re-arm, and sync_stop waits.
+                self.timer_try_cancel(side);
+                if side == PLAY && was_active {
+                    self.event(SlaveCtl::Active).notify();
+                }
+                return Ok(());
+            }
+        }
+        let active = st.ends[PLAY].running();
+        drop(st);
+        ev.0[SlaveCtl::Active as usize] |= active != was_active;
+        self.send(ev);
+        Ok(())
+    }
+
+    /// The clock end `side` starts (or, with `paused`, resumes) with: an
+    /// end alone on a ring ticks by itself; an end on the cable ticks with
+    /// its running peer (same epoch and shift), so both move by the same
+    /// frames at every update; a Both playback joins its bridge capture at
+    /// the nominal rate, and the follower then shifts the two together.
+    fn clock_for(
+        &self,
+        st: &mut CableState,
+        side: usize,
+        prep: &Prepared,
+        linked: bool,
+        now: u64,
+        paused: Option<StreamClock>,
+    ) -> StreamClock {
+        let rate = prep.geo.params.rate;
+        let on_cable = prep.route.on_cable();
+        let peer = &mut st.ends[side ^ 1];
+        let peer_ok = on_cable
+            && peer.on_cable()
+            && peer
+                .prepared
+                .is_some_and(|p| Constraint::compatible(&p.geo.params, &prep.geo.params));
+        if peer_ok && linked {
+            // A Both playback (re)starting: the bridge capture returns to
+            // the nominal rate, the follower starts from there.
+            if let Some(c) = peer.clock.as_mut() {
+                c.set_shift_ppm(0, now);
+            }
+        }
+        let peer_clock = if peer_ok { peer.clock } else { None };
+        match (paused, peer_clock) {
+            (None, Some(p)) => StreamClock::start_with(&p, now),
+            (None, None) => StreamClock::start(rate, now),
+            (Some(mut c), Some(p)) => {
+                c.resume_with(&p, now);
+                c
+            }
+            (Some(mut c), None) => {
+                // Alone (or on a ring): resume at the nominal rate; the
+                // follower steers it again from its new start.
+                if linked {
+                    c.set_shift_ppm(0, now);
+                }
+                c.resume(now);
+                c
+            }
         }
     }
 
-    fn port(&self, link: &Link) -> Option<&Port> {
-        self.rtos().map(|r| if link.mic { &r.mic } else { &r.spk })
+    /// A Both playback that stops or pauses leaves its bridge capture at
+    /// the nominal rate. Cable lock held.
+    fn unshift_bridge_capture(&self, st: &mut CableState, side: usize, now: u64) {
+        if side != PLAY {
+            return;
+        }
+        let both = st.ends[PLAY].link.is_some_and(|l| l.both);
+        let capt = &mut st.ends[CAPT];
+        if both && capt.link.is_none() {
+            if let Some(c) = capt.clock.as_mut() {
+                c.set_shift_ppm(0, now);
+            }
+        }
     }
+
+    /// Arms the end's timer for its next period boundary (cable lock held).
+    fn arm(&self, side: usize, end: &End, now: u64) {
+        if let (Some(clock), Some(p)) = (end.clock, end.prepared) {
+            if clock.is_running() {
+                self.timer_start(side, next_expiry(&clock, p.geo.period_frames, now));
+            }
+        }
+    }
+
+    pub(crate) fn sync_stop(&self, side: usize) {
+        self.timer_cancel(side & 1);
+    }
+
+    pub(crate) fn pointer(&self, side: usize) -> Pointer {
+        let now = now_ns();
+        let mut st = self.state.lock();
+        self.advance(&mut st, now);
+        let end = &st.ends[side & 1];
+        match end.prepared {
+            Some(p) => Pointer {
+                pos: end
+                    .done
+                    .checked_rem(p.geo.buffer_frames as u64)
+                    .map_or(0, |v| v as usize),
+                delay: end.delay,
+            },
+            None => Pointer::default(),
+        }
+    }
+
+    /// Gives back the ring of a paused end (system suspend: a paused
+    /// stream gets no suspend trigger, but the RTOS must see Linux gone
+    /// and the ring must be free while the system sleeps).
+    pub(crate) fn release_paused(&self) {
+        let mut st = self.state.lock();
+        for end in st.ends.iter_mut() {
+            let paused = end.clock.is_some_and(|c| !c.is_running());
+            if let (true, Some(link)) = (paused, end.link.as_mut()) {
+                if !link.released {
+                    if let Some(port) = self.port(link.ring) {
+                        port.set_linux_state(false);
+                        port.release(self.index);
+                    }
+                    link.released = true;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ controls
+
+    /// The routing control's value.
+    pub(crate) fn route_get(&self) -> u8 {
+        self.state.lock().route_pref
+    }
+
+    /// Sets the routing control: refused with `EBUSY` while the end it
+    /// routes is prepared (its route is fixed until hw_free or close).
+    pub(crate) fn route_put(&self, v: u8) -> Result<bool> {
+        let mut st = self.state.lock();
+        if st.route_pref == v {
+            return Ok(false);
+        }
+        if st.ends[routed_side(self.index)].prepared.is_some() {
+            dev_warn_ratelimited!(
+                self.dev,
+                "cable {}: {} of substream {} cannot change while its stream is prepared (EBUSY); stop the stream (hw_free) first\n",
+                self.index,
+                if self.index & 1 == 0 { "Playback Sink" } else { "Capture Source" },
+                self.index / 2
+            );
+            return Err(EBUSY);
+        }
+        st.route_pref = v;
+        Ok(true)
+    }
+
+    /// "PCM Notify".
+    pub(crate) fn notify_get(&self) -> bool {
+        self.state.lock().notify
+    }
+
+    /// Sets "PCM Notify".
+    pub(crate) fn notify_put(&self, v: bool) -> bool {
+        let mut st = self.state.lock();
+        let changed = st.notify != v;
+        st.notify = v;
+        changed
+    }
+
+    /// A "PCM Slave" control's value.
+    pub(crate) fn slave_get(&self, c: SlaveCtl) -> i64 {
+        let st = self.state.lock();
+        match c {
+            SlaveCtl::Active => i64::from(st.ends[PLAY].running()),
+            SlaveCtl::Format => i64::from(st.slave.format),
+            SlaveCtl::Rate => i64::from(st.slave.rate),
+            SlaveCtl::Channels => i64::from(st.slave.channels),
+        }
+    }
+
+    // ------------------------------------------------------------- rings
 
     /// Starts end `side` on its RTOS ring: claims it, re-checks its header,
     /// drops stale microphone frames or primes the speaker ring with
     /// silence, and returns the link. Cable lock held.
-    fn link_start(&self, side: usize, geo: &Geometry, now: u64) -> Result<Option<Link>> {
-        let Some((port, both)) = self.route(side) else {
+    fn link_start(&self, prep: &Prepared, now: u64) -> Result<Option<Link>> {
+        let Some(id) = prep.route.ring() else {
+            return Ok(None);
+        };
+        let (Some(rtos), Some(port)) = (self.rtos.as_ref(), self.port(id)) else {
             return Ok(None);
         };
         if !port.claim(self.index) {
-            pr_err!(
+            dev_warn_ratelimited!(
+                self.dev,
                 "cable {}: the RTOS {} ring is in use by cable {}\n",
                 self.index,
                 port.name,
@@ -245,13 +822,13 @@ impl Cable {
             port.release(self.index);
             Err(e)
         };
-        let left = self.rtos().map_or(0, |r| r.left_from(port));
-        if let Err(e) = port.revalidate(left) {
-            pr_err!(
-                "cable {}: RTOS {} ring unusable: {:?}\n",
+        if let Err(e) = port.revalidate(rtos.left_from(id)) {
+            dev_err_ratelimited!(
+                self.dev,
+                "cable {}: RTOS {} ring unusable: {}\n",
                 self.index,
                 port.name,
-                e
+                crate::rtos::Why(e)
             );
             return fail(crate::rtos::errno(e));
         }
@@ -265,349 +842,236 @@ impl Cable {
             role,
             cap,
             u64::from(port.ring.period_frames),
-            geo.period_frames.get(),
+            prep.geo.period_frames.get(),
         ) else {
-            pr_err!(
+            dev_err_ratelimited!(
+                self.dev,
                 "cable {}: RTOS {} ring of {} frames is too small for periods of {} (RTOS) and {} (ALSA) frames\n",
                 self.index,
                 port.name,
                 cap,
                 port.ring.period_frames,
-                geo.period_frames.get()
+                prep.geo.period_frames.get()
             );
             return fail(EINVAL);
         };
-        port.broken.store(false, Ordering::Release);
-        let mut lead = 0;
-        if let Ok((w, _, fill)) = port.counters() {
-            if port.ring.to_linux {
-                if fill + u64::from(port.ring.period_frames) > cap {
-                    // No room for another RTOS period: the RTOS has been
-                    // dropping frames, so the ring holds old audio that is
-                    // not continuous with what comes next. Skip all of it
-                    // and start with a cushion of silence instead.
-                    port.publish_read(w);
-                    lead = target;
-                } else if fill > target {
-                    // Stale but continuous frames: start `target` behind the producer.
-                    port.publish_read(w - target);
-                } else {
-                    lead = target - fill;
-                }
-            } else if fill < target {
-                // SAFETY: a null source writes silence; `target - fill` frames fit the room.
-                unsafe { port.copy_in(w, core::ptr::null(), 0, 0, target - fill) };
-                port.publish_write(w + (target - fill));
+        let linux = port.read_linux_counter();
+        let peer = match port.anchor(linux) {
+            Ok(p) => p,
+            Err(e) => {
+                dev_err_ratelimited!(
+                    self.dev,
+                    "cable {}: RTOS {} ring: {}\n",
+                    self.index,
+                    port.name,
+                    crate::rtos::Why(e)
+                );
+                return fail(crate::rtos::errno(e));
             }
-        }
-        port.set_linux_state(true);
-        port.shift_ppm.store(0, Ordering::Relaxed);
-        port.measure_from(now);
-        let max_ppm = self.rtos().map_or(0, |r| r.max_shift_ppm);
-        Ok(Some(Link {
-            mic: port.ring.to_linux,
-            both,
-            lead,
+        };
+        port.broken.store(false, Ordering::Release);
+        let mut link = Link {
+            ring: id,
+            both: matches!(prep.route, EndRoute::Speaker { also_cable: true }),
+            lead: 0,
             owed: 0,
-            follower: Follower::new(geo.params.rate.get(), target, role, now, max_ppm),
-        }))
+            follower: Follower::new(
+                prep.geo.params.rate.get(),
+                target,
+                role,
+                now,
+                rtos.max_shift_ppm,
+            ),
+            linux,
+            peer,
+            fill: 0,
+            in_xrun: false,
+            released: false,
+        };
+        self.resync(&port, &mut link, &prep.geo, now);
+        port.set_linux_state(true);
+        Ok(Some(link))
     }
 
-    /// Ends a link (stop or close). Cable lock held.
+    /// Brings a link back in step with its ring (start, pause release,
+    /// resume): a microphone ring holding more than the target is skipped
+    /// to `target` frames behind the producer (stale but continuous
+    /// frames); one with no room for another RTOS period is skipped whole,
+    /// since the RTOS has been dropping and what it holds is not continuous
+    /// with what follows, and the capture starts with a lead of `target`
+    /// frames of silence instead; one below the target gets a lead of the
+    /// difference. A speaker ring is primed with silence up to the target.
+    /// The follower and the RTOS clock measure start over. Cable lock held.
+    fn resync(&self, port: &PortRef<'_>, link: &mut Link, geo: &Geometry, now: u64) {
+        let cap = port.ring.capacity();
+        let target = link.follower.target();
+        let role = if port.ring.to_linux {
+            Role::Consumer
+        } else {
+            Role::Producer
+        };
+        link.lead = 0;
+        link.owed = 0;
+        link.in_xrun = false;
+        match port.anchor(link.linux) {
+            Err(e) => port.mark_broken(e),
+            Ok(peer) => {
+                link.peer = peer;
+                let p = peer.last();
+                if port.ring.to_linux {
+                    let fill = p.saturating_sub(link.linux);
+                    if fill + u64::from(port.ring.period_frames) > cap {
+                        link.linux = p;
+                        port.publish_linux(link.linux);
+                        link.lead = target;
+                    } else if fill > target {
+                        link.linux = p - target;
+                        port.publish_linux(link.linux);
+                    } else {
+                        link.lead = target - fill;
+                    }
+                    link.fill = p - link.linux;
+                } else {
+                    let fill = link.linux.saturating_sub(p);
+                    if fill < target && port.copy_in(link.linux, None, target - fill).is_ok() {
+                        link.linux += target - fill;
+                        port.publish_linux(link.linux);
+                    }
+                    link.fill = link.linux.saturating_sub(p);
+                }
+                port.measure_from(now, p);
+            }
+        }
+        let max_ppm = self.rtos.as_ref().map_or(0, |r| r.max_shift_ppm);
+        link.follower = Follower::new(geo.params.rate.get(), target, role, now, max_ppm);
+        port.shift_ppm.store(0, Ordering::Relaxed);
+    }
+
+    /// Ends a link (stop, hw_free, prepare or close). Cable lock held.
     fn link_stop(&self, end: &mut End) {
         if let Some(link) = end.link.take() {
-            if let Some(port) = self.port(&link) {
+            if let (false, Some(port)) = (link.released, self.port(link.ring)) {
                 port.set_linux_state(false);
                 port.release(self.index);
             }
         }
+        end.delay = 0;
     }
 
-    fn timer(&self, side: usize) -> &HrTimer {
-        &self.ctx[side & 1].timer
-    }
-
-    pub(crate) fn open(&self, side: usize, ss: Substream) -> Result {
-        {
-            let mut st = self.state.lock();
-            let end = &mut st.ends[side & 1];
-            if end.substream.is_some() {
-                return Err(EBUSY);
-            }
-            *end = End::new();
-            end.substream = Some(ss);
-        }
-        let rt = ss.runtime();
-        rt.set_hw(&HARDWARE);
-        let ctx = (&self.ctx[side & 1] as *const EndCtx)
-            .cast_mut()
-            .cast::<c_void>();
-        let res = (|| -> Result {
-            // SAFETY: `ctx` lives in the card's allocation, which outlives the substream.
-            unsafe {
-                rt.add_rule(
-                    bindings::SND_VOIP_PARAM_FORMAT,
-                    rule_format,
-                    ctx,
-                    bindings::SND_VOIP_PARAM_FORMAT,
-                )?;
-                rt.add_rule(
-                    bindings::SND_VOIP_PARAM_RATE,
-                    rule_rate,
-                    ctx,
-                    bindings::SND_VOIP_PARAM_RATE,
-                )?;
-                rt.add_rule(
-                    bindings::SND_VOIP_PARAM_CHANNELS,
-                    rule_channels,
-                    ctx,
-                    bindings::SND_VOIP_PARAM_CHANNELS,
-                )?;
-            }
-            rt.constrain_minmax(
-                bindings::SND_VOIP_PARAM_PERIOD_TIME,
-                PERIOD_TIME_MIN_US,
-                u32::MAX,
-            )
-        })();
-        if res.is_err() {
-            self.state.lock().ends[side & 1].substream = None;
-        }
-        res
-    }
-
-    pub(crate) fn close(&self, side: usize) {
-        // Process context and no lock held: wait for a running callback.
-        self.timer(side).cancel();
-        let mut st = self.state.lock();
-        self.link_stop(&mut st.ends[side & 1]);
-        st.ends[side & 1] = End::new();
-    }
-
-    pub(crate) fn hw_free(&self, side: usize) {
-        let mut st = self.state.lock();
-        let end = &mut st.ends[side & 1];
-        end.clock = None;
-        end.geometry = None;
-    }
-
-    pub(crate) fn prepare(&self, side: usize, ss: Substream) -> Result {
-        let rt = ss.runtime();
-        let Some(params) = StreamParams::new(rt.format(), rt.rate(), rt.channels()) else {
-            pr_err!(
-                "cable {}: unsupported parameters format={} rate={} channels={}\n",
-                self.index,
-                rt.format(),
-                rt.rate(),
-                rt.channels()
-            );
-            return Err(EINVAL);
-        };
-        let (area, bytes) = rt.dma_area();
-        let buffer_frames = rt.buffer_size();
-        let period = NonZeroU64::new(rt.period_size() as u64).ok_or(EINVAL)?;
-        let need = buffer_frames
-            .checked_mul(params.frame_bytes())
-            .ok_or(EINVAL)?;
-        if area.is_null() || buffer_frames == 0 || need > bytes {
-            pr_err!(
-                "cable {}: buffer of {} frames does not fit {} bytes\n",
-                self.index,
-                buffer_frames,
-                bytes
-            );
-            return Err(EINVAL);
-        }
-        if let Some((port, _)) = self.route(side) {
-            if !Constraint::compatible(&port.ring.params, &params) {
-                pr_err!(
-                    "cable {}: the RTOS {} ring is {} {} Hz {} ch; the stream must use the same (or route it to the bridge)\n",
-                    self.index,
-                    port.name,
-                    port.ring.params.format.name(),
-                    port.ring.params.rate.get(),
-                    port.ring.params.channels
-                );
-                return Err(EINVAL);
-            }
-        }
-        let mut st = self.state.lock();
-        let end = &mut st.ends[side & 1];
-        end.geometry = Some(Geometry {
-            params,
-            area,
-            buffer_frames,
-            period_frames: period,
-        });
-        end.clock = None;
-        end.done = 0;
-        end.last_elapsed = 0;
-        Ok(())
-    }
-
-    pub(crate) fn trigger(&self, side: usize, cmd: Trigger) -> Result {
-        let side = side & 1;
-        let now = now_ns();
-        let mut st = self.state.lock();
-        self.advance(&mut st, now);
-        // Tick with a running peer of the same format (see `StreamClock`).
-        let peer_epoch = {
-            let peer = &st.ends[side ^ 1];
-            match (peer.clock, peer.geometry, st.ends[side].geometry) {
-                (Some(c), Some(pg), Some(g))
-                    if c.is_running() && Constraint::compatible(&pg.params, &g.params) =>
-                {
-                    Some(c.epoch())
-                }
-                _ => None,
-            }
-        };
-        let epoch = peer_epoch.unwrap_or(now);
-        let end = &mut st.ends[side];
-        let Some(geo) = end.geometry else {
-            return Ok(());
-        };
-        // An end on an RTOS ring ticks with the RTOS, not with its peer.
-        let epoch = if end.link.is_some() { now } else { epoch };
-        match cmd {
-            Trigger::Start => {
-                self.link_stop(end);
-                end.link = self.link_start(side, &geo, now)?;
-                let epoch = if end.link.is_some() { now } else { epoch };
-                end.clock = Some(StreamClock::start_aligned(geo.params.rate, epoch, now));
-                end.done = 0;
-                end.last_elapsed = 0;
-                end.unconnected = 0;
-                end.periods = 0;
-                self.arm(side, end, now);
-            }
-            Trigger::PauseRelease => {
-                if let Some(c) = end.clock.as_mut() {
-                    c.resume_aligned(epoch, now);
-                }
-                self.arm(side, end, now);
-            }
-            Trigger::Stop | Trigger::PausePush => {
-                if cmd == Trigger::Stop {
-                    end.clock = None;
-                    self.link_stop(end);
-                } else if let Some(c) = end.clock.as_mut() {
-                    c.pause(now);
-                }
-                drop(st);
-                // Atomic context: do not wait; the callback sees the end
-                // stopped and does not restart, and sync_stop waits.
-                self.timer(side).try_cancel();
-            }
-        }
-        Ok(())
-    }
-
-    /// Arms the end's timer for its next period boundary (cable lock held).
-    fn arm(&self, side: usize, end: &End, now: u64) {
-        if let (Some(clock), Some(geo)) = (end.clock, end.geometry) {
-            self.timer(side)
-                .start_at(next_expiry(&clock, geo.period_frames, now));
-        }
-    }
-
-    pub(crate) fn sync_stop(&self, side: usize) {
-        self.timer(side).cancel();
-    }
-
-    pub(crate) fn pointer(&self, side: usize) -> usize {
-        let now = now_ns();
-        let mut st = self.state.lock();
-        self.advance(&mut st, now);
-        let end = &mut st.ends[side & 1];
-        match end.geometry {
-            Some(g) => match (end.done).checked_rem(g.buffer_frames as u64) {
-                Some(p) => p as usize,
-                None => 0,
-            },
-            None => 0,
-        }
-    }
-
-    /// Stops both timers for good (card removal).
-    pub(crate) fn shutdown(&self) {
-        self.timer(PLAY).cancel();
-        self.timer(CAPT).cancel();
-    }
+    // ------------------------------------------------------------- timers
 
     /// The hrtimer of end `side` fired.
     fn on_timer(&self, side: usize) -> Restart {
         let now = now_ns();
-        let ss;
-        {
+        let (elapsed, break_capture) = {
             let mut st = self.state.lock();
             if !st.ends[side].running() {
                 return Restart::No;
             }
             self.advance(&mut st, now);
+            self.follow(&mut st, side, now);
+            let brk = side == CAPT && core::mem::take(&mut st.break_capture);
             let end = &mut st.ends[side];
-            let Some(geo) = end.geometry else {
+            let Some(p) = end.prepared else {
                 return Restart::No;
             };
-            self.follow(end, now);
-            if !crossed_period(end.last_elapsed, end.done, geo.period_frames) {
-                // Early wakeup: just re-arm.
-                return self.rearm(&st.ends[side], side, now);
+            let crossed = crossed_period(end.last_elapsed, end.done, p.geo.period_frames);
+            if crossed {
+                end.last_elapsed = end.done;
+                end.periods += 1;
             }
-            end.last_elapsed = end.done;
-            end.periods += 1;
-            ss = end.substream;
-        }
-        if let Some(ss) = ss {
-            // May stop the stream (xrun, drain end) through our trigger.
-            ss.period_elapsed();
+            (crossed, brk)
+        };
+        if let Some(a) = self.slot(side).get() {
+            if break_capture {
+                // Notify mode: the playback changed format under a running
+                // capture, which stops with an xrun (EPIPE) and re-prepares.
+                dev_warn_ratelimited!(
+                    self.dev,
+                    "cable {}: the playback changed format: capture stopped (PCM Notify)\n",
+                    self.index
+                );
+                a.substream().stop_xrun();
+            } else if elapsed {
+                // May stop the stream (xrun, drain end) through our trigger.
+                a.substream().period_elapsed();
+            }
         }
         let st = self.state.lock();
-        self.rearm(&st.ends[side], side, now_ns())
-    }
-
-    fn rearm(&self, end: &End, side: usize, now: u64) -> Restart {
-        let timer = self.timer(side);
-        // A trigger that restarted the timer meanwhile owns its expiry.
-        if !end.running() || timer.is_queued() {
-            return Restart::No;
+        let end = &st.ends[side];
+        match (end.clock, end.prepared) {
+            (Some(c), Some(p)) if c.is_running() => {
+                Restart::At(next_expiry(&c, p.geo.period_frames, now_ns()))
+            }
+            _ => Restart::No,
         }
-        let (Some(clock), Some(geo)) = (end.clock, end.geometry) else {
-            return Restart::No;
-        };
-        timer.set_expires(next_expiry(&clock, geo.period_frames, now));
-        Restart::Yes
     }
-}
 
-/// The absolute time of the first period boundary after `now`.
-fn next_expiry(clock: &StreamClock, period: NonZeroU64, now: u64) -> i64 {
-    let target = next_period_boundary(clock.position(now), period);
-    let at = clock.time_of_frame(target).unwrap_or(now).max(now + 1);
-    i64::try_from(at).unwrap_or(i64::MAX)
-}
+    /// After a tick of a linked end: feeds the ring's fill to the follower
+    /// and shifts the end's clock as it says (and, for a Both playback,
+    /// the bridge capture's with it, at the same instant).
+    fn follow(&self, st: &mut CableState, side: usize, now: u64) {
+        let Some(mut link) = st.ends[side].link else {
+            return;
+        };
+        let Some(port) = self.port(link.ring) else {
+            return;
+        };
+        if link.released {
+            return;
+        }
+        port.heartbeat();
+        port.last_fill.store(link.fill, Ordering::Relaxed);
+        if let Some(ppm) = link.follower.sample(now, link.fill) {
+            if let Some(c) = st.ends[side].clock.as_mut() {
+                c.set_shift_ppm(ppm, now);
+            }
+            if side == PLAY && link.both {
+                let capt = &mut st.ends[CAPT];
+                if capt.on_cable() {
+                    if let Some(c) = capt.clock.as_mut() {
+                        c.set_shift_ppm(ppm, now);
+                    }
+                }
+            }
+            port.shift_ppm.store(ppm, Ordering::Relaxed);
+        }
+        st.ends[side].link = Some(link);
+    }
 
-impl Cable {
-    /// Moves the cable forward to `now`: copies what playback produced into the
-    /// capture buffer, drops playback nobody reads, and writes silence where
-    /// capture has nothing to read (snd-aloop's rule, see [`plan_transfer`]).
-    /// An end linked to an RTOS ring exchanges its frames with the ring instead
-    /// (the playback end also with the cable when its sink is Both).
+    /// Moves the cable forward to `now`: copies what playback produced into
+    /// the capture buffer, drops playback nobody reads, and writes silence
+    /// where capture has nothing to read (snd-aloop's rule, see
+    /// [`plan_transfer`]). An end linked to an RTOS ring exchanges its
+    /// frames with the ring instead (the playback end also with the cable
+    /// when its sink is Both). Cable lock held.
     fn advance(&self, st: &mut CableState, now: u64) {
         let play_new = st.ends[PLAY].pending(now);
         let mut capt_new = st.ends[CAPT].pending(now);
         if play_new == 0 && capt_new == 0 {
             return;
         }
+        let pa = self.play_slot.get();
+        let ca = self.capt_slot.get();
+        let pbuf = pa.as_ref().and_then(|a| a.buffer());
+        let cbuf = ca.as_ref().and_then(|a| a.buffer());
+        // A draining playback has nothing valid beyond what the application
+        // wrote: since prepare, ALSA's hw_ptr equals `done` (the pointer
+        // reports `done` and no xrun can happen while draining), so the
+        // application's pointer tells how many frames after `done` hold data.
+        let drain_appl = pa
+            .as_ref()
+            .filter(|a| a.substream().is_draining())
+            .map(|a| a.substream().appl_ptr());
         let [play, capt] = &mut st.ends;
-        if let Some(port) = capt.link.as_ref().and_then(|l| self.port(l)) {
-            rtos_capture(port, capt, capt_new);
+        if let Some(port) = capt.link.and_then(|l| self.port(l.ring)) {
+            self.rtos_capture(&port, capt, capt_new, cbuf.as_ref());
             capt_new = 0;
         }
         let mut to_cable = true;
         if let Some(link) = play.link {
-            if let Some(port) = self.port(&link) {
-                rtos_playback(port, play, play_new);
+            if let Some(port) = self.port(link.ring) {
+                self.rtos_playback(&port, play, play_new, pbuf.as_ref(), drain_appl);
             }
             to_cable = link.both;
         }
@@ -617,351 +1081,272 @@ impl Cable {
             play.done += play_new;
             0
         };
-        cable_transfer(play, capt, play_new, capt_new);
+        self.cable_transfer(
+            play,
+            capt,
+            play_new,
+            capt_new,
+            pbuf.as_ref(),
+            cbuf.as_ref(),
+            drain_appl,
+        );
     }
 
-    /// After a tick of a linked end: feeds the ring's fill to the follower
-    /// and shifts the end's clock as it says.
-    fn follow(&self, end: &mut End, now: u64) {
-        let Some(mut link) = end.link else { return };
-        let Some(port) = self.port(&link) else { return };
-        port.heartbeat();
-        let Ok((_, _, fill)) = port.counters() else {
+    /// Reads `n` frames for a capture end from the microphone ring, after
+    /// the link's lead of silence; what the ring lacks (or all of it, when
+    /// the ring is broken) is silence too, and is skipped when it comes late.
+    fn rtos_capture(&self, port: &PortRef<'_>, end: &mut End, n: u64, buf: Option<&DmaBuffer<'_>>) {
+        let (Some(prep), Some(mut link)) = (end.prepared, end.link) else {
             return;
         };
-        port.last_fill.store(fill, Ordering::Relaxed);
-        if let Some(ppm) = link.follower.sample(now, fill) {
-            if let Some(c) = end.clock.as_mut() {
-                c.set_shift_ppm(ppm, now);
+        let geo = prep.geo;
+        let cap = port.ring.capacity();
+        let quiet = link.lead.min(n);
+        link.lead -= quiet;
+        let want = n - quiet;
+        let mut got = 0;
+        if want > 0 && !link.released && !port.broken.load(Ordering::Acquire) {
+            let (lo, hi) = port.read_peer_words();
+            let mismatches = link.peer.high_mismatches();
+            let reading = link.peer.update(lo, hi, link.linux + cap);
+            if link.peer.high_mismatches() != mismatches {
+                port.high_mismatches.fetch_add(1, Ordering::Relaxed);
             }
-            port.shift_ppm.store(ppm, Ordering::Relaxed);
+            match reading {
+                Reading::Broken => port.mark_broken(FifoError::BadIndices),
+                r => {
+                    if matches!(r, Reading::Transient(_)) {
+                        port.transients.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let w = r.value().unwrap_or(link.linux);
+                    port.saw_peer(w);
+                    let mut fill = w.saturating_sub(link.linux);
+                    // Late frames already given as silence are dropped first.
+                    let skip = link.owed.min(fill);
+                    link.owed -= skip;
+                    link.linux += skip;
+                    fill -= skip;
+                    got = fill.min(want);
+                    if got > 0 {
+                        let copied = match buf {
+                            Some(b) => port.copy_out(
+                                link.linux,
+                                b,
+                                geo.buffer_frames,
+                                end.done + quiet,
+                                got,
+                            ),
+                            None => Ok(()),
+                        };
+                        if copied.is_err() {
+                            dev_err_ratelimited!(
+                                self.dev,
+                                "cable {}: microphone frames do not fit the capture buffer\n",
+                                self.index
+                            );
+                        }
+                        link.linux += got;
+                    }
+                    if skip > 0 || got > 0 {
+                        port.publish_linux(link.linux);
+                    }
+                    let short = got < want;
+                    if short {
+                        link.owed = (link.owed + (want - got)).min(cap);
+                        if !link.in_xrun && port.peer_running() {
+                            port.count_xrun();
+                        }
+                    }
+                    link.in_xrun = short;
+                    link.fill = w.saturating_sub(link.linux);
+                }
+            }
         }
+        end.delay = link.lead + link.fill;
+        end.link = Some(link);
+        if let Some(b) = buf {
+            let fb = geo.params.frame_bytes();
+            let ch = geo.params.channels as usize;
+            let format = geo.params.format.to_alsa();
+            for (from, count) in [(end.done, quiet), (end.done + quiet + got, want - got)] {
+                for seg in ring_pieces(from, geo.buffer_frames, count) {
+                    // In bounds by construction; the buffer checks again.
+                    let _ = b.silence(format, seg.dst * fb, seg.len * ch);
+                }
+            }
+        }
+        end.done += n;
+        end.unconnected += n - got;
+    }
+
+    /// Writes the `n` frames a playback end advanced into the speaker ring
+    /// (without moving `done`: the caller does). Frames the ring has no
+    /// room for are dropped (one overrun event per run of them); a
+    /// draining stream sends only what the application wrote.
+    fn rtos_playback(
+        &self,
+        port: &PortRef<'_>,
+        end: &mut End,
+        n: u64,
+        buf: Option<&DmaBuffer<'_>>,
+        drain_appl: Option<u64>,
+    ) {
+        let (Some(prep), Some(mut link)) = (end.prepared, end.link) else {
+            return;
+        };
+        if link.released || port.broken.load(Ordering::Acquire) {
+            return;
+        }
+        let valid = match drain_appl {
+            Some(appl) => n.min(appl.saturating_sub(end.done)),
+            None => n,
+        };
+        let (lo, hi) = port.read_peer_words();
+        let mismatches = link.peer.high_mismatches();
+        let reading = link.peer.update(lo, hi, link.linux);
+        if link.peer.high_mismatches() != mismatches {
+            port.high_mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+        match reading {
+            Reading::Broken => port.mark_broken(FifoError::BadIndices),
+            r => {
+                if matches!(r, Reading::Transient(_)) {
+                    port.transients.fetch_add(1, Ordering::Relaxed);
+                }
+                let read = r.value().unwrap_or(link.linux);
+                port.saw_peer(read);
+                let fill = link.linux.saturating_sub(read);
+                let put = valid.min(port.ring.capacity().saturating_sub(fill));
+                if put > 0 {
+                    let src = buf.map(|b| (b, prep.geo.buffer_frames, end.done));
+                    if port.copy_in(link.linux, src, put).is_err() {
+                        dev_err_ratelimited!(
+                            self.dev,
+                            "cable {}: playback frames do not fit the speaker ring\n",
+                            self.index
+                        );
+                    }
+                    link.linux += put;
+                    port.publish_linux(link.linux);
+                }
+                let short = put < valid;
+                if short {
+                    end.unconnected += valid - put;
+                    if !link.in_xrun && port.peer_running() {
+                        port.count_xrun();
+                    }
+                }
+                link.in_xrun = short;
+                link.fill = link.linux.saturating_sub(read);
+            }
+        }
+        end.delay = link.fill;
         end.link = Some(link);
     }
-}
 
-/// Reads `n` frames for a capture end from the microphone ring, after the
-/// link's lead of silence; what the ring lacks (or all of it, when the
-/// ring is broken) is silence too, and is skipped when it comes late.
-fn rtos_capture(port: &Port, end: &mut End, n: u64) {
-    let Some(geo) = end.geometry else { return };
-    // (Without a link, which the caller rules out, everything is silence.)
-    let (mut lead, mut owed) = end.link.map_or((n, 0), |l| (l.lead, l.owed));
-    let quiet = lead.min(n);
-    lead -= quiet;
-    let want = n - quiet;
-    let mut got = 0;
-    if want > 0 && !port.broken.load(Ordering::Acquire) {
-        match port.counters() {
-            Ok((_, read, fill)) => {
-                // Late frames already given as silence are dropped first.
-                let skip = owed.min(fill);
-                owed -= skip;
-                let (read, fill) = (read + skip, fill - skip);
-                got = fill.min(want);
-                if got == 0 && skip > 0 {
-                    port.publish_read(read);
-                }
-                if got > 0 {
-                    // SAFETY: the capture buffer holds `buffer_frames` frames
-                    // of the ring's frame size (prepare checked the size and
-                    // that the format equals the ring's); `got <= fill`.
-                    unsafe {
-                        port.copy_out(read, geo.area, geo.buffer_frames, end.done + quiet, got)
-                    };
-                    port.publish_read(read + got);
-                }
-                if got < want {
-                    port.count_xrun(u32::try_from(want - got).unwrap_or(u32::MAX));
-                    owed = (owed + (want - got)).min(port.ring.capacity());
-                }
-            }
-            Err(e) => port.mark_broken(e),
+    /// The cable part of [`Cable::advance`]: `play_new` playback frames and
+    /// `capt_new` capture frames to exchange between the two ends.
+    #[allow(clippy::too_many_arguments)]
+    fn cable_transfer(
+        &self,
+        play: &mut End,
+        capt: &mut End,
+        play_new: u64,
+        capt_new: u64,
+        pbuf: Option<&DmaBuffer<'_>>,
+        cbuf: Option<&DmaBuffer<'_>>,
+        drain_appl: Option<u64>,
+    ) {
+        if play_new == 0 && capt_new == 0 {
+            return;
         }
-    }
-    if let Some(l) = end.link.as_mut() {
-        l.lead = lead;
-        l.owed = owed;
-    }
-    let fb = geo.params.frame_bytes();
-    let ch = geo.params.channels as usize;
-    let silent = [(end.done, quiet), (end.done + quiet + got, want - got)];
-    for (from, count) in silent {
-        for seg in ring_pieces(from, geo.buffer_frames, count) {
-            // SAFETY: the piece lies inside the capture buffer (see `ring_pieces`).
-            unsafe {
-                sound::write_silence(
-                    geo.params.format.to_alsa(),
-                    geo.area.add(seg.dst * fb),
-                    seg.len * ch,
-                )
-            };
-        }
-    }
-    end.done += n;
-    end.unconnected += n - got;
-}
-
-/// Writes the `n` frames a playback end advanced into the speaker ring
-/// (without moving `done`: the caller does). Frames the ring has no room
-/// for are dropped and counted; a draining stream sends only what the
-/// application wrote.
-fn rtos_playback(port: &Port, end: &mut End, n: u64) {
-    let Some(geo) = end.geometry else { return };
-    let valid = match end.substream.filter(|s| s.is_draining()) {
-        Some(ss) => n.min(ss.appl_ptr().saturating_sub(end.done)),
-        None => n,
-    };
-    if valid == 0 || port.broken.load(Ordering::Acquire) {
-        return;
-    }
-    match port.counters() {
-        Ok((write, _, fill)) => {
-            let put = valid.min(port.ring.capacity() - fill);
-            if put > 0 {
-                // SAFETY: the playback buffer holds `buffer_frames` frames of
-                // the ring's frame size (checked at prepare); `put` fits the room.
-                unsafe { port.copy_in(write, geo.area, geo.buffer_frames, end.done, put) };
-                port.publish_write(write + put);
-            }
-            if put < valid {
-                port.count_xrun(u32::try_from(valid - put).unwrap_or(u32::MAX));
-                end.unconnected += valid - put;
-            }
-        }
-        Err(e) => port.mark_broken(e),
-    }
-}
-
-/// The cable part of [`Cable::advance`]: `play_new` playback frames and
-/// `capt_new` capture frames to exchange between the two ends.
-fn cable_transfer(play: &mut End, capt: &mut End, play_new: u64, capt_new: u64) {
-    if play_new == 0 && capt_new == 0 {
-        return;
-    }
-    let connected = match (play.geometry, capt.geometry) {
-        (Some(p), Some(c)) => {
-            play.running()
-                && capt.running()
-                && capt.link.is_none()
-                && Constraint::compatible(&p.params, &c.params)
-        }
-        _ => false,
-    };
-    let mut plan = plan_transfer(play_new, capt_new, connected);
-    // A draining playback has nothing valid beyond what the application
-    // wrote: since prepare, ALSA's hw_ptr equals `done` (the pointer reports
-    // `done` and no xrun can happen while draining), so the application's
-    // pointer tells how many frames after `done` hold data.
-    let mut tail_skip = 0;
-    if connected && plan.copy > 0 {
-        if let Some(ss) = play.substream.filter(|s| s.is_draining()) {
-            let valid = ss.appl_ptr().saturating_sub(play.done + plan.discard);
-            if valid < plan.copy {
-                tail_skip = plan.copy - valid;
-                plan.silence += tail_skip;
-                plan.copy = valid;
-            }
-        }
-    }
-    play.done += plan.discard;
-    play.unconnected += plan.discard;
-    if let (Some(pg), Some(cg)) = (play.geometry, capt.geometry) {
-        if plan.copy > 0 {
-            let fb = pg.params.frame_bytes();
-            for seg in Segments::new(
-                play.done,
-                pg.buffer_frames,
-                capt.done,
-                cg.buffer_frames,
-                plan.copy,
-            ) {
-                // SAFETY: both areas hold `buffer_frames * fb` bytes (checked
-                // at prepare, and the buffers stay allocated while the ends
-                // run); segments stay inside them (see `Segments`); the two
-                // substreams' buffers are distinct allocations.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        pg.area.add(seg.src * fb),
-                        cg.area.add(seg.dst * fb),
-                        seg.len * fb,
-                    );
+        let geos = match (play.prepared, capt.prepared) {
+            (Some(p), Some(c)) => Some((p.geo, c.geo)),
+            _ => None,
+        };
+        let connected = play.on_cable()
+            && capt.on_cable()
+            && capt.link.is_none()
+            && geos.is_some_and(|(p, c)| Constraint::compatible(&p.params, &c.params));
+        let mut plan = plan_transfer(play_new, capt_new, connected);
+        let mut tail_skip = 0;
+        if connected && plan.copy > 0 {
+            if let Some(appl) = drain_appl {
+                let valid = appl.saturating_sub(play.done + plan.discard);
+                if valid < plan.copy {
+                    tail_skip = plan.copy - valid;
+                    plan.silence += tail_skip;
+                    plan.copy = valid;
                 }
             }
         }
-    }
-    play.done += plan.copy + tail_skip;
-    play.unconnected += tail_skip;
-    capt.done += plan.copy;
-    if let Some(cg) = capt.geometry {
-        let fb = cg.params.frame_bytes();
-        let ch = cg.params.channels as usize;
-        for seg in ring_pieces(capt.done, cg.buffer_frames, plan.silence) {
-            // SAFETY: as above, the piece lies inside the capture buffer.
-            unsafe {
-                sound::write_silence(
-                    cg.params.format.to_alsa(),
-                    cg.area.add(seg.dst * fb),
-                    seg.len * ch,
-                )
-            };
+        play.done += plan.discard;
+        play.unconnected += plan.discard;
+        if let (Some((pg, cg)), Some(pb), Some(cb)) = (geos, pbuf, cbuf) {
+            if plan.copy > 0 {
+                let fb = pg.params.frame_bytes();
+                for seg in Segments::new(
+                    play.done,
+                    pg.buffer_frames,
+                    capt.done,
+                    cg.buffer_frames,
+                    plan.copy,
+                ) {
+                    if cb
+                        .copy_from(seg.dst * fb, pb, seg.src * fb, seg.len * fb)
+                        .is_err()
+                    {
+                        dev_err_ratelimited!(
+                            self.dev,
+                            "cable {}: frames do not fit a buffer\n",
+                            self.index
+                        );
+                        break;
+                    }
+                }
+            }
         }
-    }
-    capt.done += plan.silence;
-    capt.unconnected += plan.silence;
-}
-
-unsafe extern "C" fn timer_callback(timer: *mut bindings::hrtimer) -> bindings::hrtimer_restart {
-    // SAFETY: every timer of this driver is the first field of an `EndCtx`
-    // (type invariant), which lives as long as the card.
-    let ctx = unsafe { &*timer.cast::<EndCtx>() };
-    // SAFETY: by the `EndCtx` invariant `cable` is its live containing cable.
-    let cable = unsafe { &*ctx.cable };
-    cable.on_timer(ctx.side & 1).to_raw()
-}
-
-/// The peer's constraint for the end behind a rule's private pointer.
-///
-/// # Safety
-///
-/// `rule` must be a live rule added by [`Cable::open`].
-unsafe fn rule_constraint(rule: *mut bindings::snd_pcm_hw_rule) -> Constraint {
-    // SAFETY: the rule's private data is the end's `EndCtx` (see `open`),
-    // which lives as long as the card.
-    let ctx = unsafe { &*(*rule).private.cast::<EndCtx>() };
-    // SAFETY: by the `EndCtx` invariant.
-    let cable = unsafe { &*ctx.cable };
-    // An end routed to an RTOS ring must use the ring's format.
-    if let Some((port, _)) = cable.route(ctx.side) {
-        return Constraint::from_peer(Some(port.ring.params));
-    }
-    let st = cable.state.lock();
-    Constraint::from_peer(st.ends[(ctx.side & 1) ^ 1].geometry.map(|g| g.params))
-}
-
-unsafe extern "C" fn rule_format(
-    params: *mut bindings::snd_pcm_hw_params,
-    rule: *mut bindings::snd_pcm_hw_rule,
-) -> c_int {
-    // SAFETY: ALSA calls rules with live params and rule.
-    let c = unsafe { rule_constraint(rule) };
-    // SAFETY: as above.
-    let mask = unsafe { sound::params_mask(params, bindings::SND_VOIP_PARAM_FORMAT) };
-    match c.refine_format_mask(mask) {
-        Ok(changed) => c_int::from(changed),
-        Err(_) => EINVAL.to_errno(),
-    }
-}
-
-unsafe extern "C" fn rule_rate(
-    params: *mut bindings::snd_pcm_hw_params,
-    rule: *mut bindings::snd_pcm_hw_rule,
-) -> c_int {
-    // SAFETY: ALSA calls rules with live params and rule.
-    match unsafe { rule_constraint(rule) }.rate {
-        // SAFETY: as above.
-        Some(rate) => unsafe {
-            sound::params_fix_interval(params, bindings::SND_VOIP_PARAM_RATE, rate)
-        },
-        None => 0,
-    }
-}
-
-unsafe extern "C" fn rule_channels(
-    params: *mut bindings::snd_pcm_hw_params,
-    rule: *mut bindings::snd_pcm_hw_rule,
-) -> c_int {
-    // SAFETY: ALSA calls rules with live params and rule.
-    match unsafe { rule_constraint(rule) }.channels {
-        // SAFETY: as above.
-        Some(ch) => unsafe {
-            sound::params_fix_interval(params, bindings::SND_VOIP_PARAM_CHANNELS, ch)
-        },
-        None => 0,
-    }
-}
-
-/// /proc/asound/VoIP/cableN names (N = substream * 2 + direction).
-const PROC_NAMES: [&CStr; 16] = [
-    c"cable0", c"cable1", c"cable2", c"cable3", c"cable4", c"cable5", c"cable6", c"cable7",
-    c"cable8", c"cable9", c"cable10", c"cable11", c"cable12", c"cable13", c"cable14", c"cable15",
-];
-
-/// The proc file name of cable `i`.
-pub(crate) fn proc_name(i: usize) -> &'static CStr {
-    PROC_NAMES.get(i).copied().unwrap_or(c"cable")
-}
-
-/// A fixed-size text buffer for one proc line.
-pub(crate) struct Line {
-    buf: [u8; 256],
-    len: usize,
-}
-
-impl Line {
-    /// An empty line.
-    pub(crate) const fn new() -> Self {
-        Line {
-            buf: [0; 256],
-            len: 0,
+        play.done += plan.copy + tail_skip;
+        play.unconnected += tail_skip;
+        capt.done += plan.copy;
+        if let (Some(cp), Some(cb)) = (capt.prepared, cbuf) {
+            let g = cp.geo;
+            let fb = g.params.frame_bytes();
+            let ch = g.params.channels as usize;
+            for seg in ring_pieces(capt.done, g.buffer_frames, plan.silence) {
+                let _ = cb.silence(g.params.format.to_alsa(), seg.dst * fb, seg.len * ch);
+            }
         }
+        capt.done += plan.silence;
+        capt.unconnected += plan.silence;
     }
 
-    /// Appends the line to a proc buffer.
-    pub(crate) fn emit(&mut self, buffer: *mut bindings::snd_info_buffer) {
-        self.buf[self.len] = 0;
-        // SAFETY: the buffer is NUL-terminated (`write_str` keeps a byte
-        // free); `buffer` is the live proc buffer of the read callback.
-        unsafe { bindings::snd_voip_info_puts(buffer, self.buf.as_ptr().cast()) };
-    }
-}
+    // -------------------------------------------------------------- /proc
 
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.buf.len() - 1 - self.len;
-        let n = s.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-/// Writes the state of a cable to /proc/asound/VoIP/cableN.
-pub(crate) unsafe extern "C" fn proc_read(
-    entry: *mut bindings::snd_info_entry,
-    buffer: *mut bindings::snd_info_buffer,
-) {
-    // SAFETY: the entry's private data is the cable (see `create`), live as long as the card.
-    let cable = unsafe { &*(*entry).private_data.cast::<Cable>() };
-    let now = now_ns();
-    let dir = cable.index & 1;
-    let (from, to) = if dir == 0 { (0, 1) } else { (1, 0) };
-    let mut lines: [Line; 4] = [const { Line::new() }; 4];
-    {
-        let st = cable.state.lock();
+    /// Writes /proc/asound/VoIP/cableN.
+    pub(crate) fn proc_read(&self, out: &mut impl Write) {
+        let now = now_ns();
+        let (from, to) = if self.index & 1 == 0 { (0, 1) } else { (1, 0) };
+        let n = self.index / 2;
+        let st = self.state.lock();
         let _ = writeln!(
-            lines[0],
+            out,
             "cable {}: substream {}, hw:VoIP,{},{} playback -> hw:VoIP,{},{} capture",
-            cable.index,
-            cable.index / 2,
-            from,
-            cable.index / 2,
-            to,
-            cable.index / 2
+            self.index, n, from, n, to, n
         );
         for (i, name) in [(PLAY, "playback"), (CAPT, "capture")] {
             let e = &st.ends[i];
-            let l = &mut lines[1 + i];
-            let state = match (&e.substream, &e.clock) {
-                (None, _) => "closed",
-                (Some(_), None) => "stopped",
-                (Some(_), Some(c)) if c.is_running() => "running",
-                (Some(_), Some(_)) => "paused",
+            let state = match (e.open, &e.clock) {
+                (false, _) => "closed",
+                (true, None) => "stopped",
+                (true, Some(c)) if c.is_running() => "running",
+                (true, Some(_)) => "paused",
             };
-            let _ = write!(l, "  {}: {}", name, state);
-            if let Some(g) = e.geometry {
+            let _ = write!(out, "  {}: {}", name, state);
+            if let Some(p) = e.prepared {
+                let g = p.geo;
                 let _ = write!(
-                    l,
+                    out,
                     ", {} {} Hz {} ch, buffer {} period {}",
                     g.params.format.name(),
                     g.params.rate.get(),
@@ -972,7 +1357,7 @@ pub(crate) unsafe extern "C" fn proc_read(
             }
             if let Some(c) = e.clock {
                 let _ = write!(
-                    l,
+                    out,
                     ", position {} (clock {}), periods {}, {} {}",
                     e.done,
                     c.position(now),
@@ -980,24 +1365,42 @@ pub(crate) unsafe extern "C" fn proc_read(
                     if i == PLAY { "dropped" } else { "silence" },
                     e.unconnected
                 );
+                if c.shift_ppm() != 0 {
+                    let _ = write!(out, ", rate shift {:+} ppm", c.shift_ppm());
+                }
             }
-            let _ = writeln!(l);
-            if let Some(link) = e.link {
+            let _ = writeln!(out);
+        }
+        for (i, name) in [(PLAY, "playback"), (CAPT, "capture")] {
+            if let Some(link) = st.ends[i].link {
+                let f = &link.follower;
                 let _ = writeln!(
-                    lines[3],
-                    "  {}: RTOS {} ring{}, rate shift {:+} ppm, target fill {}, mean fill {}.{:03}",
+                    out,
+                    "  {}: RTOS {} ring{}{}, rate shift {:+} ppm, target fill {}, mean fill {}.{:03}, delay {}",
                     name,
-                    if link.mic { "microphone" } else { "speaker" },
+                    if link.ring == RingId::Mic { "microphone" } else { "speaker" },
                     if link.both { " and bridge" } else { "" },
-                    link.follower.ppm(),
-                    link.follower.target(),
-                    link.follower.last_mean_mframes() / 1000,
-                    link.follower.last_mean_mframes() % 1000
+                    if link.released { " (released)" } else { "" },
+                    f.ppm(),
+                    f.target(),
+                    f.last_mean_mframes() / 1000,
+                    f.last_mean_mframes() % 1000,
+                    st.ends[i].delay
                 );
             }
         }
-    }
-    for l in lines.iter_mut().filter(|l| l.len > 0) {
-        l.emit(buffer);
+        if self.rtos.is_some() {
+            let r = route_of(self.index, st.route_pref);
+            let _ = writeln!(
+                out,
+                "  route of the {} end: {:?} (fixed while prepared)",
+                if routed_side(self.index) == PLAY {
+                    "playback"
+                } else {
+                    "capture"
+                },
+                r
+            );
+        }
     }
 }

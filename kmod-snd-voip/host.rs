@@ -7,6 +7,8 @@
 
 #[path = "logic/clock.rs"]
 pub mod clock;
+#[path = "logic/counter.rs"]
+pub mod counter;
 #[path = "logic/fifo.rs"]
 pub mod fifo;
 #[path = "logic/follow.rs"]

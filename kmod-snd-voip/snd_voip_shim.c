@@ -7,6 +7,7 @@
 #include <linux/moduleparam.h>
 #include <linux/of.h>
 #include <linux/of_address.h>
+#include <linux/delay.h>
 #include <sound/initval.h>
 #include "snd_voip_shim.h"
 
@@ -102,9 +103,17 @@ void snd_voip_mb(void)
 	mb();
 }
 
-void snd_voip_spin_lock_init(spinlock_t *lock)
+void snd_voip_spin_lock_init(spinlock_t *lock, int lock_class)
 {
-	spin_lock_init(lock);
+	/* One spin_lock_init() per class: each expansion has its own key. */
+	switch (lock_class) {
+	case SND_VOIP_LOCK_SLOT:
+		spin_lock_init(lock);
+		break;
+	default:
+		spin_lock_init(lock);
+		break;
+	}
 }
 
 unsigned long snd_voip_spin_lock_irqsave(spinlock_t *lock)
@@ -120,14 +129,19 @@ void snd_voip_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 	spin_unlock_irqrestore(lock, flags);
 }
 
-void snd_voip_hrtimer_set_expires(struct hrtimer *timer, ktime_t time)
+void snd_voip_fsleep(unsigned long usecs)
 {
-	hrtimer_set_expires(timer, time);
+	fsleep(usecs);
 }
 
-bool snd_voip_hrtimer_is_queued(struct hrtimer *timer)
+void snd_voip_power_change_state(struct snd_card *card, unsigned int state)
 {
-	return hrtimer_is_queued(timer);
+	snd_power_change_state(card, state);
+}
+
+size_t snd_voip_params_buffer_bytes(struct snd_pcm_hw_params *params)
+{
+	return params_buffer_bytes(params);
 }
 
 snd_pcm_uframes_t snd_voip_pcm_appl_ptr(struct snd_pcm_runtime *runtime)

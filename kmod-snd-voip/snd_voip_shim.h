@@ -46,11 +46,17 @@ void snd_voip_dma_wmb(void);
 void snd_voip_mb(void);
 
 /* Wrappers for static inline functions. */
-void snd_voip_spin_lock_init(spinlock_t *lock);
+/* Lock classes for lockdep: each has its own spin_lock_init() site. */
+enum snd_voip_lock_class {
+	SND_VOIP_LOCK_CABLE = 0,	/* a cable's state */
+	SND_VOIP_LOCK_SLOT = 1,		/* a substream slot (taken inside a cable lock) */
+};
+void snd_voip_spin_lock_init(spinlock_t *lock, int lock_class);
 unsigned long snd_voip_spin_lock_irqsave(spinlock_t *lock);
 void snd_voip_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
-void snd_voip_hrtimer_set_expires(struct hrtimer *timer, ktime_t time);
-bool snd_voip_hrtimer_is_queued(struct hrtimer *timer);
+void snd_voip_fsleep(unsigned long usecs);
+void snd_voip_power_change_state(struct snd_card *card, unsigned int state);
+size_t snd_voip_params_buffer_bytes(struct snd_pcm_hw_params *params);
 snd_pcm_uframes_t snd_voip_pcm_appl_ptr(struct snd_pcm_runtime *runtime);
 struct snd_mask *snd_voip_hw_param_mask(struct snd_pcm_hw_params *params, snd_pcm_hw_param_t var);
 struct snd_interval *snd_voip_hw_param_interval(struct snd_pcm_hw_params *params, snd_pcm_hw_param_t var);
@@ -70,8 +76,19 @@ const int SND_VOIP_PARAM_CHANNELS = (__force int)SNDRV_PCM_HW_PARAM_CHANNELS;
 const int SND_VOIP_PARAM_PERIOD_TIME = (__force int)SNDRV_PCM_HW_PARAM_PERIOD_TIME;
 const int SND_VOIP_STATE_DRAINING = (__force int)SNDRV_PCM_STATE_DRAINING;
 const int SND_VOIP_STATE_RUNNING = (__force int)SNDRV_PCM_STATE_RUNNING;
+const int SND_VOIP_STATE_PAUSED = (__force int)SNDRV_PCM_STATE_PAUSED;
+const int SND_VOIP_STATE_SUSPENDED = (__force int)SNDRV_PCM_STATE_SUSPENDED;
 const int SND_VOIP_CTL_IFACE_MIXER = (__force int)SNDRV_CTL_ELEM_IFACE_MIXER;
+const int SND_VOIP_CTL_IFACE_PCM = (__force int)SNDRV_CTL_ELEM_IFACE_PCM;
+const int SND_VOIP_CTL_TYPE_BOOLEAN = (__force int)SNDRV_CTL_ELEM_TYPE_BOOLEAN;
+const int SND_VOIP_CTL_TYPE_INTEGER = (__force int)SNDRV_CTL_ELEM_TYPE_INTEGER;
 const unsigned int SND_VOIP_CTL_ACCESS_READWRITE = SNDRV_CTL_ELEM_ACCESS_READWRITE;
+const unsigned int SND_VOIP_CTL_ACCESS_READ = SNDRV_CTL_ELEM_ACCESS_READ;
+const unsigned int SND_VOIP_CTL_EVENT_MASK_VALUE = SNDRV_CTL_EVENT_MASK_VALUE;
+const unsigned int SND_VOIP_POWER_D0 = SNDRV_CTL_POWER_D0;
+const unsigned int SND_VOIP_POWER_D3HOT = SNDRV_CTL_POWER_D3hot;
+const int SND_VOIP_FORMAT_LAST = (__force int)SNDRV_PCM_FORMAT_LAST;
+const int SND_VOIP_PARAM_BUFFER_BYTES = (__force int)SNDRV_PCM_HW_PARAM_BUFFER_BYTES;
 const unsigned long SND_VOIP_MEMREMAP_WB = MEMREMAP_WB;
 const unsigned long SND_VOIP_MEMREMAP_WC = MEMREMAP_WC;
 #endif

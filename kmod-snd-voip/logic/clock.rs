@@ -123,6 +123,29 @@ impl StreamClock {
         c
     }
 
+    /// A clock that starts from frame 0 at `now_ns` and ticks with `peer`
+    /// (a running clock of the same nominal rate): same epoch, same rate
+    /// shift, so the two positions change at the same instants for as long
+    /// as they are shifted together (see [`StreamClock::set_shift_ppm`]).
+    pub fn start_with(peer: &StreamClock, now_ns: u64) -> Self {
+        let mut c = *peer;
+        c.base_frames = 0;
+        c.running = false;
+        c.resume_with(peer, now_ns);
+        c
+    }
+
+    /// Resumes a paused clock from its kept position at `now_ns`, ticking
+    /// with `peer` (its epoch and its rate shift).
+    pub fn resume_with(&mut self, peer: &StreamClock, now_ns: u64) {
+        if !self.running {
+            self.rate = peer.rate;
+            self.rate_mhz = peer.rate_mhz;
+            self.shift_ppm = peer.shift_ppm;
+            self.resume_aligned(peer.epoch_ns, now_ns);
+        }
+    }
+
     /// The instant this clock's frame boundaries are counted from.
     pub fn epoch(&self) -> u64 {
         self.epoch_ns
@@ -157,7 +180,10 @@ impl StreamClock {
     /// clamped to +-[`MAX_SHIFT_PPM`]. The position is continuous: the clock
     /// is re-anchored at the instant its current frame began, so no fraction
     /// of a frame is lost (a clock re-anchored every period would otherwise
-    /// run measurably slow). A re-anchored clock no longer ticks with a peer.
+    /// run measurably slow). A re-anchored clock no longer ticks with a peer
+    /// unless the peer is shifted the same way at the same `now_ns`: two
+    /// clocks that tick together re-anchor at the same instant (the last
+    /// tick before `now_ns`) and so keep ticking together.
     pub fn set_shift_ppm(&mut self, ppm: i32, now_ns: u64) {
         let ppm = ppm.clamp(-MAX_SHIFT_PPM, MAX_SHIFT_PPM);
         if ppm == self.shift_ppm {

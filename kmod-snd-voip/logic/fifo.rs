@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The RTOS audio FIFO: layout and validation of the shared-memory ring
-//! header, version 1.0, and the ring arithmetic both sides use.
+//! header, version 1.1 (1.0 accepted), and the ring arithmetic both sides use.
 //!
 //! One single-producer/single-consumer ring per direction lives in a
 //! shared-memory region: a 256-byte little-endian header, then `ring_bytes`
@@ -17,8 +17,14 @@ use crate::format::{Format, StreamParams};
 pub const MAGIC: u32 = 0x5146_5653;
 /// Major version: a different one is refused.
 pub const VERSION_MAJOR: u16 = 1;
-/// Minor version: newer minors only add fields in reserved space.
-pub const VERSION_MINOR: u16 = 0;
+/// Minor version this layout describes. Newer minors only add fields in
+/// reserved space or tighten rules, so any minor of the major is accepted.
+///
+/// 1.1: the counters are 32-bit wrapping counts in the low word of their
+/// 64-bit field (one aligned 32-bit store publishes them); the high word is
+/// optional for writers and only cross-checked by readers on 1.0 rings
+/// (see [`crate::counter`]). Every 1.0 ring is a valid 1.1 ring.
+pub const VERSION_MINOR: u16 = 1;
 /// Size of the header this version defines.
 pub const HEADER_SIZE: u32 = 256;
 
@@ -42,16 +48,22 @@ pub mod off {
     pub const FORMAT: usize = 26;
     /// u32 direction: 0 RTOS to Linux (microphone), 1 Linux to RTOS (speaker).
     pub const DIRECTION: usize = 28;
-    /// Producer's cache line: u64 free-running count of frames written.
+    /// Producer's cache line: free-running count of frames written; its low
+    /// u32 is the counter (v1.1: wraps at 2^32).
     pub const WRITE_FRAMES: usize = 64;
+    /// u32 high word of the write counter (1.0: the carry; 1.1: optional).
+    pub const WRITE_FRAMES_HI: usize = 68;
     /// u32 producer state (0 stopped, 1 running).
     pub const PRODUCER_STATE: usize = 72;
     /// u32 overruns counted by the producer (ring full, frames dropped).
     pub const OVERRUNS: usize = 76;
     /// u32 heartbeat, incremented by the producer at least once a period.
     pub const PRODUCER_HEARTBEAT: usize = 80;
-    /// Consumer's cache line: u64 free-running count of frames read.
+    /// Consumer's cache line: free-running count of frames read; its low
+    /// u32 is the counter (v1.1: wraps at 2^32).
     pub const READ_FRAMES: usize = 128;
+    /// u32 high word of the read counter (1.0: the carry; 1.1: optional).
+    pub const READ_FRAMES_HI: usize = 132;
     /// u32 consumer state (0 stopped, 1 running).
     pub const CONSUMER_STATE: usize = 136;
     /// u32 underruns counted by the consumer (ring empty, silence used).
@@ -81,6 +93,9 @@ pub enum FifoError {
     BadDirection(u32),
     /// Read counter ahead of write, or more than the ring in between.
     BadIndices,
+    /// The header describes another ring than the one validated before
+    /// (the RTOS re-initialised it with other sizes or format).
+    Changed,
 }
 
 /// A validated ring description.
@@ -96,6 +111,9 @@ pub struct Ring {
     pub period_frames: u32,
     /// True for RTOS to Linux (microphone).
     pub to_linux: bool,
+    /// The minor version the RTOS wrote (0: the counters' high words are
+    /// the carry and readers may cross-check them; 1 or more: low words only).
+    pub minor: u16,
 }
 
 fn u16_at(b: &[u8], o: usize) -> Option<u16> {
@@ -128,6 +146,7 @@ impl Ring {
         if major != VERSION_MAJOR {
             return Err(FifoError::BadVersion(major));
         }
+        let minor = g16(off::VERSION + 2)?;
         let hs = g32(off::HEADER_SIZE)?;
         if hs < HEADER_SIZE || hs as usize > region_len {
             return Err(FifoError::BadHeaderSize(hs));
@@ -169,6 +188,7 @@ impl Ring {
             params,
             period_frames: period,
             to_linux,
+            minor,
         })
     }
 
@@ -179,16 +199,50 @@ impl Ring {
             .unwrap_or(0) as u64
     }
 
-    /// Frames readable given the two counters; an error for counters no
-    /// honest producer/consumer pair can produce.
+    /// Frames readable given the two counters, compared by their low 32
+    /// bits as protocol 1.1 defines them (wrapping, so a counter that
+    /// crossed 2^32 and one that did not yet still give the right fill);
+    /// an error for counters no honest producer/consumer pair can produce
+    /// (the reader ahead of the writer, or more than the ring between them).
     pub fn fill(&self, write_frames: u64, read_frames: u64) -> Result<u64, FifoError> {
-        let fill = write_frames
-            .checked_sub(read_frames)
-            .ok_or(FifoError::BadIndices)?;
+        let fill = u64::from((write_frames as u32).wrapping_sub(read_frames as u32));
         if fill > self.capacity() {
             return Err(FifoError::BadIndices);
         }
         Ok(fill)
+    }
+
+    /// The range the other side's counter must lie in, given Linux's own
+    /// counter `linux` (the read counter of a microphone ring, the write
+    /// counter of a speaker ring): the RTOS producer is at most a ring ahead
+    /// of Linux's read counter; the RTOS consumer is at most a ring behind
+    /// Linux's write counter and never ahead of it.
+    pub fn peer_bounds(&self, linux: u64) -> (u64, u64) {
+        let cap = self.capacity();
+        if self.to_linux {
+            (linux, linux.saturating_add(cap))
+        } else {
+            (linux.saturating_sub(cap), linux)
+        }
+    }
+
+    /// The fill given Linux's counter and the other side's (extended) one.
+    pub fn fill_from(&self, linux: u64, peer: u64) -> u64 {
+        if self.to_linux {
+            peer.saturating_sub(linux)
+        } else {
+            linux.saturating_sub(peer)
+        }
+    }
+
+    /// Whether `other` describes the same ring: the same layout and
+    /// format (a different minor version of the same major is the same
+    /// ring; only what readers cross-check differs).
+    pub fn same_layout(&self, other: &Ring) -> bool {
+        Ring {
+            minor: self.minor,
+            ..*other
+        } == *self
     }
 
     /// Byte offset in the data area of frame number `frame`.
@@ -200,8 +254,8 @@ impl Ring {
     }
 }
 
-/// Writes a version 1.0 header (host tools and tests; the RTOS side does
-/// the same in C). The magic goes in last.
+/// Writes a version 1.[`VERSION_MINOR`] header (host tools and tests; the
+/// RTOS side does the same in C). The magic goes in last.
 pub fn write_header(
     buf: &mut [u8],
     ring_bytes: u32,
@@ -227,6 +281,18 @@ pub fn write_header(
     buf[off::FORMAT..off::FORMAT + 2].copy_from_slice(&(format.to_alsa() as u16).to_le_bytes());
     buf[off::MAGIC..off::MAGIC + 4].copy_from_slice(&MAGIC.to_le_bytes());
     true
+}
+
+/// Rewrites the minor version of a header written by [`write_header`]
+/// (before its magic is published): tools that play a 1.0 RTOS use it.
+pub fn set_version_minor(buf: &mut [u8], minor: u16) -> bool {
+    match buf.get_mut(off::VERSION + 2..off::VERSION + 4) {
+        Some(b) => {
+            b.copy_from_slice(&minor.to_le_bytes());
+            true
+        }
+        None => false,
+    }
 }
 
 /// What feeds an application-side capture substream (ALSA control

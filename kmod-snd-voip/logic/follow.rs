@@ -171,16 +171,19 @@ impl Follower {
 /// elapsed time (200 ppm after 100 s of 160-frame periods at 8 kHz, 5 ppm
 /// after an hour).
 pub fn rate_offset_ppm(frames: u64, elapsed_ns: u64, rate: u32) -> Option<i32> {
-    if elapsed_ns < WINDOW_NS || rate == 0 {
+    let rate = core::num::NonZeroU32::new(rate)?;
+    if elapsed_ns < WINDOW_NS {
         return None;
     }
-    let us = elapsed_ns / 1000;
-    // Millihertz measured; frames * 1e9 fits u64 for 213 days at 1 MHz.
-    let mhz = frames.saturating_mul(1_000_000_000).checked_div(us)?;
-    let nominal = u64::from(rate) * 1000;
-    let ppm = (clamp_i64(mhz) - clamp_i64(nominal))
-        .saturating_mul(1000)
-        .checked_div(i64::from(rate))?;
+    // Compare with the frames a nominal clock makes in the same time
+    // (exact for any uptime: whole seconds and the rest are scaled apart),
+    // so nothing is multiplied by the (ever growing) count itself: only the
+    // difference, which is a few ppm of it, is scaled to ppm.
+    let nominal = crate::clock::frames_in_ns(elapsed_ns, rate);
+    let diff = clamp_i64(frames).saturating_sub(clamp_i64(nominal));
+    let ppm = diff
+        .saturating_mul(1_000_000)
+        .checked_div(clamp_i64(nominal))?;
     Some(ppm.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
 }
 

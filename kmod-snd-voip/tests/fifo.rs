@@ -94,6 +94,23 @@ fn each_corruption_has_its_error() {
 }
 
 #[test]
+fn a_new_minor_is_the_same_ring_a_new_size_is_not() {
+    let b = good(256 + 4096);
+    let r = Ring::validate(&b, b.len()).unwrap();
+    let mut b1 = b.clone();
+    assert!(set_version_minor(&mut b1, 0));
+    let r1 = Ring::validate(&b1, b1.len()).unwrap();
+    assert_eq!(r1.minor, 0);
+    assert!(r.same_layout(&r1) && r1.same_layout(&r));
+    let mut b2 = vec![0u8; 256 + 4096];
+    write_header(&mut b2, 2048, 160, Format::S16Le, 8000, 1, true);
+    assert!(!r.same_layout(&Ring::validate(&b2, b2.len()).unwrap()));
+    let mut b3 = b.clone();
+    set32(&mut b3, off::RATE, 16000);
+    assert!(!r.same_layout(&Ring::validate(&b3, b3.len()).unwrap()));
+}
+
+#[test]
 fn stereo_s16_ring_holds_whole_frames() {
     let mut b = vec![0u8; 256 + 1024];
     write_header(&mut b, 1024, 64, Format::S16Le, 48000, 2, false);

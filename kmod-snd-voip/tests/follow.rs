@@ -26,7 +26,8 @@ struct Outcome {
 /// Runs `seconds` of virtual time. The RTOS side moves `rtos_period` chunks
 /// on its own clock, `ppm` off nominal; Linux moves frames at the ticks of
 /// its follower-steered clock, every `linux_period` frames, each tick late
-/// by up to `jitter_ns` (a fixed pseudo-random sequence).
+/// by up to `jitter_ns` (a fixed pseudo-random sequence). The follower may
+/// shift Linux's clock by at most `max_follow_ppm` (0: never steered).
 #[allow(clippy::too_many_arguments)]
 fn simulate(
     role: Role,
@@ -37,6 +38,7 @@ fn simulate(
     capacity: u64,
     seconds: u64,
     jitter_ns: u64,
+    max_follow_ppm: i32,
 ) -> Outcome {
     let rtos_rate = shifted_rate_mhz(NonZeroU32::new(rate).unwrap(), ppm);
     let target = target_fill(role, capacity, rtos_period, linux_period).expect("ring big enough");
@@ -50,7 +52,7 @@ fn simulate(
         Role::Producer => (target, 0),
     };
     let mut clock = StreamClock::start(NonZeroU32::new(rate).unwrap(), t0);
-    let mut follower = Follower::new(rate, target, role, t0, MAX_FOLLOW_PPM);
+    let mut follower = Follower::new(rate, target, role, t0, max_follow_ppm);
     let mut linux_done = 0u64;
     let period = NonZeroU64::new(linux_period).unwrap();
     let mut out = Outcome {
@@ -136,7 +138,7 @@ fn simulate(
             late_ppm_sq += f64::from(follower.ppm()).powi(2);
         }
         if let Some(p) = follower.sample(t, fill) {
-            assert!(p.abs() <= MAX_FOLLOW_PPM);
+            assert!(p.abs() <= max_follow_ppm.max(0));
             clock.set_shift_ppm(p, t);
         }
     }
@@ -171,6 +173,7 @@ fn check_jittered(
         8192,
         3600,
         jitter_ns,
+        MAX_FOLLOW_PPM,
     );
     eprintln!("{role:?} {ppm:+} ppm periods {rtos_period}/{linux_period} jitter {} ms: shift {:+} ppm (mean {:+}, sd {:.0}), fill {}..{} (target {}), late mean {} u{} o{}", jitter_ns / 1_000_000, o.final_ppm, o.late_mean_ppm, o.late_sd_ppm, o.min_fill, o.max_fill, o.target, o.late_mean_fill, o.underflows, o.overflows);
     assert_eq!(o.underflows, 0, "{role:?} {ppm} ppm: underflow");
@@ -233,10 +236,45 @@ fn speaker_ring_follows_a_fast_or_slow_rtos_for_an_hour() {
 
 #[test]
 fn without_following_the_ring_fails_within_the_hour() {
-    // The test above would pass trivially if the ring could absorb the drift:
-    // show that 300 ppm overflows it when the clock is not steered.
-    let drift_frames = 8000.0 * 300e-6 * 3600.0;
-    assert!(drift_frames > 8192.0 - 320.0);
+    // The tests above would pass trivially if the ring could absorb the
+    // drift: run the very same hour with the follower's bound at 0 (the
+    // clock never steered) and the ring must overflow or run dry, on the
+    // side the RTOS clock's sign predicts, and end far from its target.
+    for (role, ppm) in [
+        (Role::Consumer, 300),
+        (Role::Consumer, -300),
+        (Role::Producer, 300),
+        (Role::Producer, -300),
+    ] {
+        let o = simulate(role, 8000, ppm, 160, 160, 8192, 3600, 0, 0);
+        eprintln!(
+            "unsteered {role:?} {ppm:+} ppm: shift {} ppm, fill {}..{} (target {}), u{} o{}",
+            o.final_ppm, o.min_fill, o.max_fill, o.target, o.underflows, o.overflows
+        );
+        assert_eq!(o.final_ppm, 0, "a bound of 0 must never steer");
+        // Consumer (microphone ring): a fast RTOS fills it, a slow one
+        // drains it. Producer (speaker ring): a fast RTOS drains it.
+        let (fills, drains) = (o.overflows, o.underflows);
+        match (role, ppm > 0) {
+            (Role::Consumer, true) | (Role::Producer, false) => {
+                assert!(
+                    fills > 0,
+                    "{role:?} {ppm:+} ppm unsteered: no overflow in an hour"
+                );
+                assert_eq!(drains, 0, "{role:?} {ppm:+} ppm unsteered: ran dry instead");
+            }
+            _ => {
+                assert!(
+                    drains > 0,
+                    "{role:?} {ppm:+} ppm unsteered: never ran dry in an hour"
+                );
+                assert_eq!(
+                    fills, 0,
+                    "{role:?} {ppm:+} ppm unsteered: overflowed instead"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -296,6 +334,24 @@ fn measured_rate_offset() {
     assert_eq!(rate_offset_ppm(1, SEC, 0), None);
     assert!(rate_offset_ppm(u64::MAX, SEC, 8000).is_some());
     assert!(rate_offset_ppm(0, u64::MAX, 8000).is_some());
+    // Days-long uptimes (a board runs for months): the measure does not
+    // saturate. 300 ppm fast at 48 kHz for 5 h, 4.5 days (where the old
+    // frames * 1e9 product overflowed), 30 days and 10 years.
+    for secs in [5 * 3600, 389_000, 30 * 86_400, 10 * 365 * 86_400u64] {
+        for (rate, ppm) in [
+            (48_000u64, 300i64),
+            (48_000, -300),
+            (8_000, 300),
+            (44_100, -120),
+        ] {
+            let frames = (rate * secs) as i64 + (rate * secs) as i64 * ppm / 1_000_000;
+            assert_eq!(
+                rate_offset_ppm(frames as u64, secs * SEC, rate as u32),
+                Some(ppm as i32),
+                "{secs} s at {rate} Hz, {ppm:+} ppm"
+            );
+        }
+    }
     // One 160-frame period over 100 s at 8 kHz: 200 ppm; over an hour: 6.
     assert_eq!(rate_offset_tolerance_ppm(800_000, 160), 200);
     assert_eq!(rate_offset_tolerance_ppm(8000 * 3600, 160), 6);
@@ -304,6 +360,16 @@ fn measured_rate_offset() {
 }
 
 proptest::proptest! {
+    /// Any uptime up to ten years: the measure is the shifted clock's offset
+    /// to within one frame over the run (never saturated).
+    #[test]
+    fn measured_rate_offset_holds_for_any_uptime(ppm in -5000i32..5000, secs in 3600u64..10 * 365 * 86_400, rate in proptest::sample::select(vec![8000u32, 16000, 44100, 48000])) {
+        let mhz = shifted_rate_mhz(NonZeroU32::new(rate).unwrap(), ppm);
+        let frames = mframes_in_ns(secs * SEC, mhz) / 1000;
+        let got = rate_offset_ppm(frames, secs * SEC, rate).unwrap();
+        proptest::prop_assert!((got - ppm).abs() <= 1, "{} vs {} after {} s", got, ppm, secs);
+    }
+
     #[test]
     fn measured_rate_offset_matches_a_shifted_clock(ppm in -5000i32..5000, secs in 2u64..3600, rate in proptest::sample::select(vec![8000u32, 16000, 44100, 48000])) {
         let mhz = shifted_rate_mhz(NonZeroU32::new(rate).unwrap(), ppm);

@@ -240,6 +240,50 @@ proptest! {
         }
     }
 
+    /// Playback Sink = Both: the application's playback follows the RTOS
+    /// clock (its shift changes every second or so) while the bridge's
+    /// capture reads the same cable. A capture started with the playback
+    /// (`start_with`) and shifted with it at the same instants advances by
+    /// exactly as many frames as the playback at every update, whatever the
+    /// shifts: nothing to drop or insert on the bridge path.
+    #[test]
+    fn clocks_shifted_together_tick_together(rate_i in 0usize..5, epoch in 0u64..1u64<<50, later in 0u64..10_000_000_000u64,
+                                             steps in proptest::collection::vec((1u64..30_000_000, proptest::option::of(-10_000i32..10_000)), 1..300)) {
+        let rate = nz(RATES[rate_i]);
+        let mut play = StreamClock::start(rate, epoch);
+        let start = epoch + later;
+        play.set_shift_ppm(-700, start);
+        let mut capt = StreamClock::start_with(&play, start);
+        prop_assert_eq!(capt.position(start), 0);
+        let (mut pp, mut pc) = (play.position(start), 0);
+        let mut t = start;
+        for (dt, shift) in steps {
+            t += dt;
+            let (np, nc) = (play.position(t), capt.position(t));
+            prop_assert_eq!(np - pp, nc - pc, "at {} ns", t);
+            pp = np;
+            pc = nc;
+            if let Some(ppm) = shift {
+                play.set_shift_ppm(ppm, t);
+                capt.set_shift_ppm(ppm, t);
+                // Re-anchoring may step both by the same frame, never apart.
+                prop_assert_eq!(play.position(t) - pp, capt.position(t) - pc, "at the shift");
+            }
+        }
+        // Paused and resumed with the playback: still together.
+        capt.pause(t);
+        t += 12_345_678;
+        capt.resume_with(&play, t);
+        let (mut pp, mut pc) = (play.position(t), capt.position(t));
+        for dt in [1u64, 125_000, 999_999, 20_000_000] {
+            t += dt;
+            let (np, nc) = (play.position(t), capt.position(t));
+            prop_assert_eq!(np - pp, nc - pc);
+            pp = np;
+            pc = nc;
+        }
+    }
+
     #[test]
     fn aligned_resume_keeps_position(rate_i in 0usize..5, epoch in 0u64..1u64<<40, run in 0u64..5_000_000_000u64, gap in 0u64..5_000_000_000u64) {
         let rate = nz(RATES[rate_i]);

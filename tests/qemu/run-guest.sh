@@ -7,7 +7,14 @@
 #   --kernel IMAGE     kernel image (default: `make -s print-kernel`)
 #   --kdir DIR         kernel build directory for its modules (default: `make -s print-kdir`)
 #   --module KO        extra module to install under /lib/modules (repeatable;
-#                      default: kmod-snd-voip/snd-voip.ko when it exists)
+#                      default: snd-voip.ko built for the kernel by scripts/kmod.sh)
+#   --no-module        install no module of ours
+#   --bin-dir DIR      the test binaries (voipbridge, audiotest, pcmcheck...),
+#                      shared read-only with the guest as $SND_VOIP_BIN
+#                      (default: the host's $SND_VOIP_BIN for an x86_64
+#                      kernel, none for arm64: pass a cross-built one)
+#   --debug-kernel     the suite needs the debug kernel: fail unless the
+#                      kernel has KASAN, lockdep (PROVE_LOCKING) and kmemleak
 #   --mode MODE        hostroot (default): the guest runs the host's own root
 #                      filesystem read-only over 9p (virtme-style), so every host
 #                      binary (aplay, baresip, kamailio, voipbridge...) runs inside it;
@@ -33,6 +40,12 @@
 #                      sized to --mem if missing, grown if smaller, never wiped.
 #   --dtb FILE         device tree blob given to the kernel (qemu -dtb); it must
 #                      come from the same machine options (dts/mkboard-dtb.sh)
+#   --pm               shares that survive a system suspend in the guest
+#                      (/sys/power/pm_test): each 9p share on its own PCIe root
+#                      port with PM No_Soft_Reset set (x86_64: the q35 machine),
+#                      so virtio-pci keeps its queues across suspend/resume
+#                      (without it the device is reset and 9p hangs). Also on
+#                      when SCRIPT has a line "# run-guest: --pm".
 #
 # For an arm64 kernel (detected from the image) the initramfs busybox, the
 # initramfs binaries and their libraries come from scripts/arm64-rootfs.sh.
@@ -41,18 +54,25 @@
 # repository at its host path ($SND_VOIP_ROOT), and loopback up. The guest's
 # console is printed to stdout; the harness exits with the script's status
 # (124 on timeout, 125 when the guest never reported one).
+#
+# SND_VOIP_QEMU_LOCK=FILE: hold an flock on FILE while qemu runs (several
+# people sharing one machine: one guest at a time; the wait is printed).
+# Never set it when the caller already holds that lock itself.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
 kernel="" kdir="" mode=hostroot timeout=600 out="" mem=1024 smp=2 append=""
-rootdir="" region="" dtb=""
+rootdir="" region="" dtb="" pm="" no_module=0 bindir="" bindir_set=0 need_debug=0
 modules=() bins=() qemu_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --kernel) kernel=$2; shift 2 ;;
         --kdir) kdir=$2; shift 2 ;;
         --module) modules+=("$2"); shift 2 ;;
+        --no-module) no_module=1; shift ;;
+        --bin-dir) bindir=$2; bindir_set=1; shift 2 ;;
+        --debug-kernel) need_debug=1; shift ;;
         --mode) mode=$2; shift 2 ;;
         --bin) bins+=("$2"); shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
@@ -64,7 +84,8 @@ while [ $# -gt 0 ]; do
         --rootdir) rootdir=$2; shift 2 ;;
         --region) region=$2; shift 2 ;;
         --dtb) dtb=$2; shift 2 ;;
-        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+        --pm) pm=1; shift ;;
+        -h|--help) sed -n '2,60p' "$0"; exit 0 ;;
         --) shift; break ;;
         -*) echo "run-guest: unknown option $1" >&2; exit 2 ;;
         *) break ;;
@@ -73,17 +94,37 @@ done
 [ $# -ge 1 ] || { echo "run-guest: no script given (see --help)" >&2; exit 2; }
 script=$(readlink -f "$1"); shift
 [ -f "$script" ] || { echo "run-guest: $script not found" >&2; exit 2; }
+grep -q '^# run-guest: --pm' "$script" && pm=1
 
 [ -n "$kdir" ] || kdir=$("$root/scripts/kernel.sh" --print-kdir)
 [ -n "$kernel" ] || kernel=$("$root/scripts/kernel.sh" --print-kernel)
 [ -f "$kernel" ] || { echo "run-guest: kernel image $kernel not found: run 'make kernel'" >&2; exit 2; }
 case "$(file -b "$kernel")" in *ARM64*|*aarch64*) arch=arm64 ;; *) arch=x86_64 ;; esac
-# The default module only when it was built for this kernel's architecture
-# (kmod-snd-voip/ holds the x86_64 build; pass an arm64 one with --module).
-if [ ${#modules[@]} -eq 0 ] && [ -f "$root/kmod-snd-voip/snd-voip.ko" ]; then
-    case "$arch:$(file -b "$root/kmod-snd-voip/snd-voip.ko")" in
-        x86_64:*|arm64:*aarch64*) modules=("$root/kmod-snd-voip/snd-voip.ko") ;;
+# A debug-kernel suite on a kernel without the checkers would pass
+# without checking anything: refuse it.
+if [ "$need_debug" = 1 ]; then
+    for opt in CONFIG_KASAN CONFIG_PROVE_LOCKING CONFIG_DEBUG_KMEMLEAK CONFIG_DEBUG_FS; do
+        grep -q "^$opt=y" "$kdir/.config" || { echo "run-guest: this suite needs the debug kernel, and $kdir has no $opt=y (SND_VOIP_KERNEL=debug)" >&2; exit 2; }
+    done
+fi
+# The default module: ours, built for this very kernel (scripts/kmod.sh).
+if [ ${#modules[@]} -eq 0 ] && [ "$no_module" = 0 ]; then
+    ko=$("$root/scripts/kmod.sh" "$kdir") || { echo "run-guest: the module build for $kdir failed" >&2; exit 2; }
+    modules=("$ko")
+fi
+for m in ${modules[@]+"${modules[@]}"}; do
+    case "$arch:$(file -b "$m")" in
+        x86_64:*x86-64*|arm64:*aarch64*) ;;
+        *) echo "run-guest: $m is not a module for this $arch kernel" >&2; exit 2 ;;
     esac
+done
+# The test binaries the guest runs (x86_64: the host's; arm64: cross-built ones).
+if [ "$bindir_set" = 0 ] && [ "$arch" = x86_64 ]; then
+    bindir=${SND_VOIP_BIN:-$(SND_VOIP_ROOT=$root "$root/scripts/cargo-ci.sh" print-bin)}
+fi
+if [ -n "$bindir" ]; then
+    [ -d "$bindir" ] || { echo "run-guest: binary directory $bindir not found (make bridge)" >&2; exit 2; }
+    bindir=$(readlink -f "$bindir")
 fi
 case "$mode" in
     hostroot|initramfs) [ -z "$rootdir" ] || { echo "run-guest: --rootdir needs --mode rootdir" >&2; exit 2; } ;;
@@ -148,6 +189,7 @@ cat >"$run/env" <<ENV
 export SND_VOIP_ROOT=$(printf %q "$root")
 export SND_VOIP_REPO_MNT=$(printf %q "$root")
 export GUEST_OUT=/tmp/out
+export SND_VOIP_BIN=$([ -n "$bindir" ] && echo /tmp/snd-voip-bin)
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb
 ENV
@@ -181,7 +223,16 @@ mount -t devtmpfs dev $R/dev 2>/dev/null || true
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs shm $R/dev/shm
-mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null || true
+# debugfs (kmemleak lives there): a kernel that has it must mount it.
+if grep -qw debugfs /proc/filesystems; then
+    mount -t debugfs debugfs $R/sys/kernel/debug || fail "cannot mount debugfs"
+fi
+# kmemleak's own thread scans all of memory every 10 minutes, at a time no
+# test chooses; on the emulated KASAN guest one scan takes the CPUs for
+# seconds, and a stream that runs meanwhile overruns (a whole matrix batch
+# failed so in CI). The suites scan when they check (check_kmemleak: two
+# explicit scans), so the periodic one only adds noise: off.
+if [ -w $R/sys/kernel/debug/kmemleak ]; then echo scan=off >$R/sys/kernel/debug/kmemleak; fi
 mount -t tmpfs tmp $R/tmp
 mkdir -p $R/tmp/out $R/tmp/runshare
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out $R/tmp/out || fail "cannot mount the out share"
@@ -200,6 +251,10 @@ if [ -n "$R" ]; then
     # over 9p again, seconds each in a starved emulated guest.
     mkdir -p "$R$SND_VOIP_REPO_MNT" 2>/dev/null
     mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 repo "$R$SND_VOIP_REPO_MNT" || fail "cannot mount the repository"
+    if [ -n "$SND_VOIP_BIN" ]; then
+        mkdir -p "$R$SND_VOIP_BIN"
+        mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 bin "$R$SND_VOIP_BIN" || fail "cannot mount the test binaries"
+    fi
 else
     mount --bind /run/modroot/lib/modules /lib/modules
     cp /run/script.sh /run/args /run/env /tmp/runshare/ 2>/dev/null || true
@@ -280,18 +335,40 @@ if [ -n "$region" ]; then
         -machine memory-backend=ram)
 fi
 [ -z "$dtb" ] || qemu+=(-dtb "$dtb")
+[ -z "$pm" ] || [ "$arch" != x86_64 ] || qemu+=(-M q35)
 qemu+=(-smp "$smp" -m "$mem" -nographic -no-reboot -monitor none -serial stdio
     -kernel "$kernel" -initrd "$run/initramfs.cpio.gz"
-    -append "console=$console panic=-1 oops=panic loglevel=4 $append"
-    -virtfs "local,path=$run,mount_tag=run,security_model=none,multidevs=remap"
-    -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap")
+    -append "console=$console panic=-1 oops=panic loglevel=4 $append")
+# share PATH TAG [ro]: a 9p share (with --pm: on its own PCIe root port, PM
+# No_Soft_Reset, so it survives a system suspend of the guest).
+nshare=0
+share() {
+    if [ -z "$pm" ]; then
+        qemu+=(-virtfs "local,path=$1,mount_tag=$2,security_model=none,multidevs=remap${3:+,readonly=on}")
+        return
+    fi
+    nshare=$((nshare + 1))
+    qemu+=(-device "pcie-root-port,id=pmrp$nshare,bus=pcie.0,chassis=$nshare,slot=$nshare"
+        -fsdev "local,id=pmfs$nshare,path=$1,security_model=none,multidevs=remap${3:+,readonly=on}"
+        -device "virtio-9p-pci,fsdev=pmfs$nshare,mount_tag=$2,bus=pmrp$nshare,x-pcie-pm-no-soft-reset=on")
+}
+share "$run" run
+share "$out" out
 if [ "$mode" = hostroot ] || [ "$mode" = rootdir ]; then
     if [ "$mode" = rootdir ]; then hostroot=$rootdir; else hostroot=/; fi
-    qemu+=(-virtfs "local,path=$hostroot,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
-    qemu+=(-virtfs "local,path=$root,mount_tag=repo,security_model=none,readonly=on,multidevs=remap")
+    share "$hostroot" hostroot ro
+    share "$root" repo ro
+    [ -z "$bindir" ] || share "$bindir" bin ro
 fi
 qemu+=(${qemu_args[@]+"${qemu_args[@]}"})
 
+if [ -n "${SND_VOIP_QEMU_LOCK:-}" ]; then
+    exec 8>"$SND_VOIP_QEMU_LOCK"
+    t_lock=$SECONDS
+    flock 8
+    [ $((SECONDS - t_lock)) -lt 2 ] || echo "run-guest: waited $((SECONDS - t_lock)) s for $SND_VOIP_QEMU_LOCK" >&2
+fi
+t_guest=$SECONDS
 set +e
 timeout --foreground -k 5 "$timeout" "${qemu[@]}" </dev/null &
 qpid=$!
@@ -299,6 +376,7 @@ wait "$qpid"
 qrc=$?
 qpid=""
 set -e
+[ -z "${SND_VOIP_QEMU_LOCK:-}" ] || exec 8>&-
 status=125
 if [ "$qrc" = 124 ]; then
     echo "run-guest: timed out after ${timeout}s" >&2
@@ -306,5 +384,5 @@ if [ "$qrc" = 124 ]; then
 elif [ -f "$out/.guest-status" ]; then
     status=$(cat "$out/.guest-status")
 fi
-echo "run-guest: guest output in $out, status $status" >&2
+echo "run-guest: guest output in $out, status $status, $((SECONDS - t_guest)) s in qemu ($(basename "$kdir"))" >&2
 exit "$status"

@@ -77,7 +77,7 @@ grep 'System RAM' /proc/iomem
 aplay --version >/dev/null 2>&1 && say "aplay $(aplay --version | head -n1)"
 say "$(amixer --version | head -n1)"
 # The driver reads the ring header the host wrote into the region.
-modprobe snd-voip 2>&1; say "modprobe-status $?"
+modprobe snd-voip >"$GUEST_OUT/modprobe1.txt" 2>&1; say "modprobe-status $?"
 dmesg | grep -i 'snd.voip\|rtos' | tee "$GUEST_OUT/dmesg1.txt"
 grep -q 0x5a5a1234 "$GUEST_OUT/dmesg1.txt" && say "driver-read-marker yes"
 rmmod snd-voip 2>/dev/null
@@ -117,6 +117,12 @@ expect "$g" "no-map yes" "the reservation is no-map"
 expect "$g" "region-in-system-ram no" "/proc/iomem: no System RAM range covers 0x5f000000-0x5f00ffff"
 if [ -f "$g" ] && grep -q '^aplay aplay: version 1\.2\.8' "$g"; then ok "Debian arm64 aplay runs in the guest"; else bad "aplay --version"; fi
 expect "$g" "driver-read-marker yes" "the driver read the marker the host wrote at file offset 0x1f000000 (dmesg: bad magic 0x5a5a1234)"
+expect "$g" "modprobe-status 1" "modprobe fails on the marker (exit status 1)"
+if grep -q "No such device" "$work/out1/modprobe1.txt" 2>/dev/null; then
+    ok "modprobe reports ENODEV (No such device) for the bad magic: $(head -n 1 "$work/out1/modprobe1.txt")"
+else
+    bad "modprobe's error for the bad magic: $(cat "$work/out1/modprobe1.txt" 2>/dev/null)"
+fi
 expect "$g" "done" "the guest wrote its report to \$GUEST_OUT"
 if [ -f "$g" ] && ! grep -q 'dmesg-warnings yes' "$g"; then ok "boot 1: no KASAN/lockdep/BUG/WARNING in dmesg"; else bad "boot 1: dmesg has kernel reports"; fi
 if cmp -s <(dd if="$region" bs=4096 skip=$((off / 4096)) count=16 status=none) "$work/marker"; then

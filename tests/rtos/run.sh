@@ -3,15 +3,23 @@
 #
 # The host plays the RTOS core with tools/rtos-sim on the board's RAM file
 # (qemu memory-backend-file,share=on), the guest runs tests/rtos/guest-rtos.sh
-# with Debian's arm64 alsa-utils. Three boots:
+# with Debian's arm64 alsa-utils and a static arm64 tests/pcmstress. Three
+# boots:
 #
 #   main    DTB with the node (Capture Source / Playback Sink = RTOS): the
-#           simulator feeds 1 kHz at -6 dBFS peak into the microphone ring at
-#           +300 ppm and drains the speaker ring into a WAV; arecord on
-#           hw:VoIP,0,0 records 60 s, aplay on hw:VoIP,0,0 plays 40 s of
-#           440 Hz; then run-time corruption, then every probe-time
-#           corruption (the guest asks the host to init/start/stop/corrupt
-#           through request.N / done.N files in the shared output directory);
+#           simulator, a 32-bit core speaking protocol 1.0 (each counter
+#           stored low word then high word, 2 ms apart) whose counters start
+#           25 s of audio below 2^32, feeds 1 kHz at -6 dBFS peak into the
+#           microphone ring at +300 ppm and drains the speaker ring into a
+#           WAV; arecord on hw:VoIP,0,0 records 60 s, aplay on hw:VoIP,0,0
+#           plays 40 s of 440 Hz, both across the carry; then (a 1.1 RTOS)
+#           Playback Sink = Both with the bridge capture checked
+#           sample-exact, route changes after prepare, pause/resume and
+#           suspend/resume on RTOS ends, the delay against the ring's fill,
+#           a stress run with route changes, run-time corruption, the
+#           module parameters, every probe-time corruption (the guest asks
+#           the host to init/start/stop/status/corrupt through request.N /
+#           done.N files in the shared output directory);
 #   small   a DT region smaller than one ring header;
 #   nonode  a board without the node.
 # The host then checks the recordings (frequency, level, length, purity)
@@ -48,6 +56,8 @@ kdir=$("$root/scripts/kernel.sh" --print-kdir)
 rootfs=$("$root/scripts/arm64-rootfs.sh")
 [ -n "$ko" ] || ko=$("$root/scripts/kmod-arm64.sh" "$kdir")
 (cd "$root" && cargo build -q --release --locked -p rtos-sim -p audiotest)
+# The static arm64 pcmstress, shared with the guest as $SND_VOIP_BIN.
+psbin=$(dirname "$("$root/tests/pcmstress/build.sh" arm64)")
 SIM=$root/target/release/rtos-sim
 AT=$root/target/release/audiotest
 
@@ -63,14 +73,17 @@ sim_pid="" sim_n=0
 rt=()
 if chrt -f 20 true 2>/dev/null; then rt=(chrt -f 20); else echo "rtos/run: no SCHED_FIFO here; the simulator runs at normal priority" >&2; fi
 sim() { "$SIM" "$1" --region "$ram" "${@:2}"; }
-# sim_start: the RTOS core runs (mic: 1 kHz, -6 dBFS peak, +300 ppm; speaker -> spk.N.wav).
+# sim_start [ARGS]: the RTOS core runs (mic: 1 kHz, -6 dBFS peak, +300 ppm;
+# speaker -> spk.N.wav), with extra run ARGS.
 sim_start() {
     sim_n=$((sim_n + 1))
-    ${rt[@]+"${rt[@]}"} "$SIM" run --region "$ram" --tone 1000 --level -6 --ppm 300 --out "$dir/spk.$sim_n.wav" \
+    ${rt[@]+"${rt[@]}"} "$SIM" run --region "$ram" --tone 1000 --level -6 --ppm 300 --out "$dir/spk.$sim_n.wav" "$@" \
         >"$dir/sim.$sim_n.json" 2>"$dir/sim.$sim_n.log" &
     sim_pid=$!
     pids+=("$sim_pid")
 }
+# sim_stop: stops the simulator (SIGTERM: it prints its summary and exits
+# 0); its exit status is judged: a simulator that failed is a failed run.
 sim_stop() {
     [ -n "$sim_pid" ] || { echo "no simulator running" >&2; return 1; }
     kill -CONT "$sim_pid" 2>/dev/null || true
@@ -78,30 +91,51 @@ sim_stop() {
     local rc=0
     wait "$sim_pid" || rc=$?
     sim_pid=""
+    if [ $rc = 0 ]; then
+        pass "simulator run $sim_n exited 0"
+    else
+        fail "simulator run $sim_n exited $rc: $(tail -n 3 "$dir/sim.$sim_n.log")"
+    fi
     return $rc
 }
+status_n=0
 # request ACTION: one of the guest's requests (tests/lib/handshake.sh).
 request() {
+    # shellcheck disable=SC2086 # the request's words are the arguments
+    set -- $1
     case "$1" in
-        init) sim init >>"$dir/sim-init.log" 2>&1 ;;
-        start) sim_start ;;
+        init) sim init "${@:2}" >>"$dir/sim-init.log" 2>&1 ;;
+        start) sim_start "${@:2}" ;;
         stop) sim_stop ;;
         # The RTOS core hangs: its counters stay as they are.
         freeze) [ -n "$sim_pid" ] && kill -STOP "$sim_pid" ;;
-        "corrupt "*) sim corrupt --what "${1#corrupt }" >>"$dir/sim-corrupt.log" 2>&1 ;;
-        *) echo "host: unknown request '$1'"; return 2 ;;
+        # What the RTOS side sees now (both rings' counters and fill).
+        status) status_n=$((status_n + 1)); sim status --json >"$o/status.$status_n.json" ;;
+        # sample N: N snapshots of both rings' fill as the RTOS sees them,
+        # 50 ms apart, one number a line in fill-mic.txt and fill-spk.txt.
+        sample)
+            local i j
+            for ((i = 0; i < ${2:-20}; i++)); do
+                j=$(sim status --json) || return 1
+                sed -n '1,/"speaker"/ s/.*"fill_frames": \([0-9]*\).*/\1/p' <<<"$j" >>"$o/fill-mic.txt"
+                sed -n '/"speaker"/,$ s/.*"fill_frames": \([0-9]*\).*/\1/p' <<<"$j" >>"$o/fill-spk.txt"
+                sleep 0.05
+            done ;;
+        corrupt) sim corrupt --what "$2" ${3:+--ring "$3"} >>"$dir/sim-corrupt.log" 2>&1 ;;
+        *) echo "host: unknown request '$*'"; return 2 ;;
     esac
 }
 # boot NAME DTB_ARGS...: boot the board with guest-rtos.sh NAME, serving requests.
 boot() {
     local name=$1; shift
-    local o=$dir/out-$name rc=0 t0
+    local rc=0 t0
+    o=$dir/out-$name
     mkdir -p "$o"
     "$root/dts/mkboard-dtb.sh" --smp $smp --mem $mem "$@" -o "$dir/$name.dtb" >/dev/null
-    [ -f "$dir/tone440.wav" ] && cp "$dir/tone440.wav" "$o/"
+    [ -f "$dir/tone440.wav" ] && cp "$dir/tone440.wav" "$dir/count.wav" "$o/"
     t0=$(date +%s)
     "$root/tests/qemu/run-guest.sh" --kernel "$kernel" --kdir "$kdir" --module "$ko" \
-        --mode rootdir --rootdir "$rootfs" --region "$ram" --dtb "$dir/$name.dtb" \
+        --mode rootdir --rootdir "$rootfs" --region "$ram" --dtb "$dir/$name.dtb" --pm --bin-dir "$psbin" \
         --append "snd_voip.rtos_max_shift_ppm=$max_shift" --mem $mem --smp $smp --timeout 1200 --out "$o" "$here/guest-rtos.sh" "$name" \
         >"$dir/console-$name.log" 2>&1 &
     local gpid=$!
@@ -123,14 +157,24 @@ field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 # ---------------------------------------------------------------- boot main
 truncate -s ${mem}M "$ram"
 "$AT" gen --wav --format S16_LE --rate 8000 --channels 1 --freq 440 --seconds 40 --amplitude 0.5 "$dir/tone440.wav" >/dev/null
-sim init >"$dir/sim-init.log"
-sim_start
-echo "== boot main: the card on the RTOS FIFO (simulator at +300 ppm)"
+# The count sequence for Playback Sink = Both: 20 s, sample n = n mod 32768.
+python3 - "$dir/count.wav" <<'PY'
+import struct, sys, wave
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+    w.writeframes(b"".join(struct.pack("<h", n % 32768) for n in range(160000)))
+PY
+# A 32-bit RTOS speaking 1.0, its counters 25 s of audio below the carry.
+carry=$((1 << 32))
+start=$((carry - 25 * 8000))
+sim init --start-frames "$start" --minor 0 >"$dir/sim-init.log"
+sim_start --split-counters-us 2000
+echo "== boot main: the card on the RTOS FIFO (a 32-bit simulator at +300 ppm, counters from 2^32 - 200000)"
 boot main
 [ -z "$sim_pid" ] || sim_stop || true
 
 o=$dir/out-main
-# Run 1 (the audio run, stopped by the guest's first 'host stop').
+# Run 1 (the audio run across the carry, stopped by the guest's first 'host stop').
 s1=$dir/sim.1.json
 if [ -s "$s1" ]; then
     echo "simulator, run 1: $(cat "$s1")"
@@ -138,9 +182,56 @@ if [ -s "$s1" ]; then
     [ "$(field "$s1" mic_overruns)" = 0 ] && pass "microphone ring: no overrun in the audio run at +300 ppm" || fail "microphone ring overruns: $(field "$s1" mic_overruns)"
     [ "$(field "$s1" index_errors)" = 0 ] && pass "the simulator never saw impossible counters from Linux" || fail "index errors: $(field "$s1" index_errors)"
     [ "$(field "$s1" speaker_started)" = true ] && pass "Linux filled the speaker ring" || fail "the speaker ring never started"
+    mw=$(sed -n 's/.*"mic_write_counter":\[\([0-9]*\),\([0-9]*\)\].*/\2/p' "$s1")
+    sr=$(sed -n 's/.*"speaker_read_counter":\[\([0-9]*\),\([0-9]*\)\].*/\2/p' "$s1")
+    if [ -n "$mw" ] && [ -n "$sr" ] && [ "$mw" -gt $((carry + 8000)) ] && [ "$sr" -gt $((carry + 8000)) ]; then
+        pass "both RTOS counters crossed 2^32 while Linux streamed (microphone write $mw, speaker read $sr)"
+    else
+        fail "the counters did not cross 2^32 (microphone write ${mw:-?}, speaker read ${sr:-?}, carry $carry)"
+    fi
 else
     fail "no simulator summary for the audio run"
 fi
+# Run 2 (Both, route changes, pause, delay, suspend): the RTOS side never
+# saw an xrun while Linux said it streamed, nor impossible counters.
+s2=$dir/sim.2.json
+if [ -s "$s2" ]; then
+    echo "simulator, run 2: $(cat "$s2")"
+    [ "$(field "$s2" index_errors)" = 0 ] && pass "run 2: the simulator never saw impossible counters from Linux" || fail "run 2 index errors: $(field "$s2" index_errors)"
+    [ "$(field "$s2" speaker_underruns)" = 0 ] && pass "run 2: no speaker underrun while Linux streamed (pause and suspend cleared its state word)" || fail "run 2 speaker underruns: $(field "$s2" speaker_underruns)"
+    [ "$(field "$s2" mic_overruns)" = 0 ] && pass "run 2: no microphone overrun while Linux streamed" || fail "run 2 microphone overruns: $(field "$s2" mic_overruns)"
+else
+    fail "no simulator summary for run 2"
+fi
+# count_ok WAV WHAT: the recording holds the whole count sequence, every
+# sample once and in order (a dropped or repeated frame fails this).
+count_ok() {
+    local r
+    if r=$(python3 - "$1" 2>&1 <<'PY'
+import struct, sys, wave
+with wave.open(sys.argv[1]) as w:
+    x = struct.unpack("<%dh" % w.getnframes(), w.readframes(w.getnframes()))
+start = next((i for i, v in enumerate(x) if v == 1), None)
+if start is None or start == 0 or x[start - 1] != 0:
+    sys.exit("the sequence does not start (no 0, 1)")
+start -= 1
+n = 0
+while start + n < len(x) and x[start + n] == n % 32768:
+    n += 1
+print(f"{n} samples of the sequence in order from frame {start}")
+if n != 160000:
+    after = x[start + n:start + n + 4]
+    sys.exit(f"{n} of 160000 samples in order, then {after} (expected {n % 32768})")
+PY
+    ); then
+        pass "$2: $r"
+    else
+        fail "$2: $r"
+    fi
+}
+count_ok "$o/both.wav" "Playback Sink = Both: the bridge capture hw:VoIP,1,0 got the playback sample-exact"
+count_ok "$dir/spk.2.wav" "Playback Sink = Both: the RTOS speaker got the same playback sample-exact"
+[ -f "$o/both-running.txt" ] && { echo "--- /proc/asound/VoIP/cable0 with Playback Sink = Both"; cat "$o/both-running.txt"; }
 # tone_ok WAV HZ SECONDS WHAT: the recording holds one unbroken tone of HZ
 # for SECONDS (+-1 %), at the -6 dBFS both sources play (peak 0.5; audiotest
 # gives levels in dBFS of a full-scale sine), with 99 % of its power in the

@@ -25,6 +25,11 @@ pub struct InitParams {
     pub ring_bytes: u32,
     /// Frames per period.
     pub period_frames: u32,
+    /// Both counters of both rings start here (e.g. just below the 2^32
+    /// carry, to stream across it).
+    pub start_frames: u64,
+    /// Minor protocol version written in both headers (0: a 1.0 RTOS).
+    pub minor: u16,
 }
 
 impl Default for InitParams {
@@ -35,6 +40,8 @@ impl Default for InitParams {
             format: Format::S16Le,
             ring_bytes: 16384,
             period_frames: 160,
+            start_frames: 0,
+            minor: fifo::VERSION_MINOR,
         }
     }
 }
@@ -59,6 +66,10 @@ fn header_bytes(p: &InitParams, to_linux: bool) -> [u8; HEADER_SIZE as usize] {
         p.channels,
         to_linux,
     );
+    fifo::set_version_minor(&mut h, p.minor);
+    for o in [off::WRITE_FRAMES, off::READ_FRAMES] {
+        h[o..o + 8].copy_from_slice(&p.start_frames.to_le_bytes());
+    }
     h
 }
 
@@ -114,6 +125,9 @@ pub enum Corruption {
     OversizedRing,
     /// read_frames one ahead of write_frames.
     ReadBeyondWrite,
+    /// write_frames more than a ring ahead of read_frames (the producer's
+    /// counter jumped).
+    FillBeyondRing,
     /// A rate the card does not support (12345).
     BadRate,
     /// period_frames of zero.
@@ -122,11 +136,12 @@ pub enum Corruption {
 
 impl Corruption {
     /// Every kind.
-    pub const ALL: [Corruption; 6] = [
+    pub const ALL: [Corruption; 7] = [
         Corruption::BadMagic,
         Corruption::BadVersion,
         Corruption::OversizedRing,
         Corruption::ReadBeyondWrite,
+        Corruption::FillBeyondRing,
         Corruption::BadRate,
         Corruption::BadPeriod,
     ];
@@ -140,6 +155,7 @@ impl Corruption {
                 | (Corruption::BadVersion, FifoError::BadVersion(_))
                 | (Corruption::OversizedRing, FifoError::BadRingSize(_))
                 | (Corruption::ReadBeyondWrite, FifoError::BadIndices)
+                | (Corruption::FillBeyondRing, FifoError::BadIndices)
                 | (Corruption::BadRate, FifoError::BadFormat)
                 | (Corruption::BadPeriod, FifoError::BadPeriod(0))
         )
@@ -174,6 +190,18 @@ pub fn corrupt(region: &Region, which: Which, kind: Corruption) -> Result<(), Si
             region
                 .atomic_u64(at + off::READ_FRAMES)
                 .store(w.wrapping_add(1), Ordering::Release)
+        }
+        Corruption::FillBeyondRing => {
+            let ring = region.validate_at(at).map_err(|err| SimError::Ring {
+                ring: which.name(),
+                err,
+            })?;
+            let r = region
+                .atomic_u64(at + off::READ_FRAMES)
+                .load(Ordering::Acquire);
+            region
+                .atomic_u64(at + off::WRITE_FRAMES)
+                .store(r + ring.capacity() + 1, Ordering::Release)
         }
         Corruption::BadRate => field(off::RATE).store(12345, Ordering::Release),
         Corruption::BadPeriod => field(off::PERIOD_FRAMES).store(0, Ordering::Release),

@@ -9,6 +9,7 @@
 //! ([`run::run`]), decodes the headers ([`header::status`]) and writes the
 //! header corruptions the kernel must refuse ([`header::corrupt`]).
 
+pub mod echo;
 pub mod error;
 pub mod header;
 pub mod pacing;
@@ -16,5 +17,6 @@ pub mod region;
 pub mod run;
 pub mod source;
 pub mod wav;
+pub mod writer;
 
 pub use error::SimError;

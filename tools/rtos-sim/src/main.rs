@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rtos_sim::echo::EchoArgs;
 use rtos_sim::header::{self, Corruption, InitParams};
 use rtos_sim::region::{Region, Which, DEFAULT_OFFSET, DEFAULT_SIZE};
 use rtos_sim::run::{self, RunConfig};
 use rtos_sim::source::SourceSpec;
+use rtos_sim::writer::CounterStore;
 use snd_voip_logic::format::Format;
 
 const ABOUT: &str =
@@ -114,6 +116,15 @@ enum Cmd {
         /// Frames per period (at most half the ring).
         #[arg(long, default_value_t = 160)]
         period_frames: u32,
+        /// Start both counters of both rings here instead of 0 (decimal or
+        /// 0x hex), e.g. 0xfffc1800 to cross the 2^32 carry 32 s into an
+        /// 8 kHz run.
+        #[arg(long, value_name = "FRAMES", default_value = "0", value_parser = parse_u64)]
+        start_frames: u64,
+        /// Minor protocol version to write (0: play a 1.0 RTOS, whose
+        /// counters' high words Linux cross-checks; 1: the current one).
+        #[arg(long, default_value_t = snd_voip_logic::fifo::VERSION_MINOR)]
+        minor: u16,
     },
     /// Run the M core: feed the mic ring, drain the speaker ring, print a JSON summary.
     #[command(
@@ -133,19 +144,35 @@ is running.
 
 Stops after --seconds or on SIGTERM/SIGINT, sets both states to stopped,
 finalises the WAV and prints one JSON line: frames produced, dropped and
-consumed, overruns, underruns, silence frames, min/max fill, ppm.",
+consumed, overruns, underruns, silence frames, min/max fill, ppm.
+
+With --echo the microphone also hears the speaker: what the speaker ring
+played, through a room impulse response (generated from --echo-seed with
+--echo-rt60, or --echo-rir), --echo-delay ms later and --echo-erl dB down,
+plus white noise (--echo-noise). --echo-drift-ppm runs the speaker codec
+that far off the microphone's clock (the speaker ring is paced by it), so
+the echo path drifts; --echo-delay-step changes the delay mid-run. The
+summary then has an \"echo\" object (levels, late and clipped samples).
+--silent leaves only the echo (and noise) on the microphone.",
         after_help = "\
 Examples:
   rtos-sim run --region /tmp/ram.img --tone 1000 --ppm 300 --out spk.wav --seconds 20
   rtos-sim run --region /tmp/ram.img --wav speech-8k.wav --ppm -300 --out spk.wav &
-  kill -TERM $!   # stops cleanly, summary on stdout"
+  kill -TERM $!   # stops cleanly, summary on stdout
+  # hands-free echo: the speaker comes back 60 ms later, 10 dB down, through a
+  # 100 ms room, the speaker clock 300 ppm off; the delay grows 40 ms at 10 s
+  rtos-sim run --region /tmp/ram.img --silent --echo --echo-delay 60 --echo-erl 10 \\
+      --echo-rt60 100 --echo-drift-ppm 300 --echo-delay-step 40@10"
     )]
     Run {
         #[command(flatten)]
         region: RegionArgs,
-        /// Microphone tone frequency in Hz (default 1000 unless --wav).
-        #[arg(long, value_name = "HZ", conflicts_with = "wav")]
+        /// Microphone tone frequency in Hz (default 1000 unless --wav or --silent).
+        #[arg(long, value_name = "HZ", conflicts_with_all = ["wav", "silent"])]
         tone: Option<f64>,
+        /// The room is silent: the microphone hears only the echo (with --echo).
+        #[arg(long, conflicts_with = "wav")]
+        silent: bool,
         /// Tone peak level in dBFS.
         #[arg(long, value_name = "DBFS", default_value_t = -6.0, allow_negative_numbers = true)]
         level: f64,
@@ -164,6 +191,13 @@ Examples:
         /// Stop after this many seconds [default: until SIGTERM/SIGINT].
         #[arg(long, value_name = "N")]
         seconds: Option<f64>,
+        /// Play a 32-bit core: publish each counter as two 32-bit stores,
+        /// the low word then, US microseconds later, the high word (so
+        /// Linux often reads between them).
+        #[arg(long, value_name = "US")]
+        split_counters_us: Option<u64>,
+        #[command(flatten)]
+        echo: Box<EchoArgs>,
     },
     /// Print both headers decoded and validated, fill levels, states, counters.
     #[command(
@@ -183,6 +217,7 @@ Kinds and the error snd_voip_logic::fifo reports:
   bad-version        major version 2                  BadVersion
   oversized-ring     ring_bytes beyond the region     BadRingSize
   read-beyond-write  read_frames = write_frames + 1   BadIndices (Ring::fill)
+  fill-beyond-ring   write_frames = read_frames + capacity + 1   BadIndices
   bad-rate           rate 12345                       BadFormat
   bad-period         period_frames 0                  BadPeriod
 
@@ -222,6 +257,8 @@ fn main() -> Result<()> {
             format,
             ring_bytes,
             period_frames,
+            start_frames,
+            minor,
         } => {
             let r = region.open()?;
             let p = InitParams {
@@ -234,17 +271,21 @@ fn main() -> Result<()> {
                 },
                 ring_bytes,
                 period_frames,
+                start_frames,
+                minor,
             };
             let (mic, spk) = header::init(&r, &p).context("init refused")?;
             println!(
-                "mic ring at 0x0, speaker ring at {:#x}: {} Hz, {} ch, {}, {} bytes ({} frames) each, period {}",
+                "mic ring at 0x0, speaker ring at {:#x}: {} Hz, {} ch, {}, {} bytes ({} frames) each, period {}, version 1.{}, counters from {}",
                 snd_voip_logic::fifo::second_ring_offset(&mic),
                 rate,
                 channels,
                 p.format.name(),
                 ring_bytes,
                 spk.capacity(),
-                period_frames
+                period_frames,
+                minor,
+                start_frames
             );
         }
         Cmd::Run {
@@ -256,10 +297,15 @@ fn main() -> Result<()> {
             start_fill,
             out,
             seconds,
+            split_counters_us,
+            silent,
+            echo,
         } => {
+            let echo = echo.config()?;
             let r = region.open()?;
             let source = match wav {
                 Some(p) => SourceSpec::Wav(p),
+                None if silent => SourceSpec::Silence,
                 None => SourceSpec::Tone {
                     hz: tone.unwrap_or(1000.0),
                     dbfs: level,
@@ -276,6 +322,8 @@ fn main() -> Result<()> {
                 seconds,
                 start_fill,
                 out,
+                store: split_counters_us.map_or(CounterStore::Atomic64, CounterStore::split32),
+                echo,
             };
             let summary = run::run(&r, &cfg, &stop)?;
             println!("{}", serde_json::to_string(&summary)?);

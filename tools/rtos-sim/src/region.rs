@@ -216,6 +216,11 @@ impl RingIo<'_> {
         self.region.atomic_u32(self.at + field)
     }
 
+    /// A u64 header field (the counters).
+    pub fn u64(&self, field: usize) -> &AtomicU64 {
+        self.region.atomic_u64(self.at + field)
+    }
+
     /// The producer's free-running frame counter.
     pub fn write_frames(&self) -> &AtomicU64 {
         self.region.atomic_u64(self.at + off::WRITE_FRAMES)

@@ -9,18 +9,22 @@
 //! simulator writes only its own lines: the producer line of the microphone
 //! ring and the consumer line of the speaker ring.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use snd_voip_logic::fifo::off;
 
+use crate::echo::{EchoConfig, EchoPath, EchoSummary};
 use crate::header::silence_byte;
 use crate::pacing::Pace;
 use crate::region::{Region, RingIo, Which};
 use crate::source::{Source, SourceSpec};
 use crate::wav::WavWriter;
+use crate::writer::CounterStore;
 use crate::SimError;
 
 /// Longest single sleep, so a stop request is seen promptly.
@@ -40,6 +44,11 @@ pub struct RunConfig {
     pub start_fill: Option<u64>,
     /// Where the speaker ring's audio goes; `None`: discarded.
     pub out: Option<PathBuf>,
+    /// How the RTOS stores its counters (a 32-bit core: two stores).
+    pub store: CounterStore,
+    /// The acoustic path from the speaker back into the microphone
+    /// (`--echo`); `None`: the microphone hears only the source.
+    pub echo: Option<EchoConfig>,
 }
 
 /// What a run did, printed as one JSON line at the end.
@@ -82,6 +91,14 @@ pub struct Summary {
     pub out_wav: Option<PathBuf>,
     /// Frames in the speaker WAV (consumed plus silence).
     pub out_wav_frames: u64,
+    /// The microphone write counter at the start and at the end (a run from
+    /// `init --start-frames` below 2^32 shows it crossed the carry).
+    pub mic_write_counter: (u64, u64),
+    /// The speaker read counter at the start and at the end.
+    pub speaker_read_counter: (u64, u64),
+    /// The acoustic path, when `--echo` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo: Option<EchoSummary>,
 }
 
 fn min_opt(a: Option<u64>, b: u64) -> Option<u64> {
@@ -106,6 +123,9 @@ struct Producer<'a> {
     /// Frames the source generated this run.
     generated: u64,
     buf: Vec<u8>,
+    store: CounterStore,
+    /// The acoustic path, shared with the consumer.
+    echo: Option<Rc<RefCell<EchoPath>>>,
 }
 
 impl Producer<'_> {
@@ -130,6 +150,15 @@ impl Producer<'_> {
             };
             self.buf.clear();
             self.source.next_frames(n as usize, &mut self.buf);
+            if let Some(e) = &self.echo {
+                let p = self.io.ring().params;
+                e.borrow_mut().add_to_mic(
+                    self.generated,
+                    &mut self.buf,
+                    p.format,
+                    p.channels as usize,
+                );
+            }
             let read = self.io.read_frames().load(Ordering::Acquire);
             if !s.mic_reader_started && self.reader_started(read) {
                 s.mic_reader_started = true;
@@ -149,7 +178,7 @@ impl Producer<'_> {
                     self.io.put(self.write, &self.buf[..bytes]);
                     self.write += k;
                     // Data before index: the release store orders the copy.
-                    self.io.write_frames().store(self.write, Ordering::Release);
+                    self.store.publish(&self.io, off::WRITE_FRAMES, self.write);
                     s.mic_frames_produced += k;
                     if k < n {
                         s.mic_frames_dropped += n - k;
@@ -192,6 +221,9 @@ struct Consumer<'a> {
     taken: u64,
     buf: Vec<u8>,
     wav: Option<WavWriter>,
+    store: CounterStore,
+    /// The acoustic path, and when the run started (for the speaker's start).
+    echo: Option<(Rc<RefCell<EchoPath>>, Instant)>,
 }
 
 impl Consumer<'_> {
@@ -204,6 +236,10 @@ impl Consumer<'_> {
                     Ok(f) if f >= 2 * self.period => {
                         self.start = Some(now);
                         s.speaker_started = true;
+                        if let Some((e, t0)) = &self.echo {
+                            e.borrow_mut()
+                                .speaker_started(now.saturating_duration_since(*t0).as_secs_f64());
+                        }
                         now
                     }
                     Ok(_) => return Ok(()),
@@ -237,7 +273,7 @@ impl Consumer<'_> {
             // Done with the frames before they are handed back.
             fence(Ordering::SeqCst);
             self.read += k;
-            self.io.read_frames().store(self.read, Ordering::Release);
+            self.store.publish(&self.io, off::READ_FRAMES, self.read);
             s.speaker_frames_consumed += k;
             if k < n {
                 self.buf[bytes..].fill(self.silence);
@@ -248,6 +284,15 @@ impl Consumer<'_> {
                     s.speaker_underruns += 1;
                     self.io.u32(off::UNDERRUNS).fetch_add(1, Ordering::Release);
                 }
+            }
+            if let Some((e, _)) = &self.echo {
+                let p = self.io.ring().params;
+                e.borrow_mut().played_bytes(
+                    self.taken,
+                    &self.buf[..n as usize * self.frame_bytes],
+                    p.format,
+                    p.channels as usize,
+                );
             }
             if let Some(w) = &mut self.wav {
                 w.write(&self.buf)?;
@@ -303,8 +348,22 @@ pub fn run(region: &Region, cfg: &RunConfig, stop: &AtomicBool) -> Result<Summar
         )?),
         None => None,
     };
+    let mic_pace = Pace::new(mic_ring.params.rate.get(), cfg.ppm)?;
+    // With an echo path, the speaker's codec clock may differ from the
+    // microphone's (--echo-drift-ppm): the speaker ring is paced by it.
+    let spk_ppm = cfg.ppm + cfg.echo.as_ref().map_or(0.0, |c| c.drift_ppm);
+    let spk_pace = Pace::new(spk_ring.params.rate.get(), spk_ppm)?;
+    let echo = match &cfg.echo {
+        Some(c) => Some(Rc::new(RefCell::new(EchoPath::new(
+            c,
+            mic_pace.effective_rate(),
+            spk_pace.effective_rate(),
+            start_fill,
+        )?))),
+        None => None,
+    };
     let mut prod = Producer {
-        pace: Pace::new(mic_ring.params.rate.get(), cfg.ppm)?,
+        pace: mic_pace,
         period: mic_period,
         start_fill,
         frame_bytes: mic_ring.params.frame_bytes(),
@@ -313,10 +372,12 @@ pub fn run(region: &Region, cfg: &RunConfig, stop: &AtomicBool) -> Result<Summar
         read0: mic.read_frames().load(Ordering::Acquire),
         generated: 0,
         buf: Vec::new(),
+        store: cfg.store,
+        echo: echo.clone(),
         io: mic,
     };
     let mut cons = Consumer {
-        pace: Pace::new(spk_ring.params.rate.get(), cfg.ppm)?,
+        pace: spk_pace,
         period: u64::from(spk_ring.period_frames),
         frame_bytes: spk_ring.params.frame_bytes(),
         silence: silence_byte(spk_ring.params.format),
@@ -325,8 +386,11 @@ pub fn run(region: &Region, cfg: &RunConfig, stop: &AtomicBool) -> Result<Summar
         taken: 0,
         buf: Vec::new(),
         wav,
+        store: cfg.store,
+        echo: None,
         io: spk,
     };
+    let (mic_write0, spk_read0) = (prod.write, cons.read);
     let mut s = Summary {
         ppm: prod.pace.ppm(),
         out_wav: cfg.out.clone(),
@@ -336,6 +400,7 @@ pub fn run(region: &Region, cfg: &RunConfig, stop: &AtomicBool) -> Result<Summar
     cons.io.u32(off::CONSUMER_STATE).store(1, Ordering::Release);
     let limit = cfg.seconds.map(Duration::from_secs_f64);
     let t0 = Instant::now();
+    cons.echo = echo.clone().map(|e| (e, t0));
     let result = loop {
         let now = Instant::now();
         let elapsed = now - t0;
@@ -359,6 +424,9 @@ pub fn run(region: &Region, cfg: &RunConfig, stop: &AtomicBool) -> Result<Summar
     prod.io.u32(off::PRODUCER_STATE).store(0, Ordering::Release);
     cons.io.u32(off::CONSUMER_STATE).store(0, Ordering::Release);
     s.seconds = t0.elapsed().as_secs_f64();
+    s.mic_write_counter = (mic_write0, prod.write);
+    s.speaker_read_counter = (spk_read0, cons.read);
+    s.echo = echo.map(|e| e.borrow().summary());
     if let Some(w) = cons.wav.take() {
         w.finish()?;
     }

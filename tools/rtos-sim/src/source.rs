@@ -22,6 +22,9 @@ pub enum SourceSpec {
     },
     /// A WAV file played in a loop.
     Wav(std::path::PathBuf),
+    /// Nothing: a silent room (the microphone then hears only the echo
+    /// path, if any).
+    Silence,
 }
 
 /// A running source: yields interleaved frames in the ring's format.
@@ -34,6 +37,7 @@ pub struct Source {
 enum Kind {
     Tone { step: f64, phase: f64, amp: f64 },
     Loop { samples: Vec<i16>, pos: usize },
+    Silence,
 }
 
 impl Source {
@@ -61,6 +65,7 @@ impl Source {
                 samples: load_wav(path, params)?,
                 pos: 0,
             },
+            SourceSpec::Silence => Kind::Silence,
         };
         Ok(Source {
             params,
@@ -90,6 +95,7 @@ impl Source {
                     *pos = (*pos + 1) % samples.len();
                 }
             }
+            Kind::Silence => self.pcm.resize(frames * ch, 0),
         }
         encode(self.params.format, &self.pcm, out);
     }

@@ -134,6 +134,7 @@ fn every_corruption_gives_its_fifo_error() {
         (Corruption::BadVersion, "bad-version"),
         (Corruption::OversizedRing, "oversized-ring"),
         (Corruption::ReadBeyondWrite, "read-beyond-write"),
+        (Corruption::FillBeyondRing, "fill-beyond-ring"),
         (Corruption::BadRate, "bad-rate"),
         (Corruption::BadPeriod, "bad-period"),
     ];
@@ -164,7 +165,7 @@ fn every_corruption_gives_its_fifo_error() {
                 Corruption::BadVersion => FifoError::BadVersion(2),
                 // the next power of two above the room left in the region
                 Corruption::OversizedRing => FifoError::BadRingSize(0x10000),
-                Corruption::ReadBeyondWrite => FifoError::BadIndices,
+                Corruption::ReadBeyondWrite | Corruption::FillBeyondRing => FifoError::BadIndices,
                 Corruption::BadRate => FifoError::BadFormat,
                 Corruption::BadPeriod => FifoError::BadPeriod(0),
             };
@@ -189,7 +190,10 @@ fn every_corruption_gives_its_fifo_error() {
             // run refuses a corrupted header; impossible counters make it
             // leave the ring alone and count index errors.
             let out = try_sim(&file, OFFSET, &["run", "--seconds", "0.1"]);
-            if kind == Corruption::ReadBeyondWrite {
+            if matches!(
+                kind,
+                Corruption::ReadBeyondWrite | Corruption::FillBeyondRing
+            ) {
                 assert!(out.status.success());
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                 assert!(v["index_errors"].as_u64().unwrap() >= 1, "{v}");
