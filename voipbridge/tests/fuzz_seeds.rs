@@ -47,7 +47,7 @@ fn every_sdp_seed_passes_the_entry_point() {
     assert!(s.len() >= 5);
     let parsed = s
         .iter()
-        .filter(|d| voipbridge::sip::sdp::Session::parse(d).is_ok())
+        .filter(|d| voipbridge::sip::sdp::SessionDescription::parse(d).is_ok())
         .count();
     assert!(
         parsed >= 3 && parsed < s.len(),
@@ -145,5 +145,41 @@ proptest! {
         let s = seeds("sdp");
         let d = mutate(&s[pick.0 % s.len()], &s[pick.1 % s.len()], &muts);
         fuzzing::sdp(&d);
+    }
+}
+
+#[test]
+fn every_sdes_seed_passes_the_entry_point() {
+    let s = seeds("sdes");
+    assert!(s.len() >= 8);
+    let usable = s
+        .iter()
+        .filter(|d| {
+            let t = String::from_utf8_lossy(d);
+            let v = t.strip_prefix("a=crypto:").unwrap_or(&t).to_string();
+            voipbridge::srtp::sdes::CryptoAttr::parse(&v).is_ok_and(|a| a.usable().is_some())
+        })
+        .count();
+    assert!(
+        usable >= 3 && usable < s.len(),
+        "{usable} of {} usable",
+        s.len()
+    );
+    for d in &s {
+        fuzzing::sdes(d);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    #[test]
+    fn mutated_sdes_seeds_never_break_an_invariant(
+        pick in any::<(usize, usize)>(),
+        muts in proptest::collection::vec(mutation(), 1..6),
+    ) {
+        let s = seeds("sdes");
+        let d = mutate(&s[pick.0 % s.len()], &s[pick.1 % s.len()], &muts);
+        fuzzing::sdes(&d);
     }
 }

@@ -1,120 +1,23 @@
 //! The UA core driven with virtual time: every message on the wire and every
-//! timer is checked without sockets or sleeping.
+//! timer is checked without sockets or sleeping. Calls, registration and
+//! transports end to end; the RFC 3261 layers in detail are in
+//! `ua_transactions.rs`, `ua_dialogs.rs`, `ua_registration.rs`,
+//! `ua_session.rs` and `ua_policy.rs`.
+
+mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::*;
 use voipbridge::media::Codec;
 use voipbridge::sip::message::Message;
 use voipbridge::sip::ua::{
-    Action, CallState, Command, Event, Input, RegState, Transport, Ua, UaConfig,
+    Action, CallState, Command, Event, Input, Lookup, RegState, Transport, Ua, UaConfig,
 };
-
-const T1: Duration = Duration::from_millis(500);
-
-fn peer() -> SocketAddr {
-    "127.0.0.1:5080".parse().unwrap()
-}
-
-fn cfg() -> UaConfig {
-    UaConfig {
-        aor: "sip:bridge@127.0.0.1".into(),
-        registrar: None,
-        username: "bridge".into(),
-        password: "secret".into(),
-        local: "127.0.0.1:5070".parse().unwrap(),
-        expires: 600,
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
-        ptime: 20,
-        auto_answer: Some(Duration::ZERO),
-        allow_from: vec![],
-        rtp_base: 40000,
-        slots: 1,
-        t1: T1,
-        t2: Duration::from_secs(4),
-        transport: Transport::Udp,
-    }
-}
-
-fn sent(actions: &[Action]) -> Vec<Message> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { data, .. } => {
-                Some(Message::parse(data).expect("we only send parsable messages"))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-fn statuses(actions: &[Action]) -> Vec<u16> {
-    sent(actions).iter().filter_map(|m| m.status).collect()
-}
-
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
-
-fn request(
-    method: &str,
-    call_id: &str,
-    branch: &str,
-    cseq: u32,
-    to_tag: Option<&str>,
-    body: &str,
-) -> Vec<u8> {
-    let to = match to_tag {
-        Some(t) => format!("<sip:bridge@127.0.0.1>;tag={t}"),
-        None => "<sip:bridge@127.0.0.1>".into(),
-    };
-    let ct = if body.is_empty() {
-        String::new()
-    } else {
-        "Content-Type: application/sdp\r\n".into()
-    };
-    format!(
-        "{method} sip:bridge@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch={branch}\r\nFrom: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@127.0.0.1:5080>\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-fn dgram(data: Vec<u8>) -> Input {
-    Input::Datagram { from: peer(), data }
-}
-
-/// A response to `req` from its peer: status line, Via/From/To/Call-ID/CSeq
-/// copied (To gets `to_tag` when given), then `extra` header lines (each
-/// ending in CRLF) and the body (as SDP when not empty).
-fn response_to(
-    req: &Message,
-    status: &str,
-    to_tag: Option<&str>,
-    extra: &str,
-    body: &str,
-) -> Vec<u8> {
-    let to = req.header("to").unwrap();
-    let to = match to_tag {
-        Some(t) => format!("{to};tag={t}"),
-        None => to.to_string(),
-    };
-    let ct = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/sdp\r\n"
-    };
-    format!(
-        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
-        req.header("via").unwrap(),
-        req.header("from").unwrap(),
-        req.call_id(),
-        req.header("cseq").unwrap(),
-        body.len()
-    )
-    .into_bytes()
-}
 
 #[test]
 fn incoming_call_is_answered_and_2xx_retransmitted_until_ack() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
     let a = ua.handle(
         t0,
@@ -125,16 +28,30 @@ fn incoming_call_is_answered_and_2xx_retransmitted_until_ack() {
     let answer = String::from_utf8_lossy(&ok.body).to_string();
     assert!(answer.contains("m=audio 40000 RTP/AVP 0 101"), "{answer}");
     assert!(ok.to_tag().is_some());
-    assert!(a.iter().any(|x| matches!(x, Action::StartMedia(id, m) if id == "c1" && m.remote.port() == 4000 && m.codec == Codec::Pcmu)));
+    assert!(started(&a).is_none(), "no media before the ACK");
     // No ACK yet: the 200 is resent after T1, then 2·T1.
     assert_eq!(statuses(&ua.handle(t0 + T1, Input::Tick)), vec![200]);
     assert!(statuses(&ua.handle(t0 + T1 + T1, Input::Tick)).is_empty());
     assert_eq!(statuses(&ua.handle(t0 + 3 * T1, Input::Tick)), vec![200]);
-    // The ACK stops it.
+    // The ACK stops it and starts the media, towards the offer's address.
     let tag = ok.to_tag().unwrap();
-    ua.handle(
+    let a = ua.handle(
         t0 + 3 * T1,
         dgram(request("ACK", "c1", "z9hG4bKa1", 1, Some(&tag), "")),
+    );
+    let (id, m) = started(&a).expect("media on the ACK");
+    assert_eq!(id, "c1");
+    assert_eq!(m.remote, "127.0.0.1:4000".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        (m.codec, m.local_port, m.latch),
+        (Codec::Pcmu, 40000, false)
+    );
+    ua.handle(
+        t0 + 3 * T1,
+        Input::MediaStarted {
+            call_id: "c1".into(),
+            result: Ok(()),
+        },
     );
     assert!(sent(&ua.handle(t0 + 10 * T1, Input::Tick)).is_empty());
     // BYE from the peer: 200, media stopped, call gone.
@@ -144,12 +61,21 @@ fn incoming_call_is_answered_and_2xx_retransmitted_until_ack() {
     );
     assert_eq!(statuses(&b), vec![200]);
     assert!(b.contains(&Action::StopMedia("c1".into())));
+    // Over once its media has stopped (the recording is then complete).
+    assert_eq!(ua.calls(t0)[0].state, CallState::Terminating);
+    let a = ua.handle(
+        t0 + 11 * T1,
+        Input::MediaStopped {
+            call_id: "c1".into(),
+        },
+    );
+    assert!(call_ended(&a));
     assert!(ua.calls(t0).is_empty());
 }
 
 #[test]
 fn missing_ack_hangs_up_after_64_t1() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
     ua.handle(
         t0,
@@ -168,7 +94,7 @@ fn missing_ack_hangs_up_after_64_t1() {
 
 #[test]
 fn stray_and_malformed_requests_get_rfc3261_answers() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t = Instant::now();
     assert_eq!(
         statuses(&ua.handle(
@@ -185,8 +111,13 @@ fn stray_and_malformed_requests_get_rfc3261_answers() {
             t,
             dgram(request("SUBSCRIBE", "s1", "z9hG4bK3", 1, None, ""))
         )),
-        vec![501]
+        vec![405]
     );
+    // An extension method (rsip has no enum variant for it): 501, not 400.
+    let foo = ua.handle(t, dgram(request("FOOBAR", "f1", "z9hG4bKf", 1, None, "")));
+    assert_eq!(statuses(&foo), vec![501]);
+    assert!(sent(&foo)[0].header("allow").unwrap().contains("INVITE"));
+    assert_eq!(sent(&foo)[0].cseq(), Some((1, "FOOBAR".into())));
     let bad = String::from_utf8(request("INVITE", "b1", "z9hG4bK4", 1, None, SDP))
         .unwrap()
         .replace("Content-Length: ", "Content-Length: 9");
@@ -211,7 +142,8 @@ fn stray_and_malformed_requests_get_rfc3261_answers() {
             t,
             dgram(request("INVITE", "b3", "z9hG4bK6", 1, None, &g729))
         )),
-        vec![100, 180, 488]
+        vec![488],
+        "refused before it rings"
     );
     // A retransmitted request gets the same answer again, not a new transaction.
     assert_eq!(
@@ -219,7 +151,7 @@ fn stray_and_malformed_requests_get_rfc3261_answers() {
             t,
             dgram(request("SUBSCRIBE", "s1", "z9hG4bK3", 1, None, ""))
         )),
-        vec![501]
+        vec![405]
     );
     assert!(ua.calls(t).is_empty());
 }
@@ -228,7 +160,7 @@ fn stray_and_malformed_requests_get_rfc3261_answers() {
 fn busy_when_every_substream_is_in_use_and_cancel_of_a_ringing_call() {
     let mut c = cfg();
     c.auto_answer = None;
-    let mut ua = Ua::new(c);
+    let mut ua = new_ua(c);
     let t = Instant::now();
     assert_eq!(
         statuses(&ua.handle(t, dgram(request("INVITE", "r1", "z9hG4bKr1", 1, None, SDP)))),
@@ -249,7 +181,7 @@ fn busy_when_every_substream_is_in_use_and_cancel_of_a_ringing_call() {
 
 #[test]
 fn outgoing_call_retransmits_then_acks_and_starts_media() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
     let a = ua.handle(
         t0,
@@ -301,7 +233,7 @@ fn outgoing_call_retransmits_then_acks_and_starts_media() {
 
 #[test]
 fn outgoing_call_failure_is_acked_with_the_invite_branch() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
     let inv = sent(&ua.handle(
         t0,
@@ -326,8 +258,8 @@ fn outgoing_call_failure_is_acked_with_the_invite_branch() {
 #[test]
 fn registration_with_digest_refresh_and_unregister() {
     let mut c = cfg();
-    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
-    let mut ua = Ua::new(c);
+    c.registrar = Some(registrar_uri());
+    let mut ua = new_ua(c);
     let t0 = Instant::now();
     let reg = sent(&ua.handle(t0, Input::Command(Command::Register))).remove(0);
     assert_eq!(reg.method.as_deref(), Some("REGISTER"));
@@ -381,8 +313,8 @@ fn registration_with_digest_refresh_and_unregister() {
 #[test]
 fn wrong_password_fails_with_backoff() {
     let mut c = cfg();
-    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
-    let mut ua = Ua::new(c);
+    c.registrar = Some(registrar_uri());
+    let mut ua = new_ua(c);
     let t0 = Instant::now();
     let challenge = |m: &Message| {
         dgram(response_to(
@@ -410,8 +342,8 @@ fn wrong_password_fails_with_backoff() {
 #[test]
 fn registrar_silence_times_out_with_408() {
     let mut c = cfg();
-    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
-    let mut ua = Ua::new(c);
+    c.registrar = Some(registrar_uri());
+    let mut ua = new_ua(c);
     let t0 = Instant::now();
     ua.handle(t0, Input::Command(Command::Register));
     // Timer E: retransmissions at T1, 2T1, 4T1, then every T2 (4 s).
@@ -439,27 +371,13 @@ fn registrar_silence_times_out_with_408() {
     assert!(failed);
 }
 
-/// Sends of `actions` as (destination, message).
-fn sent_to(actions: &[Action]) -> Vec<(SocketAddr, Message)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { to, data } => Some((
-                *to,
-                Message::parse(data).expect("we only send parsable messages"),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
 fn proxy_a() -> SocketAddr {
     "127.0.0.2:5062".parse().unwrap()
 }
 
 #[test]
 fn incoming_call_through_record_routing_proxies_keeps_the_route_set() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
     let inv = String::from_utf8(request("INVITE", "rr1", "z9hG4bKr1", 1, None, SDP))
         .unwrap()
@@ -547,7 +465,7 @@ fn incoming_call_through_record_routing_proxies_keeps_the_route_set() {
 /// Starts an outgoing call and answers it with a 200 carrying `record_route` headers;
 /// returns the UA and what it sent in reply (the ACK).
 fn answered_outgoing_call(record_route: &str) -> (Ua, Instant, Vec<(SocketAddr, Message)>) {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
     let a = ua.handle(
         t0,
@@ -633,7 +551,7 @@ fn peer_hold_and_resume_answer_with_the_same_sdp_session() {
     // Answered a second after the INVITE (the session id once depended on that delay).
     let mut c = cfg();
     c.auto_answer = Some(Duration::from_secs(1));
-    let mut ua = Ua::new(c);
+    let mut ua = new_ua(c);
     let t = Instant::now();
     ua.handle(t, dgram(request("INVITE", "h1", "z9hG4bKh1", 1, None, SDP)));
     let t0 = t + Duration::from_secs(1);
@@ -699,8 +617,8 @@ fn invite_challenged_by_the_proxy_is_resent_with_credentials_once_then_fails() {
     use md5::{Digest, Md5};
     let proxy: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let mut c = cfg();
-    c.registrar = Some(proxy);
-    let mut ua = Ua::new(c);
+    c.registrar = Some(registrar_uri());
+    let mut ua = new_ua(c);
     let t0 = Instant::now();
     let a = sent_to(&ua.handle(
         t0,
@@ -763,31 +681,10 @@ fn invite_challenged_by_the_proxy_is_resent_with_credentials_once_then_fails() {
 }
 
 #[test]
-fn callers_not_on_the_allow_list_are_declined() {
-    let mut c = cfg();
-    c.allow_from = vec!["carol@".into()];
-    let mut ua = Ua::new(c);
-    let t = Instant::now();
-    // request() calls from alice: 603.
-    assert_eq!(
-        statuses(&ua.handle(t, dgram(request("INVITE", "d1", "z9hG4bKd1", 1, None, SDP)))),
-        vec![603]
-    );
-    assert!(ua.calls(t).is_empty());
-    let carol = String::from_utf8(request("INVITE", "d2", "z9hG4bKd2", 1, None, SDP))
-        .unwrap()
-        .replace("sip:alice@127.0.0.1>;tag", "sip:carol@127.0.0.1>;tag");
-    assert_eq!(
-        statuses(&ua.handle(t, dgram(carol.into_bytes()))),
-        vec![100, 180, 200]
-    );
-}
-
-#[test]
 fn delayed_auto_answer_and_answer_command() {
     let mut c = cfg();
     c.auto_answer = Some(Duration::from_secs(2));
-    let mut ua = Ua::new(c.clone());
+    let mut ua = new_ua(c.clone());
     let t = Instant::now();
     assert_eq!(
         statuses(&ua.handle(t, dgram(request("INVITE", "w1", "z9hG4bKw1", 1, None, SDP)))),
@@ -800,7 +697,7 @@ fn delayed_auto_answer_and_answer_command() {
     );
     // auto_answer off: only the answer command picks up.
     c.auto_answer = None;
-    let mut ua = Ua::new(c);
+    let mut ua = new_ua(c);
     ua.handle(t, dgram(request("INVITE", "w2", "z9hG4bKw2", 1, None, SDP)));
     assert!(statuses(&ua.handle(t + Duration::from_secs(20), Input::Tick)).is_empty());
     assert_eq!(ua.calls(t)[0].state, CallState::Incoming);
@@ -815,7 +712,7 @@ fn delayed_auto_answer_and_answer_command() {
 
 #[test]
 fn required_extensions_we_lack_get_420_with_unsupported() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t = Instant::now();
     let inv = String::from_utf8(request("INVITE", "x1", "z9hG4bKx1", 1, None, SDP))
         .unwrap()
@@ -846,7 +743,7 @@ fn required_extensions_we_lack_get_420_with_unsupported() {
 
 #[test]
 fn a_400_for_an_unparsable_request_is_itself_well_formed() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t = Instant::now();
     // A request line rsip rejects, with the headers a 400 needs: the parser's
     // error quotes the whole datagram, CR/LF included; none may leak into Warning.
@@ -883,7 +780,7 @@ fn a_400_for_an_unparsable_request_is_itself_well_formed() {
 
 #[test]
 fn sip_info_dtmf_is_reported_and_other_info_bodies_refused() {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t = Instant::now();
     let a = ua.handle(t, dgram(request("INVITE", "i1", "z9hG4bKi1", 1, None, SDP)));
     let tag = sent(&a)[2].to_tag().unwrap();
@@ -945,32 +842,16 @@ fn sip_info_dtmf_is_reported_and_other_info_bodies_refused() {
     assert_eq!(statuses(&ua.handle(t, dgram(stray))), vec![481]);
 }
 
-/// Every event of `actions` with a call failure code.
-fn ended_codes(actions: &[Action]) -> Vec<u16> {
-    actions
-        .iter()
-        .filter_map(|x| match x {
-            Action::Event(Event::Call {
-                state: CallState::Ended,
-                code,
-                ..
-            }) => *code,
-            Action::Event(Event::RegistrationFailed { code, .. }) => Some(*code),
-            _ => None,
-        })
-        .collect()
-}
-
 fn tcp_cfg() -> UaConfig {
     let mut c = cfg();
     c.transport = Transport::Tcp;
-    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
+    c.registrar = Some(registrar_uri());
     c
 }
 
 #[test]
 fn over_tcp_nothing_is_retransmitted_but_timers_b_and_f_still_fire() {
-    let mut ua = Ua::new(tcp_cfg());
+    let mut ua = new_ua(tcp_cfg());
     let t0 = Instant::now();
     let reg = sent(&ua.handle(t0, Input::Command(Command::Register))).remove(0);
     let via = reg.header("via").unwrap();
@@ -1010,7 +891,7 @@ fn over_tcp_nothing_is_retransmitted_but_timers_b_and_f_still_fire() {
 fn over_tcp_an_answered_call_takes_no_retransmission_and_2xx_is_acked() {
     let mut c = tcp_cfg();
     c.registrar = None;
-    let mut ua = Ua::new(c);
+    let mut ua = new_ua(c);
     let t0 = Instant::now();
     let inv = sent(&ua.handle(
         t0,
@@ -1037,7 +918,7 @@ fn over_tcp_an_answered_call_takes_no_retransmission_and_2xx_is_acked() {
     );
     assert_eq!(ua.calls(t0)[0].state, CallState::Active);
     // Incoming call over TCP: 100/180/200, Contact with transport=tcp.
-    let mut ua = Ua::new(tcp_cfg());
+    let mut ua = new_ua(tcp_cfg());
     let a = ua.handle(
         t0,
         dgram(request("INVITE", "c9", "z9hG4bKt1", 1, None, SDP)),
@@ -1049,7 +930,7 @@ fn over_tcp_an_answered_call_takes_no_retransmission_and_2xx_is_acked() {
 
 #[test]
 fn a_transport_error_fails_the_transactions_to_that_peer_at_once_with_503() {
-    let mut ua = Ua::new(tcp_cfg());
+    let mut ua = new_ua(tcp_cfg());
     let t0 = Instant::now();
     ua.handle(t0, Input::Command(Command::Register));
     ua.handle(
@@ -1069,7 +950,7 @@ fn a_transport_error_fails_the_transactions_to_that_peer_at_once_with_503() {
     assert_eq!(ua.reg_state(), RegState::Failed);
     assert!(ua.calls(t0).is_empty());
     // An error for another address touches nothing.
-    let mut ua = Ua::new(tcp_cfg());
+    let mut ua = new_ua(tcp_cfg());
     ua.handle(t0, Input::Command(Command::Register));
     let a = ua.handle(
         t0,
@@ -1085,7 +966,7 @@ const ANSWER_PCMA: &str = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 12
 
 /// An offerless INVITE answered at once: (ua, the 200 with our offer, its To tag).
 fn offerless_call() -> (Ua, Instant, Message, String) {
-    let mut ua = Ua::new(cfg());
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
     let a = ua.handle(t0, dgram(request("INVITE", "o1", "z9hG4bKo1", 1, None, "")));
     assert_eq!(statuses(&a), vec![100, 180, 200]);
@@ -1183,34 +1064,71 @@ fn offerless_invite_without_a_usable_answer_in_the_ack_is_hung_up_with_a_reason(
 }
 
 #[test]
-fn a_call_to_a_resolved_host_name_goes_to_the_resolved_address() {
-    let mut ua = Ua::new(cfg());
+fn a_call_to_a_host_name_is_resolved_by_the_io_layer_then_placed() {
+    let mut ua = new_ua(cfg());
     let t0 = Instant::now();
-    // Not an IP literal: without a resolved address (or a registrar) there is no route.
+    // Not an IP literal and no proxy: the UA asks for a lookup, sends nothing yet.
     let a = ua.handle(
         t0,
         Input::Command(Command::Call("sip:alice@pbx.example:5080".into())),
     );
     assert!(sent(&a).is_empty());
-    assert_eq!(ended_codes(&a), vec![404]);
+    let (lookup, host, port) = a
+        .iter()
+        .find_map(|x| match x {
+            Action::Resolve { lookup, host, port } => Some((lookup.clone(), host.clone(), *port)),
+            _ => None,
+        })
+        .expect("a lookup");
+    assert_eq!((host.as_str(), port), ("pbx.example", 5080));
+    assert_eq!(ua.calls(t0)[0].state, CallState::Calling);
     let dest: SocketAddr = "127.0.0.9:5080".parse().unwrap();
     let a = ua.handle(
         t0,
-        Input::Command(Command::CallAt("sip:alice@pbx.example:5080".into(), dest)),
+        Input::Resolved {
+            lookup: lookup.clone(),
+            result: Ok(dest),
+        },
     );
     let (to, inv) = sent_to(&a).remove(0);
     assert_eq!(to, dest);
     assert_eq!(inv.uri, "sip:alice@pbx.example:5080");
+    // A failed lookup ends the call with 404.
+    let mut ua = new_ua(cfg());
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:bob@nowhere.invalid".into())),
+    );
+    let lookup = a
+        .iter()
+        .find_map(|x| match x {
+            Action::Resolve { lookup, .. } => Some(lookup.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(matches!(lookup, Lookup::Call(_)));
+    let a = ua.handle(
+        t0,
+        Input::Resolved {
+            lookup,
+            result: Err("no such host".into()),
+        },
+    );
+    assert_eq!(ended_codes(&a), vec![404]);
+    assert!(ua.calls(t0).is_empty());
+    // CallAt (resolved already) goes straight out.
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::CallAt("sip:alice@pbx.example:5080".into(), dest)),
+    );
+    assert_eq!(sent_to(&a)[0].0, dest);
     // With a registrar (the outbound proxy) the INVITE goes there instead.
     let mut c = cfg();
-    c.registrar = Some("127.0.0.1:5060".parse().unwrap());
-    let mut ua = Ua::new(c);
+    c.registrar = Some(registrar_uri());
+    let mut ua = new_ua(c);
     let a = ua.handle(
         t0,
         Input::Command(Command::CallAt("sip:alice@pbx.example".into(), dest)),
     );
-    assert_eq!(
-        sent_to(&a)[0].0,
-        "127.0.0.1:5060".parse::<SocketAddr>().unwrap()
-    );
+    assert_eq!(sent_to(&a)[0].0, registrar());
 }

@@ -66,18 +66,27 @@ pub struct Message {
 impl Message {
     /// Parses and validates a datagram.
     pub fn parse(data: &[u8]) -> Result<Message, ParseError> {
-        let v6 = ipv6_request_uri(data);
-        let data = v6.as_ref().map_or(data, |(d, _)| d.as_slice());
+        let line = rewrite_request_line(data);
+        let data = line.as_ref().map_or(data, |l| l.data.as_slice());
         let msg = SipMessage::try_from(data).map_err(|e| ParseError::Unparsable(e.to_string()))?;
         let (method, uri, status, reason, hdrs, body) = match msg {
-            SipMessage::Request(r) => (
-                Some(r.method.to_string().to_ascii_uppercase()),
-                v6.map_or_else(|| r.uri.to_string(), |(_, uri)| uri),
-                None,
-                String::new(),
-                r.headers,
-                r.body,
-            ),
+            SipMessage::Request(r) => {
+                let (method, uri) = match line {
+                    Some(l) => (
+                        l.method.unwrap_or_else(|| r.method.to_string()),
+                        l.uri.unwrap_or_else(|| r.uri.to_string()),
+                    ),
+                    None => (r.method.to_string(), r.uri.to_string()),
+                };
+                (
+                    Some(method.to_ascii_uppercase()),
+                    uri,
+                    None,
+                    String::new(),
+                    r.headers,
+                    r.body,
+                )
+            }
             SipMessage::Response(r) => {
                 let code = r.status_code.code();
                 let reason = r.status_code.to_string();
@@ -185,6 +194,101 @@ impl Message {
     pub fn header_uri(&self, name: &str) -> Option<String> {
         Some(addr_uri(self.header(name)?))
     }
+
+    /// The method of a request (upper case), `""` for a response.
+    pub fn method(&self) -> &str {
+        self.method.as_deref().unwrap_or("")
+    }
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        self.method.is_some()
+    }
+
+    /// The top Via value (the first of the first Via header).
+    pub fn top_via(&self) -> Option<String> {
+        self.header_values("via").into_iter().next()
+    }
+
+    /// The sent-by of the top Via, lower case (`host[:port]`): with the
+    /// branch and method, the key of a server transaction (RFC 3261 17.2.3).
+    pub fn via_sent_by(&self) -> Option<String> {
+        let v = parse_via(&self.top_via()?)?;
+        Some(match v.port {
+            Some(p) => format!("{}:{p}", v.host.to_ascii_lowercase()),
+            None => v.host.to_ascii_lowercase(),
+        })
+    }
+
+    /// The `Expires` header as seconds, when present and numeric.
+    pub fn expires(&self) -> Option<u32> {
+        self.header("expires")?.trim().parse().ok()
+    }
+
+    /// The Request-URI's user part (before `@`), `None` when it has none.
+    pub fn ruri_user(&self) -> Option<String> {
+        uri_user(&self.uri)
+    }
+}
+
+/// A Via header value (RFC 3261 20.42): `SIP/2.0/UDP host:port;params`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// Transport token (`UDP`, `TCP`, ...), upper case.
+    pub transport: String,
+    /// sent-by host (an IPv6 reference keeps its brackets).
+    pub host: String,
+    /// sent-by port.
+    pub port: Option<u16>,
+}
+
+/// Parses the protocol and sent-by of a Via value; `None` when malformed.
+pub fn parse_via(v: &str) -> Option<Via> {
+    let v = v.trim();
+    let (proto, rest) = v.split_once(char::is_whitespace)?;
+    let mut p = proto.split('/');
+    let (name, _version, transport) = (p.next()?, p.next()?, p.next()?);
+    if !name.trim().eq_ignore_ascii_case("SIP") || p.next().is_some() {
+        return None;
+    }
+    let sent_by = rest.trim().split(';').next()?.trim();
+    let (host, port) = if sent_by.starts_with('[') {
+        let (h, after) = sent_by.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.trim().parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        (format!("{h}]"), port)
+    } else {
+        match sent_by.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.trim().parse().ok()?)),
+            None => (sent_by.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(Via {
+        transport: transport.trim().to_ascii_uppercase(),
+        host,
+        port,
+    })
+}
+
+/// The user part of a SIP URI (`sip:alice@host` → `alice`), `None` without one.
+pub fn uri_user(uri: &str) -> Option<String> {
+    let u = addr_uri(uri);
+    let rest = u
+        .strip_prefix("sip:")
+        .or_else(|| u.strip_prefix("sips:"))
+        .or_else(|| u.strip_prefix("SIP:"))
+        .or_else(|| u.strip_prefix("SIPS:"))?;
+    let userinfo = rest.split(['?']).next()?;
+    let (user, _) = userinfo.split_once('@')?;
+    let user = user.split(':').next()?; // no password
+    let user = user.split(';').next()?; // user parameters (RFC 3261 19.1.1)
+    (!user.is_empty()).then(|| user.to_string())
 }
 
 fn split_header(h: &Header) -> (String, String) {
@@ -195,16 +299,65 @@ fn split_header(h: &Header) -> (String, String) {
     }
 }
 
-/// Placeholder Request-URI handed to rsip in place of an IPv6 one.
+/// Placeholder Request-URI handed to rsip in place of one it cannot parse.
 const V6_PLACEHOLDER: &str = "sip:ipv6-request-uri.invalid";
+/// Placeholder method handed to rsip in place of an extension method.
+const METHOD_PLACEHOLDER: &str = "OPTIONS";
 
-/// rsip 0.4 cannot parse an IPv6 reference in the Request-URI
-/// (`sip:bob@[::1]:5070`: it splits host and port at the first `:`), although
-/// it keeps headers (Via, Contact, ...) as text. For such a request line this
-/// returns the datagram with the URI swapped for [`V6_PLACEHOLDER`], and the
-/// URI itself, checked here instead: `sip:`/`sips:`, one `[IPv6]` reference,
-/// an optional numeric port. `None` for anything else (rsip judges it).
-fn ipv6_request_uri(data: &[u8]) -> Option<(Vec<u8>, String)> {
+/// Methods rsip 0.4 knows (its `Method` enum); any other token is an
+/// extension method (RFC 3261 7.1, 25.1 `extension-method = token`).
+const RSIP_METHODS: [&str; 14] = [
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
+];
+
+/// Whether `s` is an RFC 3261 `token` (25.1): the grammar of a method name.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+                )
+        })
+}
+
+/// A request line rsip cannot parse although it is valid SIP, rewritten.
+struct RewrittenLine {
+    /// The datagram with placeholders in the request line.
+    data: Vec<u8>,
+    /// The real method, when an extension method was replaced.
+    method: Option<String>,
+    /// The real Request-URI, when an IPv6 reference was replaced.
+    uri: Option<String>,
+}
+
+/// rsip 0.4 refuses three things in a request line that RFC 3261 allows:
+/// an extension method (its `Method` is a fixed enum, so `FOOBAR` would be
+/// a parse error and get 400 where RFC 3261 8.2.1 wants 501), an IPv6
+/// reference in the Request-URI (`sip:bob@[::1]:5070`: it splits host and
+/// port at the first `:`), and another scheme's URI (`tel:+1555`, which
+/// wants 416), although it keeps headers as text. For such a
+/// line this returns the datagram with placeholders rsip accepts
+/// ([`METHOD_PLACEHOLDER`], [`V6_PLACEHOLDER`]) and the real method and
+/// URI, checked here instead: the method must be a token, the URI
+/// `sip:`/`sips:` with one `[IPv6]` reference and an optional numeric port,
+/// or `scheme:rest` of another scheme.
+/// `None` for anything else (rsip judges it).
+fn rewrite_request_line(data: &[u8]) -> Option<RewrittenLine> {
     let mut end = data.iter().position(|&b| b == b'\n')?;
     if end > 0 && data.get(end - 1) == Some(&b'\r') {
         end -= 1; // keep the CR with the rest
@@ -212,22 +365,64 @@ fn ipv6_request_uri(data: &[u8]) -> Option<(Vec<u8>, String)> {
     let line = std::str::from_utf8(data.get(..end)?).ok()?;
     let mut parts = line.split(' ');
     let (method, uri, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || !version.starts_with("SIP/") || !uri.contains('[') {
+    if parts.next().is_some() || !version.starts_with("SIP/") || !is_token(method) {
         return None;
     }
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
-    let hostport = rest.split([';', '?']).next()?;
-    let hostport = hostport.rsplit('@').next()?;
-    let (host, after) = hostport.strip_prefix('[')?.split_once(']')?;
-    host.parse::<std::net::Ipv6Addr>().ok()?;
-    if !(after.is_empty() || after.strip_prefix(':')?.parse::<u16>().is_ok()) {
+    let extension = !RSIP_METHODS.iter().any(|m| m.eq_ignore_ascii_case(method));
+    // An IPv6 reference, or another scheme's absoluteURI (`tel:`, `urn:`:
+    // RFC 3261 25.1 allows them; the UA answers 416), which rsip refuses.
+    let v6 = ipv6_uri(uri) || other_scheme_uri(uri);
+    if !extension && !v6 {
         return None;
     }
-    let mut out = format!("{method} {V6_PLACEHOLDER} {version}").into_bytes();
+    let out_method = if extension {
+        METHOD_PLACEHOLDER
+    } else {
+        method
+    };
+    let out_uri = if v6 { V6_PLACEHOLDER } else { uri };
+    let mut out = format!("{out_method} {out_uri} {version}").into_bytes();
     out.extend_from_slice(data.get(end..)?);
-    Some((out, uri.to_string()))
+    Some(RewrittenLine {
+        data: out,
+        method: extension.then(|| method.to_string()),
+        uri: v6.then(|| uri.to_string()),
+    })
+}
+
+/// Whether `uri` is an RFC 3986 absolute URI of a scheme other than
+/// `sip`/`sips` (`scheme ":" rest`, no whitespace or control characters).
+fn other_scheme_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    let valid_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid_scheme
+        && !scheme.eq_ignore_ascii_case("sip")
+        && !scheme.eq_ignore_ascii_case("sips")
+        && !rest.is_empty()
+        && !uri.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Whether `uri` is a `sip:`/`sips:` URI whose host is a valid `[IPv6]`
+/// reference with an optional numeric port.
+fn ipv6_uri(uri: &str) -> bool {
+    let check = || -> Option<()> {
+        if !uri.contains('[') {
+            return None;
+        }
+        let rest = uri
+            .strip_prefix("sip:")
+            .or_else(|| uri.strip_prefix("sips:"))?;
+        let hostport = rest.split([';', '?']).next()?;
+        let hostport = hostport.rsplit('@').next()?;
+        let (host, after) = hostport.strip_prefix('[')?.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        (after.is_empty() || after.strip_prefix(':')?.parse::<u16>().is_ok()).then_some(())
+    };
+    check().is_some()
 }
 
 /// Splits a header value at commas outside quotes and angle brackets.

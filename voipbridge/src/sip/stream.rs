@@ -43,11 +43,35 @@ pub enum FramingError {
 
 /// Splits a byte stream into SIP messages; feed it with [`StreamFramer::push`]
 /// and take messages with [`StreamFramer::next_message`].
+///
+/// Linear in the bytes received: consumed bytes are skipped by an offset
+/// (the buffer is compacted only when the consumed part outweighs the rest),
+/// the search for the end of a header part resumes where the previous one
+/// stopped, and the Content-Length is read once per header part. A peer that
+/// drips a message one byte at a time therefore costs O(1) per byte, not a
+/// rescan of everything buffered.
+///
+/// Keep-alives (RFC 5626 4.4.1): every CRLF CRLF between messages is a ping
+/// the I/O layer answers with a CRLF pong ([`StreamFramer::take_pings`]); any
+/// CRLF between messages is seen as a pong by a client waiting for one
+/// ([`StreamFramer::take_crlf_seen`]).
 #[derive(Debug, Clone)]
 pub struct StreamFramer {
     buf: Vec<u8>,
+    /// Start of the unconsumed bytes in `buf`.
+    start: usize,
+    /// Where the search for CRLF CRLF resumes (absolute index in `buf`).
+    scan: usize,
+    /// The current message's header length and body length, once known.
+    head: Option<(usize, usize)>,
     limit: usize,
     failed: Option<FramingError>,
+    /// Keep-alive state between messages: 0 nothing, 1 CR, 2 CRLF, 3 CRLF CR.
+    ka_state: u8,
+    pings: usize,
+    crlf_seen: bool,
+    /// Bytes examined by the header search so far (for the linearity test).
+    examined: u64,
 }
 
 impl Default for StreamFramer {
@@ -56,10 +80,13 @@ impl Default for StreamFramer {
     }
 }
 
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+/// The end of the header part (index after CRLF CRLF) searching `buf` from `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| from + i + 4)
 }
-
 /// The Content-Length of a header part (long or compact form `l`), `Ok(None)` when absent.
 fn content_length(head: &[u8]) -> Result<Option<usize>, String> {
     let text = String::from_utf8_lossy(head);
@@ -95,21 +122,76 @@ impl StreamFramer {
     pub fn new(limit: usize) -> StreamFramer {
         StreamFramer {
             buf: Vec::new(),
+            start: 0,
+            scan: 0,
+            head: None,
             limit,
             failed: None,
+            ka_state: 0,
+            pings: 0,
+            crlf_seen: false,
+            examined: 0,
         }
     }
 
     /// Appends bytes read from the stream.
     pub fn push(&mut self, data: &[u8]) {
-        if self.failed.is_none() {
-            self.buf.extend_from_slice(data);
+        if self.failed.is_some() {
+            return;
         }
+        // Compact when the consumed prefix is larger than what is left, so
+        // each byte is moved at most a bounded number of times.
+        if self.start > 0 && self.start >= self.buf.len() - self.start {
+            self.buf.drain(..self.start);
+            self.scan = self.scan.saturating_sub(self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
     }
 
     /// Bytes held that do not form a whole message yet (keep-alive CRLFs excluded).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
+    }
+
+    /// Bytes the header search has examined in all (at most about 4 per
+    /// byte received: the framer is linear in its input).
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
+
+    /// Keep-alive pings (CRLF CRLF) received since the last call: answer
+    /// each with one CRLF (RFC 5626 4.4.1).
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
+    }
+
+    /// Whether a CRLF arrived between messages since the last call (a pong,
+    /// for a client that sent a ping).
+    pub fn take_crlf_seen(&mut self) -> bool {
+        std::mem::take(&mut self.crlf_seen)
+    }
+
+    /// Skips CR and LF bytes between messages, counting pings.
+    fn skip_keepalives(&mut self) {
+        while let Some(&b) = self.buf.get(self.start) {
+            self.ka_state = match (self.ka_state, b) {
+                (0 | 2, b'\r') => self.ka_state + 1,
+                (1, b'\n') => {
+                    self.crlf_seen = true;
+                    2
+                }
+                (3, b'\n') => {
+                    self.crlf_seen = true;
+                    self.pings += 1;
+                    0
+                }
+                (_, b'\r') => 1,
+                (_, b'\n') => 0,
+                _ => return,
+            };
+            self.start += 1;
+        }
     }
 
     /// The next complete message, `None` when more bytes are needed, or the
@@ -118,53 +200,83 @@ impl StreamFramer {
         if let Some(e) = &self.failed {
             return Some(Err(e.clone()));
         }
-        let skip = self
-            .buf
-            .iter()
-            .position(|b| *b != b'\r' && *b != b'\n')
-            .unwrap_or(self.buf.len());
-        self.buf.drain(..skip);
+        if self.head.is_none() {
+            self.skip_keepalives();
+            self.scan = self.scan.max(self.start);
+        }
         let result = self.frame()?;
-        if let Err(e) = &result {
-            self.failed = Some(e.clone());
-            self.buf = Vec::new();
+        match &result {
+            Err(e) => {
+                self.failed = Some(e.clone());
+                self.buf = Vec::new();
+                self.start = 0;
+                self.scan = 0;
+            }
+            Ok(_) => {
+                self.head = None;
+                self.ka_state = 0;
+                self.scan = self.start;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
+                    self.scan = 0;
+                }
+            }
         }
         Some(result)
     }
 
     fn frame(&mut self) -> Option<Result<Vec<u8>, FramingError>> {
-        let Some(head_len) = find_head_end(&self.buf) else {
-            if self.buf.len() > self.limit {
-                return Some(Err(FramingError::TooLarge {
-                    head: Vec::new(),
-                    limit: self.limit,
-                }));
+        let (head_len, body_len) = match self.head {
+            Some(h) => h,
+            None => {
+                let found = find_head_end(&self.buf, self.scan);
+                let searched_to = found.unwrap_or(self.buf.len());
+                self.examined += searched_to.saturating_sub(self.scan) as u64;
+                let Some(end) = found else {
+                    // Resume 3 bytes back: CRLF CRLF may straddle two reads.
+                    self.scan = self.buf.len().saturating_sub(3).max(self.start);
+                    if self.pending() > self.limit {
+                        return Some(Err(FramingError::TooLarge {
+                            head: Vec::new(),
+                            limit: self.limit,
+                        }));
+                    }
+                    return None;
+                };
+                let head = &self.buf[self.start..end];
+                let head_len = head.len();
+                let body_len = match content_length(head) {
+                    Ok(Some(n)) => n,
+                    Ok(None) => {
+                        return Some(Err(FramingError::MissingContentLength {
+                            head: head.to_vec(),
+                        }))
+                    }
+                    Err(value) => {
+                        return Some(Err(FramingError::BadContentLength {
+                            head: head.to_vec(),
+                            value,
+                        }))
+                    }
+                };
+                if head_len.saturating_add(body_len) > self.limit {
+                    return Some(Err(FramingError::TooLarge {
+                        head: head.to_vec(),
+                        limit: self.limit,
+                    }));
+                }
+                self.head = Some((head_len, body_len));
+                (head_len, body_len)
             }
-            return None;
         };
-        let head = || self.buf[..head_len].to_vec();
-        let body_len = match content_length(&self.buf[..head_len]) {
-            Ok(Some(n)) => n,
-            Ok(None) => return Some(Err(FramingError::MissingContentLength { head: head() })),
-            Err(value) => {
-                return Some(Err(FramingError::BadContentLength {
-                    head: head(),
-                    value,
-                }))
-            }
-        };
-        if head_len.saturating_add(body_len) > self.limit {
-            return Some(Err(FramingError::TooLarge {
-                head: head(),
-                limit: self.limit,
-            }));
-        }
         let total = head_len + body_len;
-        if self.buf.len() < total {
+        if self.pending() < total {
             return None;
         }
-        let rest = self.buf.split_off(total);
-        Some(Ok(std::mem::replace(&mut self.buf, rest)))
+        let msg = self.buf[self.start..self.start + total].to_vec();
+        self.start += total;
+        Some(Ok(msg))
     }
 }
 
@@ -310,6 +422,73 @@ mod tests {
             }
         );
         assert_eq!(error_response(&e), None);
+    }
+
+    #[test]
+    fn a_one_byte_drip_is_linear() {
+        // A 60 KiB message dripped one byte per read: the header search
+        // must not rescan the buffer on each read (it did: O(n^2)).
+        let m = String::from_utf8(msg("", true))
+            .unwrap()
+            .replace("CSeq:", &format!("X-Pad: {}\r\nCSeq:", "p".repeat(60_000)));
+        let m = m.into_bytes();
+        let mut f = StreamFramer::default();
+        let mut got = Vec::new();
+        for b in &m {
+            f.push(std::slice::from_ref(b));
+            while let Some(r) = f.next_message() {
+                got.push(r.unwrap());
+            }
+        }
+        assert_eq!(got, vec![m.clone()]);
+        assert!(
+            f.examined() <= 4 * m.len() as u64,
+            "examined {} bytes for {}",
+            f.examined(),
+            m.len()
+        );
+        // Many small messages in one read: each consumed by offset, not by
+        // moving the rest of the buffer.
+        let one = msg("", true);
+        let many: Vec<u8> = one.iter().copied().cycle().take(one.len() * 200).collect();
+        let mut f = StreamFramer::default();
+        f.push(&many);
+        let mut n = 0;
+        while let Some(r) = f.next_message() {
+            assert_eq!(r.unwrap(), one);
+            n += 1;
+        }
+        assert_eq!(n, 200);
+        assert_eq!(f.pending(), 0);
+        assert!(f.examined() <= 2 * many.len() as u64);
+    }
+
+    #[test]
+    fn keepalive_pings_and_pongs_are_counted() {
+        let mut f = StreamFramer::default();
+        // A ping cut across reads, then a lone CRLF (a pong), then a message.
+        f.push(b"\r\n\r");
+        assert_eq!(f.next_message(), None);
+        assert!(f.take_crlf_seen());
+        assert_eq!(f.take_pings(), 0);
+        f.push(b"\n");
+        assert_eq!(f.next_message(), None);
+        assert_eq!(f.take_pings(), 1);
+        assert!(f.take_crlf_seen());
+        assert!(!f.take_crlf_seen());
+        f.push(b"\r\n");
+        assert_eq!(f.next_message(), None);
+        assert!(f.take_crlf_seen());
+        assert_eq!(f.take_pings(), 0);
+        let m = msg("", true);
+        f.push(&m);
+        assert_eq!(f.next_message(), Some(Ok(m.clone())));
+        // Two pings in one read; CRLFs inside a message are not pings.
+        f.push(b"\r\n\r\n\r\n\r\n");
+        f.push(&msg("a\r\n\r\nb", true));
+        assert!(f.next_message().unwrap().is_ok());
+        assert_eq!(f.take_pings(), 2);
+        assert_eq!(f.pending(), 0);
     }
 
     proptest! {

@@ -1,50 +1,76 @@
-//! The user agent core: registration, transactions, dialogs and the call
-//! table, as a sans-IO state machine.
+//! The user agent: a thin router over the RFC 3261 layers, as a sans-IO
+//! state machine.
 //!
-//! [`Ua::handle`] takes an [`Input`] (a datagram, a command, or just the
-//! passage of time) with the current `Instant` and returns [`Action`]s (send
-//! this datagram, start or stop a call's media, report an event). The tokio
-//! layer (`crate::agent`) owns the socket and the clock; tests drive the core
-//! with virtual time.
+//! [`Ua::handle`] takes an [`Input`] (a message, a command, a lookup or
+//! media result, or just the passage of time) with the current `Instant`
+//! and returns [`Action`]s (send this message, start or stop a call's
+//! media, look up a host name, report an event or abuse). The tokio layer
+//! (`crate::agent`) owns the sockets, the clock and every slow operation;
+//! tests drive the core with virtual time.
 //!
-//! Transactions follow RFC 3261 section 17 for UDP: client requests are
-//! retransmitted from T1 doubling (non-INVITE capped at T2; INVITE until a
-//! provisional response) and time out after 64·T1 (timers A/B, E/F); the
-//! ACK to a non-2xx final response is sent by the transaction; a server's
-//! last response is replayed when a request is retransmitted (timers J/K
-//! folded into a 32 s cache); a 2xx to INVITE is retransmitted until its ACK
-//! (timers G/H, giving up with a BYE).
+//! | layer | module | RFC |
+//! |-------|--------|-----|
+//! | messages | [`super::message`] | 3261 7, 20 |
+//! | transactions | [`super::transaction`] | 3261 17, 6026 |
+//! | dialogs | [`super::dialog`] | 3261 12, 14 |
+//! | registration | [`super::registration`] | 3261 10, 22; 7616, 8760 |
+//! | INVITE sessions | [`super::session`], [`super::offer_answer`] | 3261 13-15, 3264, 3326 |
+//! | answer policy | [`super::policy`] | — (issue 14) |
 //!
-//! Over TCP ([`Transport::Tcp`], reliable) nothing is retransmitted by the
-//! transactions (timers A and E are not started, D and K are zero: a
-//! transaction ends with its final response), while timers B and F still
-//! bound a transaction to 64·T1. The 2xx to an INVITE is still retransmitted
-//! until its ACK, as RFC 3261 13.3.1.4 requires on every transport (a later
-//! hop may be UDP).
+//! This module routes: a message is parsed, matched to a transaction, and
+//! a new request goes to the layer its method and To tag name (a new INVITE
+//! first through the policy); a response goes to the owner of its client
+//! transaction. Out-of-dialog requests we answer ourselves (OPTIONS, 405
+//! for known methods we do not serve, 501 for unknown ones, 420, 416).
 //!
-//! The call table is keyed by Call-ID; each call has one explicit state and
-//! every transition is logged.
+//! Every random value — tags, branches, Call-IDs, cnonces, SDP session ids
+//! and the RFC 3261 14.1 retry windows — comes from one seeded RNG
+//! ([`Ua::with_seed`]), so a test run can be replayed exactly.
 
-use super::digest::Challenge;
-use super::message::{addr_uri, param, salvage_request, Builder, Message, ParseError};
-use super::sdp::{self, Session};
-use crate::media::{Codec, Direction};
+use super::message::{salvage_request, Builder, Message, ParseError};
+use super::policy::{AbuseKind, Accept, AnswerPolicy, Decision};
+use super::registration::Registration;
+use super::session::Calls;
+use super::transaction::{Outbox, Transactions, TxConfig, TxEvent, TxId, TxStats};
+use super::uri::{fmt_addr, ServerUri};
+use crate::media::{Codec, Direction, MediaEvent};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+pub use super::offer_answer::MediaCrypto;
+pub use super::session::{CallInfo, CallState};
+pub use super::uri::{uri_addr, uri_host_port};
 
 /// Methods we implement (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
-const USER_AGENT: &str = concat!("voipbridge/", env!("CARGO_PKG_VERSION"));
+/// Methods we know but do not serve: 405 with Allow (RFC 3261 8.2.1);
+/// anything else is unknown: 501.
+const KNOWN_UNSUPPORTED: [&str; 8] = [
+    "REGISTER",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "REFER",
+    "MESSAGE",
+    "UPDATE",
+];
+pub(crate) const USER_AGENT: &str = concat!("voipbridge/", env!("CARGO_PKG_VERSION"));
 
 /// Configuration of the core.
 #[derive(Debug, Clone)]
 pub struct UaConfig {
     /// Our address of record, e.g. `sip:bridge@127.0.0.1`.
     pub aor: String,
-    /// Registrar (also used as outbound proxy for calls); `None`: no REGISTER.
-    pub registrar: Option<SocketAddr>,
+    /// Registrar; `None`: no REGISTER. Without an outbound proxy, calls go
+    /// through it too (as before `outbound_proxy` existed).
+    pub registrar: Option<ServerUri>,
+    /// Outbound proxy: every out-of-dialog request goes there, with a
+    /// `Route: <proxy;lr>` (RFC 3261 8.1.2).
+    pub outbound_proxy: Option<ServerUri>,
     /// Digest user name.
     pub username: String,
     /// Digest password.
@@ -57,10 +83,20 @@ pub struct UaConfig {
     pub codecs: Vec<Codec>,
     /// Packet time.
     pub ptime: u32,
-    /// Answer incoming calls after this delay; `None`: wait for `answer`.
+    /// Answer admitted calls after this delay; `None`: wait for `answer`.
     pub auto_answer: Option<Duration>,
-    /// Callers allowed (URI substrings); empty: everyone.
+    /// How long an incoming call may ring before it is given up (480);
+    /// outgoing calls ring at least 3 min (RFC 3261 timer C), then CANCEL.
+    pub ring_timeout: Duration,
+    /// Who may call (see [`super::policy`]).
+    pub accept: Accept,
+    /// Callers admitted by their From URI, `user@host` (normalised).
     pub allow_from: Vec<String>,
+    /// Refuse unauthorised INVITEs by silence instead of 403.
+    pub stealth: bool,
+    /// `[media] latch`: RTP may latch to the first packet's source, for
+    /// calls the registrar / outbound proxy routed.
+    pub latch: bool,
     /// First RTP port; slot n uses `rtp_base + 2n`.
     pub rtp_base: u16,
     /// Simultaneous calls (card substreams).
@@ -69,8 +105,64 @@ pub struct UaConfig {
     pub t1: Duration,
     /// RFC 3261 T2.
     pub t2: Duration,
+    /// RFC 3261 T4.
+    pub t4: Duration,
     /// Transport of every message we send and receive.
     pub transport: Transport,
+    /// Most server transactions kept (beyond: stateless answers).
+    pub max_transactions: usize,
+    /// `[media] srtp`: off, optional or mandatory SRTP (SDES keys).
+    pub srtp: crate::srtp::sdes::SrtpMode,
+    /// Whether SDES keys may be sent and taken: TLS signalling, or
+    /// `[media] srtp_over_udp`. Without it every call is plain RTP.
+    pub sdes_allowed: bool,
+}
+
+impl UaConfig {
+    /// A configuration with the defaults of the config file for `aor` on `local`.
+    pub fn new(aor: &str, local: SocketAddr) -> UaConfig {
+        UaConfig {
+            aor: aor.to_string(),
+            registrar: None,
+            outbound_proxy: None,
+            username: super::message::uri_user(aor).unwrap_or_else(|| "voipbridge".into()),
+            password: String::new(),
+            local,
+            expires: 3600,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            ptime: 20,
+            auto_answer: Some(Duration::ZERO),
+            ring_timeout: Duration::from_secs(60),
+            srtp: crate::srtp::sdes::SrtpMode::Off,
+            sdes_allowed: false,
+            accept: Accept::Trusted,
+            allow_from: Vec::new(),
+            stealth: false,
+            latch: false,
+            rtp_base: 40000,
+            slots: 1,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            transport: Transport::Udp,
+            max_transactions: 2048,
+        }
+    }
+
+    /// The user part of our address of record.
+    pub fn user(&self) -> String {
+        super::message::uri_user(&self.aor).unwrap_or_else(|| "voipbridge".into())
+    }
+
+    /// The host part of our address of record.
+    pub fn domain(&self) -> String {
+        let s = self
+            .aor
+            .trim_start_matches("sips:")
+            .trim_start_matches("sip:");
+        let s = s.rsplit('@').next().unwrap_or(s);
+        s.split(';').next().unwrap_or("").to_string()
+    }
 }
 
 /// SIP transport (RFC 3261 section 18).
@@ -83,20 +175,24 @@ pub enum Transport {
     /// A byte stream framed by Content-Length; reliable, so no retransmissions
     /// (timers A, E, G are not started; B and F still bound a transaction).
     Tcp,
+    /// TCP under TLS (RFC 3261 26): reliable like TCP; Via `SIP/2.0/TLS`,
+    /// Contact `;transport=tls`.
+    Tls,
 }
 
 impl Transport {
-    /// The Via transport token: `UDP`, `TCP`.
+    /// The Via transport token: `UDP`, `TCP`, `TLS`.
     pub fn via_token(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
     /// Whether the transport delivers reliably (RFC 3261 17: no retransmissions).
     pub fn is_reliable(self) -> bool {
-        self == Transport::Tcp
+        self != Transport::Udp
     }
 }
 
@@ -106,32 +202,23 @@ impl std::str::FromStr for Transport {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Ok(Transport::Udp),
             "tcp" => Ok(Transport::Tcp),
-            _ => Err(format!("'{s}' is not a supported transport (udp, tcp)")),
+            "tls" => Ok(Transport::Tls),
+            _ => Err(format!(
+                "'{s}' is not a supported transport (udp, tcp, tls)"
+            )),
         }
     }
 }
 
-impl UaConfig {
-    fn user(&self) -> String {
-        let s = self
-            .aor
-            .trim_start_matches("sips:")
-            .trim_start_matches("sip:");
-        s.split('@').next().unwrap_or("voipbridge").to_string()
-    }
-    fn domain(&self) -> String {
-        let s = self
-            .aor
-            .trim_start_matches("sips:")
-            .trim_start_matches("sip:");
-        s.split('@')
-            .nth(1)
-            .unwrap_or(s)
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .to_string()
-    }
+/// A host name the I/O layer is asked to resolve.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lookup {
+    /// The registrar's host.
+    Registrar,
+    /// The outbound proxy's host.
+    OutboundProxy,
+    /// The host of a call's target URI (no proxy configured).
+    Call(String),
 }
 
 /// What the core is given.
@@ -156,6 +243,32 @@ pub enum Input {
     },
     /// A user command.
     Command(Command),
+    /// The answer to an [`Action::Resolve`].
+    Resolved {
+        /// What was looked up.
+        lookup: Lookup,
+        /// The address, or why there is none.
+        result: Result<SocketAddr, String>,
+    },
+    /// The media of a call started (its socket is bound, its devices open), or failed to.
+    MediaStarted {
+        /// Call-ID.
+        call_id: String,
+        /// Why it failed.
+        result: Result<(), String>,
+    },
+    /// The media of a call stopped: its substream is free again.
+    MediaStopped {
+        /// Call-ID.
+        call_id: String,
+    },
+    /// An event of a call's media (RTP timeout, device error, DTMF).
+    Media {
+        /// Call-ID.
+        call_id: String,
+        /// The event.
+        event: MediaEvent,
+    },
 }
 
 /// User commands (from the control socket).
@@ -163,10 +276,10 @@ pub enum Input {
 pub enum Command {
     /// Start registering.
     Register,
-    /// Call a SIP URI.
+    /// Call a SIP URI (host names are resolved through [`Action::Resolve`]).
     Call(String),
-    /// Call a SIP URI whose host the I/O layer resolved: send the INVITE
-    /// to `dest` (unless a registrar, the outbound proxy, is configured).
+    /// Call a SIP URI whose host was resolved already: send the INVITE to
+    /// `dest` (unless an outbound proxy or registrar is configured).
     CallAt(String, SocketAddr),
     /// Answer a ringing call (the oldest when `None`).
     Answer(Option<String>),
@@ -185,7 +298,7 @@ pub struct MediaOffer {
     pub slot: usize,
     /// Our RTP port.
     pub local_port: u16,
-    /// Peer RTP address.
+    /// Peer RTP address (the SDP's).
     pub remote: SocketAddr,
     /// Codec.
     pub codec: Codec,
@@ -197,24 +310,46 @@ pub struct MediaOffer {
     pub telephone_event: Option<u8>,
     /// Our direction.
     pub direction: Direction,
+    /// Latch to the first packet's source (`[media] latch` and a peer the
+    /// registrar / outbound proxy vouches for); otherwise only the SDP's address.
+    pub latch: bool,
+    /// SRTP suite and keys (RFC 4568 SDES); `None`: plain RTP.
+    pub crypto: Option<MediaCrypto>,
 }
 
 /// What the core asks the I/O layer to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Send a datagram.
+    /// Send a message.
     Send {
         /// Destination.
         to: SocketAddr,
         /// Bytes.
         data: Vec<u8>,
     },
-    /// Start a call's media.
+    /// Start a call's media; answer with [`Input::MediaStarted`].
     StartMedia(String, MediaOffer),
-    /// Change a call's media (re-INVITE).
+    /// Change a call's media (re-INVITE): remote address and direction.
     UpdateMedia(String, SocketAddr, Direction),
-    /// Stop a call's media.
+    /// Stop a call's media; answer with [`Input::MediaStopped`].
     StopMedia(String),
+    /// Resolve a host name (A/AAAA); answer with [`Input::Resolved`].
+    Resolve {
+        /// What it is for.
+        lookup: Lookup,
+        /// Host name.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A source misbehaved (for the ban table). Never reported for the
+    /// registrar or outbound proxy.
+    Abuse {
+        /// The source address.
+        source: SocketAddr,
+        /// What it did.
+        kind: AbuseKind,
+    },
     /// Something the user should know.
     Event(Event),
 }
@@ -258,6 +393,14 @@ pub enum Event {
         /// Reason phrase or cause.
         reason: Option<String>,
     },
+    /// A call's media could not start or failed; the call is hung up with a
+    /// `Reason` header.
+    MediaFailed {
+        /// Call-ID.
+        call_id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Registration state.
@@ -276,275 +419,237 @@ pub enum RegState {
     Failed,
 }
 
-/// Call states (FreeSWITCH-style progression).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallState {
-    /// Outgoing INVITE sent.
-    Calling,
-    /// Outgoing call got a provisional response.
-    Ringing,
-    /// Incoming call waiting to be answered.
-    Incoming,
-    /// Established.
-    Active,
-    /// On hold (either side).
-    Held,
-    /// BYE or CANCEL sent, waiting for the answer.
-    Terminating,
-    /// Over.
-    Ended,
+/// How urgently the I/O layer should hand a received message over (see
+/// [`Ua::priority`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// New out-of-dialog requests (INVITE floods land here).
+    Low,
+    /// Cheap out-of-dialog requests (OPTIONS) and other messages.
+    Normal,
+    /// The registrar / outbound proxy, and anything about a live call or our registration.
+    High,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Dir {
-    Outgoing,
-    Incoming,
+/// The owner of a transaction, as the layers know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// Our REGISTER.
+    Register,
+    /// A call's transaction.
+    Call(String, CallTx),
 }
 
-#[derive(Debug, Clone)]
-struct Call {
-    id: String,
-    dir: Dir,
-    state: CallState,
-    local_tag: String,
-    remote_tag: Option<String>,
-    /// Our From/To header value (with tag) and the peer's.
-    local_hdr: String,
-    remote_hdr: String,
-    peer_uri: String,
-    remote_target: String,
-    /// Route set (RFC 3261 12.1): Route header values for in-dialog requests, first hop first.
-    route_set: Vec<String>,
-    peer_addr: SocketAddr,
-    local_cseq: u32,
-    slot: usize,
-    invite: Option<Message>,
-    invite_from: Option<SocketAddr>,
-    invite_branch: String,
-    invite_cseq: u32,
-    answer_at: Option<Instant>,
-    created: Instant,
-    answered: Option<Instant>,
-    media: Option<MediaOffer>,
-    /// SDP `o=` session id: fixed for the call; `sdp_version` counts our descriptions (RFC 3264 8).
-    sdp_session: u64,
-    sdp_version: u64,
-    auth_tries: u32,
-    hold: bool,
-    /// Offerless INVITE (RFC 3264 5): our offer went in the 200, the answer is due in the ACK.
-    offer_in_2xx: bool,
-    /// Reason header (RFC 3326) for the BYE we send.
-    bye_reason: Option<String>,
+/// Which transaction of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallTx {
+    /// Our dialog-creating INVITE.
+    Invite,
+    /// Our CANCEL of it.
+    Cancel,
+    /// Our re-INVITE.
+    ReInvite,
+    /// Our BYE.
+    Bye,
+    /// Our BYE of a second fork's dialog.
+    ForkBye,
+    /// An INVITE we serve (the initial one or a re-INVITE).
+    Server,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Purpose {
-    Register { expires: u32 },
-    Invite(String),
-    Bye(String),
-    Cancel(String),
-    ReInvite(String),
+/// The registrar / outbound proxy as the core uses them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Servers {
+    pub registrar: Option<ServerUri>,
+    pub outbound: Option<ServerUri>,
 }
 
-impl Purpose {
-    fn method(&self) -> &'static str {
-        match self {
-            Purpose::Register { .. } => "REGISTER",
-            Purpose::Invite(_) | Purpose::ReInvite(_) => "INVITE",
-            Purpose::Bye(_) => "BYE",
-            Purpose::Cancel(_) => "CANCEL",
+/// Where an out-of-dialog request goes.
+pub(crate) enum Route {
+    /// Send it here, with this Route header if any.
+    At(SocketAddr, Option<String>),
+    /// A configured server is not resolved yet.
+    WaitServer,
+    /// The target's host must be looked up.
+    Lookup(String, u16),
+    /// No way to reach it.
+    None,
+}
+
+impl Servers {
+    /// Whether `from` is the registrar's or the outbound proxy's address.
+    pub fn is_server(&self, from: SocketAddr, reliable: bool) -> bool {
+        [&self.registrar, &self.outbound]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.addr)
+            .any(|a| a.ip() == from.ip() && (reliable || a.port() == from.port()))
+    }
+
+    /// The route of an out-of-dialog request to `target`: the outbound
+    /// proxy, else the registrar (acting as proxy), else the target itself.
+    pub fn route(&self, target: &str) -> Route {
+        if let Some(p) = &self.outbound {
+            return match p.addr {
+                Some(a) => Route::At(a, Some(p.route())),
+                None => Route::WaitServer,
+            };
+        }
+        if let Some(r) = &self.registrar {
+            return match r.addr {
+                Some(a) => Route::At(a, None),
+                None => Route::WaitServer,
+            };
+        }
+        if let Some(a) = uri_addr(target) {
+            return Route::At(a, None);
+        }
+        match uri_host_port(target) {
+            Some((h, p)) => Route::Lookup(h, p),
+            None => Route::None,
         }
     }
 }
 
-#[derive(Debug, Clone)]
-struct ClientTx {
-    branch: String,
-    method: String,
-    dest: SocketAddr,
-    data: Vec<u8>,
-    next: Instant,
-    interval: Duration,
-    deadline: Instant,
-    provisional: bool,
-    purpose: Purpose,
+/// What every layer shares: configuration, the RNG, the transaction table,
+/// the servers and the actions produced.
+pub(crate) struct Env {
+    pub cfg: UaConfig,
+    pub rng: StdRng,
+    pub txs: Transactions<Owner>,
+    pub out: Vec<Action>,
+    /// Our Contact address (the registrar may tell us another one: NAT).
+    pub contact_addr: SocketAddr,
+    pub servers: Servers,
+    pub policy: AnswerPolicy,
 }
 
-#[derive(Debug, Clone)]
-struct ServerCache {
-    response: Vec<u8>,
-    to: SocketAddr,
-    until: Instant,
-}
+impl Env {
+    /// `n` random hex digits.
+    pub fn token(&mut self, n: usize) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        (0..n)
+            .map(|_| HEX[self.rng.gen_range(0..16)] as char)
+            .collect()
+    }
 
-#[derive(Debug, Clone)]
-struct Pending2xx {
-    call_id: String,
-    data: Vec<u8>,
-    to: SocketAddr,
-    next: Instant,
-    interval: Duration,
-    deadline: Instant,
-}
+    /// A new branch with the magic cookie.
+    pub fn branch(&mut self) -> String {
+        format!("{}{}", super::transaction::MAGIC_COOKIE, self.token(16))
+    }
 
-/// A call as shown by `status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CallInfo {
-    /// Call-ID.
-    pub call_id: String,
-    /// State.
-    pub state: CallState,
-    /// Outgoing or incoming.
-    pub direction: String,
-    /// Peer URI.
-    pub peer: String,
-    /// Card substream.
-    pub slot: usize,
-    /// Negotiated codec.
-    pub codec: Option<String>,
-    /// Seconds since answered.
-    pub duration_s: Option<f64>,
-}
-
-/// The user agent; see the module documentation.
-pub struct Ua {
-    cfg: UaConfig,
-    contact_addr: SocketAddr,
-    calls: BTreeMap<String, Call>,
-    txs: Vec<ClientTx>,
-    cache: BTreeMap<(String, String), ServerCache>,
-    pending_2xx: Vec<Pending2xx>,
-    reg_state: RegState,
-    reg_call_id: String,
-    reg_cseq: u32,
-    reg_refresh: Option<Instant>,
-    reg_backoff: Duration,
-    reg_expires: u32,
-    challenge: Option<(Challenge, u32, bool)>,
-    shutting_down: bool,
-    counter: u64,
-}
-
-fn random_token(n: usize) -> String {
-    (0..n)
-        .map(|_| format!("{:x}", rand::random::<u8>() & 0xF))
-        .collect()
-}
-
-/// Host (IPv6 without brackets) and port (5060 when absent) of a SIP URI.
-pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
-    let u = uri.trim().trim_start_matches('<').trim_end_matches('>');
-    let u = u.strip_prefix("sip:").or_else(|| u.strip_prefix("sips:"))?;
-    let hostport = u.split(';').next()?.split('?').next()?;
-    let hostport = hostport.rsplit('@').next()?;
-    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let (h, p) = rest.split_once(']')?;
-        let port = match p.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if p.is_empty() => 5060,
-            None => return None,
-        };
-        (h.to_string(), port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().ok()?),
-            None => (hostport.to_string(), 5060),
-        }
-    };
-    (!host.is_empty()).then_some((host, port))
-}
-
-/// Host and port of a SIP URI when the host is an IP literal; names are
-/// resolved by the I/O layer ([`Command::CallAt`]).
-pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
-    let (host, port) = uri_host_port(uri)?;
-    let ip: IpAddr = host.parse().ok()?;
-    Some(SocketAddr::new(ip, port))
-}
-
-/// Whether `uri` can be the Request-URI of a request we send: `sip:` or
-/// `sips:`, no whitespace, control characters, `<`, `>` or `"`, and a
-/// request line with it parses (the parser judges host and port).
-fn is_dialable(uri: &str) -> bool {
-    let lower = uri.get(..5).unwrap_or("").to_ascii_lowercase();
-    let shape = (lower.starts_with("sip:") && uri.len() > 4 || lower == "sips:" && uri.len() > 5)
-        && !uri
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
-    shape
-        && Message::parse(
-            &Builder::request("OPTIONS", uri)
-                .header("Via", "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKcheck")
-                .header("From", "<sip:a@127.0.0.1>;tag=a")
-                .header("To", "<sip:b@127.0.0.1>")
-                .header("Call-ID", "check")
-                .header("CSeq", "1 OPTIONS")
-                .build(),
+    /// Our Via for `branch`.
+    pub fn via(&self, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.cfg.transport.via_token(),
+            fmt_addr(&self.cfg.local)
         )
-        .is_ok()
-}
-
-/// Whether a SIP URI carries the `lr` parameter (a loose router, RFC 3261 16.4).
-fn is_loose_router(uri: &str) -> bool {
-    let u = uri.split('?').next().unwrap_or(uri);
-    u.split(';').skip(1).any(|p| {
-        p.split('=')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case("lr")
-    })
-}
-
-/// Request-URI, Route header values and next hop of an in-dialog request (RFC 3261 12.2.1.1).
-fn dialog_route(c: &Call) -> (String, Vec<String>, SocketAddr) {
-    let Some(first) = c.route_set.first() else {
-        let dest = uri_addr(&c.remote_target).unwrap_or(c.peer_addr);
-        return (c.remote_target.clone(), Vec::new(), dest);
-    };
-    let first_uri = addr_uri(first);
-    let dest = uri_addr(&first_uri).unwrap_or(c.peer_addr);
-    if is_loose_router(&first_uri) {
-        (c.remote_target.clone(), c.route_set.clone(), dest)
-    } else {
-        // Strict router: its URI becomes the Request-URI, the remote target the last Route.
-        let mut routes: Vec<String> = c.route_set.iter().skip(1).cloned().collect();
-        routes.push(format!("<{}>", c.remote_target));
-        (first_uri, routes, dest)
     }
-}
 
-/// The digit of a SIP INFO DTMF body: `Signal=5` lines (application/dtmf-relay;
-/// 10 and 11 are `*` and `#` for some senders) or a bare digit (application/dtmf).
-fn info_dtmf(content_type: &str, body: &[u8]) -> Option<char> {
-    let text = std::str::from_utf8(body).ok()?;
-    let value = if content_type == "application/dtmf-relay" {
-        text.lines().find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
-        })?
-    } else {
-        text.trim()
-    };
-    match value {
-        "10" => Some('*'),
-        "11" => Some('#'),
-        v => {
-            let mut chars = v.chars();
-            let c = chars.next()?.to_ascii_uppercase();
-            (chars.next().is_none() && matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')).then_some(c)
+    /// Our Contact.
+    pub fn contact(&self) -> String {
+        let transport = match self.cfg.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        format!(
+            "<sip:{}@{}{transport}>",
+            self.cfg.user(),
+            fmt_addr(&self.contact_addr)
+        )
+    }
+
+    /// Queues the transaction layer's sends.
+    pub fn flush(&mut self, ob: Outbox) {
+        self.out
+            .extend(ob.into_iter().map(|(to, data)| Action::Send { to, data }));
+    }
+
+    /// Sends a message outside any transaction (ACK of a 2xx, stateless answers).
+    pub fn send(&mut self, to: SocketAddr, data: Vec<u8>) {
+        self.out.push(Action::Send { to, data });
+    }
+
+    /// Starts a client transaction; `None` when the table refuses it.
+    pub fn client_tx(
+        &mut self,
+        now: Instant,
+        dest: SocketAddr,
+        data: Vec<u8>,
+        branch: &str,
+        method: &str,
+        owner: Owner,
+    ) -> Option<TxId> {
+        let mut ob = Vec::new();
+        let r = self
+            .txs
+            .client(now, dest, data, branch, method, owner, &mut ob);
+        self.flush(ob);
+        match r {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(%method, "cannot start a client transaction: {e}");
+                None
+            }
+        }
+    }
+
+    /// Answers `req`: on its server transaction when it has one, else
+    /// statelessly to `to`. A final response without a To tag gets `tag`
+    /// (a random one when `None`, RFC 3261 8.2.6.2).
+    #[allow(clippy::too_many_arguments)]
+    pub fn reply(
+        &mut self,
+        now: Instant,
+        tx: Option<TxId>,
+        req: &Message,
+        to: SocketAddr,
+        (code, reason): (u16, &str),
+        tag: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) {
+        let tag = match tag {
+            Some(t) => t.to_string(),
+            None => self.token(10),
+        };
+        let mut b = Builder::response_to(req, code, reason, Some(&tag));
+        for (n, v) in extra {
+            b = b.header(n, v);
+        }
+        if let Some((ct, body)) = body {
+            b = b.body(ct, body);
+        }
+        let data = b.build();
+        match tx {
+            Some(tx) => {
+                let mut ob = Vec::new();
+                self.txs.respond(now, tx, code, data, Some(tag), &mut ob);
+                self.flush(ob);
+            }
+            None => self.send(to, data),
+        }
+    }
+
+    /// Reports abuse by `source` unless it is one of our servers.
+    pub fn abuse(&mut self, source: SocketAddr, kind: AbuseKind) {
+        if !self
+            .servers
+            .is_server(source, self.cfg.transport.is_reliable())
+        {
+            self.out.push(Action::Abuse { source, kind });
         }
     }
 }
 
 /// A parse error as one short line for a Warning header or a log: parser
 /// errors quote the peer's bytes, CR/LF included, which must not reach a header.
-fn warning_text(why: &str) -> String {
+pub(crate) fn warning_text(why: &str) -> String {
     why.chars()
         .map(|c| match c {
-            '"' => '\'',
+            '"' | '\\' => '\'',
             c if c.is_control() => ' ',
             c => c,
         })
@@ -552,1640 +657,445 @@ fn warning_text(why: &str) -> String {
         .collect()
 }
 
-/// The event for a call that could not even be placed (no Call-ID yet).
-fn not_placed(uri: String, code: u16, reason: &str) -> Action {
-    Action::Event(Event::Call {
-        call_id: String::new(),
-        state: CallState::Ended,
-        peer: uri,
-        code: Some(code),
-        reason: Some(reason.into()),
-    })
-}
-
-fn fmt_host(a: &SocketAddr) -> String {
-    match a {
-        SocketAddr::V4(v) => v.to_string(),
-        SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
-    }
+/// The user agent; see the module documentation.
+pub struct Ua {
+    env: Env,
+    reg: Registration,
+    calls: Calls,
+    shutting_down: bool,
 }
 
 impl Ua {
-    /// A user agent for `cfg`.
+    /// A user agent for `cfg`, its randomness seeded from the OS.
     pub fn new(cfg: UaConfig) -> Ua {
-        let reg_state = if cfg.registrar.is_some() {
-            RegState::Unregistered
-        } else {
-            RegState::Disabled
+        Ua::with_rng(cfg, StdRng::from_entropy())
+    }
+
+    /// A user agent whose every random choice follows `seed` (replayable runs).
+    pub fn with_seed(cfg: UaConfig, seed: u64) -> Ua {
+        Ua::with_rng(cfg, StdRng::seed_from_u64(seed))
+    }
+
+    /// A user agent drawing every random value from `rng`.
+    pub fn with_rng(cfg: UaConfig, rng: StdRng) -> Ua {
+        let txs = Transactions::new(TxConfig {
+            t1: cfg.t1,
+            t2: cfg.t2,
+            t4: cfg.t4,
+            reliable: cfg.transport.is_reliable(),
+            max_server: cfg.max_transactions.max(16),
+            max_client: 256,
+        });
+        let policy = AnswerPolicy {
+            accept: cfg.accept,
+            allow: cfg.allow_from.clone(),
+            stealth: cfg.stealth,
         };
-        Ua {
+        let mut env = Env {
             contact_addr: cfg.local,
+            servers: Servers {
+                registrar: cfg.registrar.clone(),
+                outbound: cfg.outbound_proxy.clone(),
+            },
             cfg,
-            calls: BTreeMap::new(),
-            txs: Vec::new(),
-            cache: BTreeMap::new(),
-            pending_2xx: Vec::new(),
-            reg_state,
-            reg_call_id: format!("{}@voipbridge", random_token(16)),
-            reg_cseq: 0,
-            reg_refresh: None,
-            reg_backoff: Duration::from_secs(5),
-            reg_expires: 0,
-            challenge: None,
+            rng,
+            txs,
+            out: Vec::new(),
+            policy,
+        };
+        let reg = Registration::new(&mut env);
+        Ua {
+            env,
+            reg,
+            calls: Calls::default(),
             shutting_down: false,
-            counter: 0,
         }
     }
 
     /// Registration state.
     pub fn reg_state(&self) -> RegState {
-        self.reg_state
+        self.reg.state()
     }
 
     /// The calls, for `status`.
     pub fn calls(&self, now: Instant) -> Vec<CallInfo> {
-        self.calls
-            .values()
-            .map(|c| CallInfo {
-                call_id: c.id.clone(),
-                state: c.state,
-                direction: if c.dir == Dir::Outgoing {
-                    "outgoing".into()
-                } else {
-                    "incoming".into()
-                },
-                peer: c.peer_uri.clone(),
-                slot: c.slot,
-                codec: c.media.as_ref().map(|m| m.codec.name().to_string()),
-                duration_s: c
-                    .answered
-                    .map(|a| now.saturating_duration_since(a).as_secs_f64()),
-            })
-            .collect()
+        self.calls.info(now)
+    }
+
+    /// The signalling addresses of the confirmed calls (where their
+    /// in-dialog requests go, so where the peer's come from), sorted, for
+    /// the ban table's rate exemption.
+    pub fn call_peers(&self) -> Vec<std::net::IpAddr> {
+        self.calls.peers()
+    }
+
+    /// Transaction table counters, for `status`.
+    pub fn tx_stats(&self) -> TxStats {
+        self.env.txs.stats()
     }
 
     /// Whether shutdown finished (nothing left to wait for).
     pub fn finished(&self) -> bool {
-        self.shutting_down && self.calls.is_empty() && self.txs.is_empty()
+        self.shutting_down && self.calls.is_empty() && !self.reg.busy()
     }
 
     /// When [`Ua::handle`] should next be called with [`Input::Tick`].
     pub fn next_timeout(&self) -> Option<Instant> {
-        let mut t: Vec<Instant> = self.txs.iter().flat_map(|x| [x.next, x.deadline]).collect();
-        t.extend(self.pending_2xx.iter().flat_map(|p| [p.next, p.deadline]));
-        t.extend(self.calls.values().filter_map(|c| c.answer_at));
-        t.extend(self.reg_refresh);
-        t.extend(self.cache.values().map(|c| c.until));
-        t.into_iter().min()
+        [
+            self.env.txs.next_timeout(),
+            self.reg.next_timeout(),
+            self.calls.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    fn branch(&mut self) -> String {
-        self.counter += 1;
-        format!("z9hG4bK{}{}", random_token(10), self.counter)
-    }
-
-    fn via(&self, branch: &str) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            self.cfg.transport.via_token(),
-            fmt_host(&self.cfg.local)
-        )
-    }
-
-    fn contact(&self) -> String {
-        let transport = match self.cfg.transport {
-            Transport::Udp => "",
-            Transport::Tcp => ";transport=tcp",
+    /// How urgently a received message should be handled, judged cheaply
+    /// from its bytes (no full parse): the I/O layer serves `High` first
+    /// and sheds `Low` first when it cannot keep up (issue 14: a flood of
+    /// new INVITEs must not delay the registrar or a live call).
+    pub fn priority(&self, from: SocketAddr, data: &[u8]) -> Priority {
+        if self
+            .env
+            .servers
+            .is_server(from, self.env.cfg.transport.is_reliable())
+        {
+            return Priority::High;
+        }
+        let Some(head) = peek_head(data) else {
+            return Priority::Low;
         };
-        format!(
-            "<sip:{}@{}{transport}>",
-            self.cfg.user(),
-            fmt_host(&self.contact_addr)
-        )
-    }
-
-    fn set_state(
-        &mut self,
-        id: &str,
-        state: CallState,
-        code: Option<u16>,
-        reason: Option<String>,
-        out: &mut Vec<Action>,
-    ) {
-        if let Some(c) = self.calls.get_mut(id) {
-            if c.state != state {
-                tracing::info!(call = %id, from = ?c.state, to = ?state, peer = %c.peer_uri, "call state");
-                c.state = state;
-                out.push(Action::Event(Event::Call {
-                    call_id: id.to_string(),
-                    state,
-                    peer: c.peer_uri.clone(),
-                    code,
-                    reason,
-                }));
-            }
+        if head
+            .call_id
+            .is_some_and(|c| self.calls.contains(c) || self.reg.call_id() == c)
+        {
+            return Priority::High;
         }
-        if state == CallState::Ended {
-            self.calls.remove(id);
-            self.pending_2xx.retain(|p| p.call_id != id);
+        // OPTIONS (a keep-alive or monitoring ping) is cheap to answer;
+        // every other new request (INVITE floods, scanners' REGISTERs) and
+        // stray responses wait behind it.
+        match head.method {
+            Some("OPTIONS") => Priority::Normal,
+            _ => Priority::Low,
         }
-    }
-
-    fn end_call(
-        &mut self,
-        id: &str,
-        code: Option<u16>,
-        reason: Option<String>,
-        out: &mut Vec<Action>,
-    ) {
-        if self.calls.get(id).is_some_and(|c| c.media.is_some()) {
-            out.push(Action::StopMedia(id.to_string()));
-        }
-        self.set_state(id, CallState::Ended, code, reason, out);
-    }
-
-    fn send_request(
-        &mut self,
-        now: Instant,
-        dest: SocketAddr,
-        data: Vec<u8>,
-        branch: String,
-        purpose: Purpose,
-        out: &mut Vec<Action>,
-    ) {
-        out.push(Action::Send {
-            to: dest,
-            data: data.clone(),
-        });
-        let deadline = now + 64 * self.cfg.t1;
-        self.txs.push(ClientTx {
-            branch,
-            method: purpose.method().to_string(),
-            dest,
-            data,
-            // Timers A/E (retransmission) only on an unreliable transport; B/F always.
-            next: if self.cfg.transport.is_reliable() {
-                deadline
-            } else {
-                now + self.cfg.t1
-            },
-            interval: self.cfg.t1,
-            deadline,
-            provisional: false,
-            purpose,
-        });
     }
 
     /// Feeds one input; returns what to do.
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
-        let mut out = Vec::new();
         match input {
-            Input::Datagram { from, data } => self.on_datagram(now, from, &data, &mut out),
+            Input::Datagram { from, data } => self.on_datagram(now, from, &data),
             Input::Tick => {}
-            Input::TransportError { to } => self.on_transport_error(now, to, &mut out),
-            Input::Command(c) => self.on_command(now, c, &mut out),
+            Input::TransportError { to } => {
+                for ev in self.env.txs.transport_error(to) {
+                    self.dispatch(now, ev);
+                }
+            }
+            Input::Command(c) => self.on_command(now, c),
+            Input::Resolved { lookup, result } => self.on_resolved(now, lookup, result),
+            Input::MediaStarted { call_id, result } => {
+                self.calls
+                    .on_media_started(&mut self.env, now, &call_id, result)
+            }
+            Input::MediaStopped { call_id } => {
+                self.calls.on_media_stopped(&mut self.env, now, &call_id)
+            }
+            Input::Media { call_id, event } => {
+                self.calls
+                    .on_media_event(&mut self.env, now, &call_id, event)
+            }
         }
-        self.on_timers(now, &mut out);
-        out
+        self.on_timers(now);
+        std::mem::take(&mut self.env.out)
     }
 
-    fn on_command(&mut self, now: Instant, cmd: Command, out: &mut Vec<Action>) {
+    fn on_timers(&mut self, now: Instant) {
+        let mut ob = Vec::new();
+        let events = self.env.txs.on_timers(now, &mut ob);
+        self.env.flush(ob);
+        for ev in events {
+            self.dispatch(now, ev);
+        }
+        self.reg.on_timer(&mut self.env, now);
+        self.calls.on_timers(&mut self.env, now);
+    }
+
+    fn on_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Register => {
-                if self.cfg.registrar.is_some() {
-                    self.register(now, self.cfg.expires, out);
-                }
-            }
-            Command::Call(uri) => self.call(now, &uri, None, out),
-            Command::CallAt(uri, dest) => self.call(now, &uri, Some(dest), out),
-            Command::Answer(id) => {
-                let id = id.or_else(|| {
-                    self.calls
-                        .values()
-                        .filter(|c| c.state == CallState::Incoming)
-                        .min_by_key(|c| c.created)
-                        .map(|c| c.id.clone())
-                });
-                if let Some(id) = id {
-                    self.answer(now, &id, out);
-                }
-            }
-            Command::Hangup(id) => {
-                let ids: Vec<String> = match id {
-                    Some(i) => vec![i],
-                    None => self.calls.keys().cloned().collect(),
-                };
-                for i in ids {
-                    self.hangup(now, &i, out);
-                }
-            }
-            Command::Hold(id, hold) => {
-                let id = id.or_else(|| self.calls.keys().next().cloned());
-                if let Some(id) = id {
-                    self.reinvite(now, &id, hold, out);
-                }
-            }
+            Command::Register => self.reg.start(&mut self.env, now),
+            Command::Call(uri) => self.calls.call(&mut self.env, now, &uri, None),
+            Command::CallAt(uri, dest) => self.calls.call(&mut self.env, now, &uri, Some(dest)),
+            Command::Answer(id) => self.calls.answer_cmd(&mut self.env, now, id),
+            Command::Hangup(id) => self.calls.hangup_cmd(&mut self.env, now, id),
+            Command::Hold(id, hold) => self.calls.hold_cmd(&mut self.env, now, id, hold),
             Command::Shutdown => {
                 self.shutting_down = true;
-                let ids: Vec<String> = self.calls.keys().cloned().collect();
-                for i in ids {
-                    self.hangup(now, &i, out);
-                }
-                if self.reg_state == RegState::Registered || self.reg_state == RegState::Registering
-                {
-                    self.register(now, 0, out);
-                }
-                self.reg_refresh = None;
+                self.calls.hangup_cmd(&mut self.env, now, None);
+                self.reg.shutdown(&mut self.env, now);
             }
         }
     }
 
-    fn register(&mut self, now: Instant, expires: u32, out: &mut Vec<Action>) {
-        let Some(registrar) = self.cfg.registrar else {
-            return;
-        };
-        self.txs
-            .retain(|t| !matches!(t.purpose, Purpose::Register { .. }));
-        self.reg_cseq += 1;
-        let branch = self.branch();
-        let ruri = format!("sip:{}", self.cfg.domain());
-        let mut b = Builder::request("REGISTER", &ruri)
-            .header("Via", &self.via(&branch))
-            .header("Max-Forwards", "70")
-            .header(
-                "From",
-                &format!(
-                    "<{}>;tag={}",
-                    self.cfg.aor,
-                    self.reg_call_id.split('@').next().unwrap_or("r")
-                ),
-            )
-            .header("To", &format!("<{}>", self.cfg.aor))
-            .header("Call-ID", &self.reg_call_id)
-            .header("CSeq", &format!("{} REGISTER", self.reg_cseq))
-            .header("Contact", &self.contact())
-            .header("Expires", &expires.to_string())
-            .header("Allow", ALLOW)
-            .header("User-Agent", USER_AGENT);
-        if let Some((ch, nc, proxy)) = self.challenge.as_mut() {
-            *nc += 1;
-            let auth = ch.authorize(
-                &self.cfg.username,
-                &self.cfg.password,
-                "REGISTER",
-                &ruri,
-                *nc,
-                &random_token(8),
-            );
-            b = b.header(
-                if *proxy {
-                    "Proxy-Authorization"
+    fn on_resolved(&mut self, now: Instant, lookup: Lookup, result: Result<SocketAddr, String>) {
+        match lookup {
+            Lookup::Registrar | Lookup::OutboundProxy => {
+                let server = if lookup == Lookup::Registrar {
+                    &mut self.env.servers.registrar
                 } else {
-                    "Authorization"
-                },
-                &auth,
-            );
-        }
-        if expires > 0 {
-            self.reg_state = RegState::Registering;
-        }
-        self.send_request(
-            now,
-            registrar,
-            b.build(),
-            branch,
-            Purpose::Register { expires },
-            out,
-        );
-    }
-
-    fn free_slot(&self) -> Option<usize> {
-        (0..self.cfg.slots).find(|s| !self.calls.values().any(|c| c.slot == *s))
-    }
-
-    fn local_sdp(&self, call: &Call, codecs: &[(Codec, u8)], dir: Direction) -> Vec<u8> {
-        let port = self.cfg.rtp_base + 2 * call.slot as u16;
-        sdp::write(
-            call.sdp_session,
-            call.sdp_version,
-            SocketAddr::new(self.cfg.local.ip(), port),
-            codecs,
-            Some(101),
-            self.cfg.ptime,
-            dir,
-        )
-    }
-
-    fn call(
-        &mut self,
-        now: Instant,
-        uri: &str,
-        resolved: Option<SocketAddr>,
-        out: &mut Vec<Action>,
-    ) {
-        let uri = if uri.starts_with("sip:") || uri.starts_with("sips:") {
-            uri.to_string()
-        } else {
-            format!("sip:{uri}")
-        };
-        let dest = match self.cfg.registrar.or(resolved).or_else(|| uri_addr(&uri)) {
-            Some(d) => d,
-            None => {
-                tracing::error!("cannot route a call to {uri}: no registrar/proxy and the host was not resolved");
-                out.push(not_placed(uri, 404, "no route"));
-                return;
-            }
-        };
-        let Some(slot) = self.free_slot() else {
-            tracing::warn!(
-                "all {} substreams are busy: not calling {uri}",
-                self.cfg.slots
-            );
-            out.push(not_placed(uri, 486, "all substreams busy"));
-            return;
-        };
-        let id = format!("{}@voipbridge", random_token(20));
-        let local_tag = random_token(10);
-        let call = Call {
-            id: id.clone(),
-            dir: Dir::Outgoing,
-            state: CallState::Calling,
-            local_hdr: format!("<{}>;tag={local_tag}", self.cfg.aor),
-            local_tag,
-            remote_tag: None,
-            remote_hdr: format!("<{uri}>"),
-            peer_uri: uri.clone(),
-            remote_target: uri.clone(),
-            route_set: Vec::new(),
-            peer_addr: dest,
-            local_cseq: 1,
-            slot,
-            invite: None,
-            invite_from: None,
-            invite_branch: String::new(),
-            invite_cseq: 1,
-            answer_at: None,
-            created: now,
-            answered: None,
-            media: None,
-            sdp_session: u64::from(rand::random::<u32>()),
-            sdp_version: 1,
-            auth_tries: 0,
-            hold: false,
-            offer_in_2xx: false,
-            bye_reason: None,
-        };
-        tracing::info!(call = %id, peer = %uri, slot, "calling");
-        out.push(Action::Event(Event::Call {
-            call_id: id.clone(),
-            state: CallState::Calling,
-            peer: uri.clone(),
-            code: None,
-            reason: None,
-        }));
-        self.calls.insert(id.clone(), call);
-        self.send_invite(now, &id, None, out);
-    }
-
-    fn send_invite(
-        &mut self,
-        now: Instant,
-        id: &str,
-        auth: Option<(String, String)>,
-        out: &mut Vec<Action>,
-    ) {
-        let branch = self.branch();
-        let codecs: Vec<(Codec, u8)> = self
-            .cfg
-            .codecs
-            .iter()
-            .map(|c| (*c, c.payload_type()))
-            .collect();
-        let via = self.via(&branch);
-        let contact = self.contact();
-        let Some(c) = self.calls.get(id) else { return };
-        let body = self.local_sdp(
-            c,
-            &codecs,
-            if c.hold {
-                Direction::SendOnly
-            } else {
-                Direction::SendRecv
-            },
-        );
-        let Some(c) = self.calls.get_mut(id) else {
-            return;
-        };
-        c.invite_branch = branch.clone();
-        c.invite_cseq = c.local_cseq;
-        let in_dialog = matches!(c.state, CallState::Active | CallState::Held);
-        let (ruri, routes, dest) = if in_dialog {
-            dialog_route(c)
-        } else {
-            (c.remote_target.clone(), Vec::new(), c.peer_addr)
-        };
-        let mut b = Builder::request("INVITE", &ruri)
-            .header("Via", &via)
-            .header("Max-Forwards", "70");
-        for r in &routes {
-            b = b.header("Route", r);
-        }
-        b = b
-            .header("From", &c.local_hdr)
-            .header("To", &c.remote_hdr)
-            .header("Call-ID", &c.id)
-            .header("CSeq", &format!("{} INVITE", c.local_cseq))
-            .header("Contact", &contact)
-            .header("Allow", ALLOW)
-            .header("User-Agent", USER_AGENT);
-        if let Some((name, value)) = auth {
-            b = b.header(&name, &value);
-        }
-        let data = b.body("application/sdp", body).build();
-        let purpose = if in_dialog {
-            Purpose::ReInvite(id.to_string())
-        } else {
-            Purpose::Invite(id.to_string())
-        };
-        self.send_request(now, dest, data, branch, purpose, out);
-    }
-
-    fn in_dialog(&mut self, now: Instant, id: &str, method: &str, out: &mut Vec<Action>) {
-        let branch = self.branch();
-        let via = self.via(&branch);
-        let Some(c) = self.calls.get_mut(id) else {
-            return;
-        };
-        c.local_cseq += 1;
-        let to = match &c.remote_tag {
-            Some(t) if param(&c.remote_hdr, "tag").is_none() => format!("{};tag={t}", c.remote_hdr),
-            _ => c.remote_hdr.clone(),
-        };
-        let (ruri, routes, dest) = dialog_route(c);
-        let mut b = Builder::request(method, &ruri)
-            .header("Via", &via)
-            .header("Max-Forwards", "70");
-        for r in &routes {
-            b = b.header("Route", r);
-        }
-        let data = b
-            .header("From", &c.local_hdr)
-            .header("To", &to)
-            .header("Call-ID", &c.id)
-            .header("CSeq", &format!("{} {method}", c.local_cseq))
-            .header("User-Agent", USER_AGENT);
-        let data = match &c.bye_reason {
-            Some(r) => data.header("Reason", r),
-            None => data,
-        }
-        .build();
-        let purpose = Purpose::Bye(id.to_string());
-        self.send_request(now, dest, data, branch, purpose, out);
-    }
-
-    fn reinvite(&mut self, now: Instant, id: &str, hold: bool, out: &mut Vec<Action>) {
-        let Some(c) = self.calls.get_mut(id) else {
-            return;
-        };
-        if !matches!(c.state, CallState::Active | CallState::Held) {
-            return;
-        }
-        c.hold = hold;
-        c.local_cseq += 1;
-        c.sdp_version += 1;
-        self.send_invite(now, id, None, out);
-    }
-
-    fn hangup(&mut self, now: Instant, id: &str, out: &mut Vec<Action>) {
-        let Some(c) = self.calls.get(id).cloned() else {
-            return;
-        };
-        match c.state {
-            CallState::Calling | CallState::Ringing => {
-                // CANCEL: same branch, Request-URI, Call-ID, From, To and CSeq number as the INVITE.
-                let data = Builder::request("CANCEL", &c.remote_target)
-                    .header("Via", &self.via(&c.invite_branch))
-                    .header("Max-Forwards", "70")
-                    .header("From", &c.local_hdr)
-                    .header("To", &c.remote_hdr)
-                    .header("Call-ID", &c.id)
-                    .header("CSeq", &format!("{} CANCEL", c.invite_cseq))
-                    .build();
-                if c.state == CallState::Calling {
-                    // RFC 3261 9.1: CANCEL only after a provisional response; without one, give up locally.
-                    self.txs
-                        .retain(|t| t.purpose != Purpose::Invite(id.to_string()));
-                    self.end_call(id, None, Some("cancelled before any response".into()), out);
-                    return;
-                }
-                self.send_request(
-                    now,
-                    c.peer_addr,
-                    data,
-                    c.invite_branch.clone(),
-                    Purpose::Cancel(id.to_string()),
-                    out,
-                );
-                self.set_state(id, CallState::Terminating, None, None, out);
-            }
-            CallState::Incoming => {
-                if let (Some(inv), Some(from)) = (&c.invite, c.invite_from) {
-                    let resp =
-                        Builder::response_to(inv, 603, "Decline", Some(&c.local_tag)).build();
-                    out.push(Action::Send {
-                        to: from,
-                        data: resp,
-                    });
-                }
-                self.end_call(id, Some(603), Some("declined".into()), out);
-            }
-            CallState::Active | CallState::Held => {
-                self.in_dialog(now, id, "BYE", out);
-                if c.media.is_some() {
-                    out.push(Action::StopMedia(id.to_string()));
-                    if let Some(cc) = self.calls.get_mut(id) {
-                        cc.media = None;
-                    }
-                }
-                self.set_state(id, CallState::Terminating, None, c.bye_reason, out);
-            }
-            CallState::Terminating | CallState::Ended => {}
-        }
-    }
-
-    fn answer(&mut self, now: Instant, id: &str, out: &mut Vec<Action>) {
-        let Some(c) = self.calls.get(id).cloned() else {
-            return;
-        };
-        if c.state != CallState::Incoming {
-            return;
-        }
-        let (Some(inv), Some(from)) = (c.invite.clone(), c.invite_from) else {
-            return;
-        };
-        if inv.body.is_empty() {
-            self.answer_with_offer(now, id, &c, &inv, from, out);
-            return;
-        }
-        let offer = match Session::parse(&inv.body) {
-            Ok(s) => s,
-            Err(e) => {
-                let r = Builder::response_to(&inv, 488, "Not Acceptable Here", Some(&c.local_tag))
-                    .header("Warning", &format!("399 voipbridge \"{e}\""))
-                    .build();
-                out.push(Action::Send { to: from, data: r });
-                self.end_call(id, Some(488), Some(e.to_string()), out);
-                return;
-            }
-        };
-        let (codec, pt) = match offer.choose(&self.cfg.codecs) {
-            Ok(x) => x,
-            Err(e) => {
-                let r = Builder::response_to(&inv, 488, "Not Acceptable Here", Some(&c.local_tag))
-                    .build();
-                out.push(Action::Send { to: from, data: r });
-                self.end_call(id, Some(488), Some(e.to_string()), out);
-                return;
-            }
-        };
-        let dir = offer.direction.answer();
-        let te = offer.telephone_event;
-        let port = self.cfg.rtp_base + 2 * c.slot as u16;
-        let body = sdp::write(
-            c.sdp_session,
-            c.sdp_version,
-            SocketAddr::new(self.cfg.local.ip(), port),
-            &[(codec, pt)],
-            te,
-            self.cfg.ptime,
-            dir,
-        );
-        self.send_2xx(now, id, &c, &inv, from, body, out);
-        let media = MediaOffer {
-            slot: c.slot,
-            local_port: port,
-            remote: offer.addr,
-            codec,
-            payload_type: pt,
-            ptime: offer.ptime.unwrap_or(self.cfg.ptime),
-            telephone_event: te,
-            direction: dir,
-        };
-        if let Some(cc) = self.calls.get_mut(id) {
-            cc.media = Some(media.clone());
-            cc.answer_at = None;
-            cc.answered = Some(now);
-        }
-        out.push(Action::StartMedia(id.to_string(), media));
-        self.set_state(id, CallState::Active, None, None, out);
-    }
-
-    /// Sends the 200 OK to `inv` with the SDP `body` (an answer, or our
-    /// offer for an offerless INVITE), retransmits it until the ACK comes
-    /// (RFC 3261 13.3.1.4: T1 doubling, 64*T1 at most) and caches it for
-    /// retransmitted INVITEs.
-    #[allow(clippy::too_many_arguments)]
-    fn send_2xx(
-        &mut self,
-        now: Instant,
-        id: &str,
-        c: &Call,
-        inv: &Message,
-        from: SocketAddr,
-        body: Vec<u8>,
-        out: &mut Vec<Action>,
-    ) {
-        let resp = Builder::response_to(inv, 200, "OK", Some(&c.local_tag))
-            .header("Contact", &self.contact())
-            .header("Allow", ALLOW)
-            .header("User-Agent", USER_AGENT)
-            .body("application/sdp", body)
-            .build();
-        out.push(Action::Send {
-            to: from,
-            data: resp.clone(),
-        });
-        self.pending_2xx.push(Pending2xx {
-            call_id: id.to_string(),
-            data: resp.clone(),
-            to: from,
-            next: now + self.cfg.t1,
-            interval: self.cfg.t1,
-            deadline: now + 64 * self.cfg.t1,
-        });
-        self.cache_response(inv, resp, from, now);
-    }
-
-    /// Answers an offerless INVITE (RFC 3264 5, RFC 3261 13.2.1): our offer
-    /// (every configured codec, telephone-event) goes in the 200; the media
-    /// starts when the ACK brings the answer ([`Ua::on_ack_answer`]).
-    fn answer_with_offer(
-        &mut self,
-        now: Instant,
-        id: &str,
-        c: &Call,
-        inv: &Message,
-        from: SocketAddr,
-        out: &mut Vec<Action>,
-    ) {
-        let codecs: Vec<(Codec, u8)> = self
-            .cfg
-            .codecs
-            .iter()
-            .map(|c| (*c, c.payload_type()))
-            .collect();
-        let body = self.local_sdp(c, &codecs, Direction::SendRecv);
-        self.send_2xx(now, id, c, inv, from, body, out);
-        if let Some(cc) = self.calls.get_mut(id) {
-            cc.offer_in_2xx = true;
-            cc.answer_at = None;
-            cc.answered = Some(now);
-        }
-        tracing::info!(call = %id, "offerless INVITE: our offer is in the 200, waiting for the answer in the ACK");
-        self.set_state(id, CallState::Active, None, None, out);
-    }
-
-    /// The ACK of an offerless INVITE carries the answer to our offer: start
-    /// the media, or hang up with a Reason when it is missing or unusable.
-    fn on_ack_answer(&mut self, now: Instant, id: &str, ack: &Message, out: &mut Vec<Action>) {
-        let Some(c) = self.calls.get_mut(id) else {
-            return;
-        };
-        c.offer_in_2xx = false;
-        let slot = c.slot;
-        let chosen = if ack.body.is_empty() {
-            Err("no SDP answer in the ACK".to_string())
-        } else {
-            Session::parse(&ack.body)
-                .map_err(|e| e.to_string())
-                .and_then(|a| {
-                    a.choose(&self.cfg.codecs)
-                        .map(|x| (a.clone(), x))
-                        .map_err(|e| e.to_string())
-                })
-        };
-        match chosen {
-            Ok((a, (codec, pt))) => {
-                let media = MediaOffer {
-                    slot,
-                    local_port: self.cfg.rtp_base + 2 * slot as u16,
-                    remote: a.addr,
-                    codec,
-                    payload_type: pt,
-                    ptime: a.ptime.unwrap_or(self.cfg.ptime),
-                    telephone_event: a.telephone_event,
-                    direction: a.direction.answer(),
+                    &mut self.env.servers.outbound
                 };
-                tracing::info!(call = %id, codec = codec.name(), remote = %a.addr, "answer from the ACK");
-                if let Some(c) = self.calls.get_mut(id) {
-                    c.media = Some(media.clone());
+                let name = if lookup == Lookup::Registrar {
+                    "registrar"
+                } else {
+                    "outbound proxy"
+                };
+                match (server.as_mut(), result) {
+                    (Some(s), Ok(addr)) => {
+                        tracing::info!(host = %s.host, %addr, "{name} resolved");
+                        s.addr = Some(addr);
+                    }
+                    (Some(s), Err(e)) => {
+                        tracing::error!(host = %s.host, "cannot resolve the {name}: {e}");
+                    }
+                    (None, _) => return,
                 }
-                out.push(Action::StartMedia(id.to_string(), media));
+                self.reg.on_resolved(&mut self.env, now);
+                self.calls.on_server_resolved(&mut self.env, now);
             }
-            Err(why) => {
-                tracing::warn!(call = %id, "unusable answer in the ACK ({why}): hanging up");
-                if let Some(c) = self.calls.get_mut(id) {
-                    c.bye_reason = Some(format!("SIP;cause=488;text=\"{}\"", warning_text(&why)));
+            Lookup::Call(id) => self.calls.on_call_resolved(&mut self.env, now, &id, result),
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, ev: TxEvent<Owner>) {
+        match ev {
+            TxEvent::Request { tx, req, from } => self.on_request(now, tx, req, from),
+            TxEvent::Response { tx, owner, resp } => match owner {
+                Some(Owner::Register) => self.reg.on_response(&mut self.env, now, tx, &resp),
+                Some(Owner::Call(id, kind)) => {
+                    self.calls
+                        .on_response(&mut self.env, now, &id, kind, tx, &resp)
                 }
-                self.hangup(now, id, out);
+                None => {}
+            },
+            TxEvent::Stray { resp, from } => self.calls.on_stray(&mut self.env, now, &resp, from),
+            TxEvent::Timeout {
+                tx,
+                owner,
+                method,
+                transport,
+            } => {
+                tracing::warn!(%method, transport, "transaction failed without a final response");
+                let code = if transport { 503 } else { 408 };
+                match owner {
+                    Some(Owner::Register) => self.reg.on_failure(&mut self.env, now, tx, code),
+                    Some(Owner::Call(id, kind)) => {
+                        self.calls
+                            .on_failure(&mut self.env, now, &id, kind, tx, code)
+                    }
+                    None => {}
+                }
+            }
+            TxEvent::NoAck { owner, code, .. } => {
+                if let Some(Owner::Call(id, _)) = owner {
+                    self.calls.on_no_ack(&mut self.env, now, &id, code);
+                }
             }
         }
     }
 
-    fn cache_response(&mut self, req: &Message, data: Vec<u8>, to: SocketAddr, now: Instant) {
-        if let (Some(b), Some(m)) = (req.via_branch(), req.method.clone()) {
-            self.cache.insert(
-                (b, m),
-                ServerCache {
-                    response: data,
-                    to,
-                    until: now + Duration::from_secs(32),
-                },
-            );
-        }
-    }
-
-    fn respond(
-        &mut self,
-        now: Instant,
-        req: &Message,
-        from: SocketAddr,
-        (code, reason): (u16, &str),
-        extra: &[(&str, &str)],
-        out: &mut Vec<Action>,
-    ) {
-        let tag = random_token(10);
-        let mut b = Builder::response_to(req, code, reason, Some(&tag));
-        for (n, v) in extra {
-            b = b.header(n, v);
-        }
-        let data = b.build();
-        out.push(Action::Send {
-            to: from,
-            data: data.clone(),
-        });
-        if code >= 200 {
-            self.cache_response(req, data, from, now);
-        }
-    }
-
-    fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8], out: &mut Vec<Action>) {
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return; // keep-alive (RFC 5626 CRLF)
         }
-        match Message::parse(data) {
-            Ok(m) if m.method.is_some() => self.on_request(now, from, m, out),
-            Ok(m) => self.on_response(now, from, m, out),
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
             Err(ParseError::BadRequest(why)) | Err(ParseError::Unparsable(why)) => {
-                tracing::warn!(%from, "malformed request: {}", warning_text(&why));
+                let why = warning_text(&why);
+                tracing::warn!(%from, "malformed request: {why}");
                 if let Some(req) = salvage_request(data) {
+                    self.env.abuse(from, AbuseKind::MalformedRequest);
                     if req.method.as_deref() != Some("ACK") {
-                        let warning = format!("399 voipbridge \"{}\"", warning_text(&why));
-                        let resp =
-                            Builder::response_to(&req, 400, "Bad Request", Some(&random_token(10)))
-                                .header("Warning", &warning)
-                                .build();
+                        let warning = format!("399 voipbridge \"{why}\"");
+                        let tag = self.env.token(10);
+                        let resp = Builder::response_to(&req, 400, "Bad Request", Some(&tag))
+                            .header("Warning", &warning)
+                            .build();
                         // The 400 copies the request's Via, From, To, Call-ID and CSeq: when one
                         // of them is itself malformed, so is the answer, and nothing is sent.
                         if Message::parse(&resp).is_ok() {
-                            out.push(Action::Send {
-                                to: from,
-                                data: resp.clone(),
-                            });
-                            self.cache_response(&req, resp, from, now);
+                            self.env.send(from, resp);
                         } else {
                             tracing::warn!(%from, "too malformed to answer: not sending 400");
                         }
                     }
+                } else if data.get(..4) != Some(b"SIP/") {
+                    self.env.abuse(from, AbuseKind::MalformedRequest);
                 }
+                return;
             }
             Err(ParseError::BadResponse(why)) => {
-                tracing::warn!(%from, "dropping malformed response: {}", warning_text(&why))
+                tracing::warn!(%from, "dropping malformed response: {}", warning_text(&why));
+                return;
             }
+        };
+        let priority = msg.is_request()
+            && (self
+                .env
+                .servers
+                .is_server(from, self.env.cfg.transport.is_reliable())
+                || self.calls.contains(msg.call_id())
+                || msg.method() == "INVITE"
+                    && msg.to_tag().is_none()
+                    && matches!(
+                        self.env.policy.decide(&msg, false, &self.env.cfg.user()),
+                        Decision::Admit { .. }
+                    ));
+        let mut ob = Vec::new();
+        let ev = self.env.txs.receive(now, from, msg, priority, &mut ob);
+        self.env.flush(ob);
+        if let Some(ev) = ev {
+            self.dispatch(now, ev);
         }
     }
 
-    fn on_request(&mut self, now: Instant, from: SocketAddr, req: Message, out: &mut Vec<Action>) {
-        let method = req.method.clone().unwrap_or_default();
-        // Retransmission of a request we already answered: replay the answer.
-        if let Some(b) = req.via_branch() {
-            if let Some(c) = self.cache.get(&(b.clone(), method.clone())) {
-                out.push(Action::Send {
-                    to: c.to,
-                    data: c.response.clone(),
-                });
-                return;
-            }
+    fn on_request(&mut self, now: Instant, tx: Option<TxId>, req: Message, from: SocketAddr) {
+        let method = req.method().to_string();
+        if method == "ACK" {
+            self.calls.on_ack(&mut self.env, now, tx, &req, from);
+            return;
         }
+        let env = &mut self.env;
         // RFC 3261 8.2.2.3: we implement no option tags, so any Require gets 420 listing them.
-        if method != "ACK" && method != "CANCEL" {
+        if method != "CANCEL" {
             let required = req.header_values("require");
             if !required.is_empty() {
                 let list = required.join(", ");
                 tracing::info!(%method, require = %list, "unsupported extension required: 420");
-                self.respond(
+                let unsupported = [("Unsupported", list.as_str())];
+                env.reply(
                     now,
+                    tx,
                     &req,
                     from,
                     (420, "Bad Extension"),
-                    &[("Unsupported", &list)],
-                    out,
+                    None,
+                    &unsupported,
+                    None,
                 );
                 return;
             }
         }
-        let id = req.call_id().to_string();
-        match method.as_str() {
-            "INVITE" => {
-                if let Some(c) = self.calls.get(&id) {
-                    if c.remote_tag.is_some() && req.to_tag().is_some() && c.dir == Dir::Incoming
-                        || c.dir == Dir::Outgoing && req.to_tag().is_some()
-                    {
-                        self.on_reinvite(now, from, req, out);
-                    } else {
-                        // A retransmission before we answered (different branch only if broken): 100 again.
-                        self.respond(now, &req, from, (100, "Trying"), &[], out);
-                    }
-                    return;
-                }
-                if req.to_tag().is_some() {
-                    self.respond(
-                        now,
-                        &req,
-                        from,
-                        (481, "Call/Transaction Does Not Exist"),
-                        &[],
-                        out,
-                    );
-                    return;
-                }
-                self.on_invite(now, from, req, out);
-            }
-            "ACK" => {
-                self.pending_2xx.retain(|p| p.call_id != id);
-                let awaiting = self.calls.get(&id).is_some_and(|c| {
-                    c.offer_in_2xx && req.to_tag().as_deref() == Some(c.local_tag.as_str())
-                });
-                if awaiting {
-                    self.on_ack_answer(now, &id, &req, out);
-                }
-            }
-            "INFO" => {
-                if !self.calls.contains_key(&id) {
-                    let r = (481, "Call/Transaction Does Not Exist");
-                    self.respond(now, &req, from, r, &[], out);
-                    return;
-                }
-                let ct = req
-                    .header("content-type")
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                let ct = ct.split(';').next().unwrap_or("").trim().to_string();
-                if req.body.is_empty() {
-                    self.respond(now, &req, from, (200, "OK"), &[], out);
-                } else if ct != "application/dtmf-relay" && ct != "application/dtmf" {
-                    let accept = [("Accept", "application/dtmf-relay, application/dtmf")];
-                    self.respond(
-                        now,
-                        &req,
-                        from,
-                        (415, "Unsupported Media Type"),
-                        &accept,
-                        out,
-                    );
-                } else if let Some(digit) = info_dtmf(&ct, &req.body) {
-                    self.respond(now, &req, from, (200, "OK"), &[], out);
-                    tracing::info!(call = %id, %digit, "DTMF (SIP INFO)");
-                    out.push(Action::Event(Event::Dtmf { call_id: id, digit }));
-                } else {
-                    let w = [("Warning", "399 voipbridge \"no DTMF digit in the body\"")];
-                    self.respond(now, &req, from, (400, "Bad Request"), &w, out);
-                }
-            }
-            "BYE" => {
-                if self.calls.contains_key(&id) {
-                    self.respond(now, &req, from, (200, "OK"), &[], out);
-                    self.txs
-                        .retain(|t| !matches!(&t.purpose, Purpose::ReInvite(c) if *c == id));
-                    self.end_call(&id, None, Some("BYE from peer".into()), out);
-                } else {
-                    self.respond(
-                        now,
-                        &req,
-                        from,
-                        (481, "Call/Transaction Does Not Exist"),
-                        &[],
-                        out,
-                    );
-                }
-            }
-            "CANCEL" => {
-                let matching = self
-                    .calls
-                    .get(&id)
-                    .filter(|c| {
-                        c.state == CallState::Incoming
-                            && c.invite.as_ref().and_then(|i| i.via_branch()) == req.via_branch()
-                    })
-                    .cloned();
-                match matching {
-                    Some(c) => {
-                        self.respond(now, &req, from, (200, "OK"), &[], out);
-                        if let (Some(inv), Some(f)) = (&c.invite, c.invite_from) {
-                            let r = Builder::response_to(
-                                inv,
-                                487,
-                                "Request Terminated",
-                                Some(&c.local_tag),
-                            )
-                            .build();
-                            out.push(Action::Send {
-                                to: f,
-                                data: r.clone(),
-                            });
-                            self.cache_response(inv, r, f, now);
-                        }
-                        self.end_call(&id, Some(487), Some("cancelled by caller".into()), out);
-                    }
-                    None => self.respond(
-                        now,
-                        &req,
-                        from,
-                        (481, "Call/Transaction Does Not Exist"),
-                        &[],
-                        out,
-                    ),
-                }
-            }
-            "OPTIONS" => self.respond(
+        // RFC 3261 8.2.2.1: a Request-URI scheme we do not serve.
+        let scheme = req.uri.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if scheme != "sip" && scheme != "sips" {
+            env.reply(
                 now,
+                tx,
                 &req,
                 from,
-                (200, "OK"),
-                &[
-                    ("Allow", ALLOW),
-                    ("Accept", "application/sdp"),
-                    ("Supported", ""),
-                    ("User-Agent", USER_AGENT),
-                ],
-                out,
-            ),
-            _ => self.respond(
-                now,
-                &req,
-                from,
-                (501, "Not Implemented"),
-                &[("Allow", ALLOW)],
-                out,
-            ),
-        }
-    }
-
-    fn on_invite(&mut self, now: Instant, from: SocketAddr, req: Message, out: &mut Vec<Action>) {
-        let id = req.call_id().to_string();
-        let peer = req.header_uri("from").unwrap_or_default();
-        if let Some(ct) = req.header("content-type") {
-            if !req.body.is_empty() && !ct.to_ascii_lowercase().starts_with("application/sdp") {
-                self.respond(
-                    now,
-                    &req,
-                    from,
-                    (415, "Unsupported Media Type"),
-                    &[("Accept", "application/sdp")],
-                    out,
-                );
-                return;
-            }
-        }
-        // An empty body is an offerless INVITE: our offer goes in the 200 (answer_with_offer).
-        if let Err(e) = (!req.body.is_empty())
-            .then(|| Session::parse(&req.body))
-            .transpose()
-        {
-            self.respond(
-                now,
-                &req,
-                from,
-                (400, "Bad Request"),
-                &[("Warning", &format!("399 voipbridge \"{e}\""))],
-                out,
+                (416, "Unsupported URI Scheme"),
+                None,
+                &[],
+                None,
             );
             return;
         }
-        if !self.cfg.allow_from.is_empty()
-            && !self
-                .cfg
-                .allow_from
-                .iter()
-                .any(|a| peer.contains(a.as_str()))
-        {
-            tracing::info!(%peer, "refusing call from a caller not on the allow list");
-            self.respond(now, &req, from, (603, "Decline"), &[], out);
-            return;
+        let in_dialog = req.to_tag().is_some();
+        match method.as_str() {
+            "INVITE" if in_dialog => self.calls.on_reinvite(env, now, tx, &req, from),
+            "INVITE" => self.on_new_invite(now, tx, req, from),
+            "CANCEL" => self.calls.on_cancel(env, now, tx, &req, from),
+            "BYE" | "INFO" if in_dialog => self.calls.on_in_dialog(env, now, tx, &req, from),
+            "BYE" | "INFO" => {
+                let r = (481, "Call/Transaction Does Not Exist");
+                env.reply(now, tx, &req, from, r, None, &[], None);
+            }
+            "OPTIONS" => env.reply(
+                now,
+                tx,
+                &req,
+                from,
+                (200, "OK"),
+                None,
+                &[("Allow", ALLOW), ("Accept", "application/sdp")],
+                None,
+            ),
+            m => {
+                if !in_dialog {
+                    env.abuse(from, AbuseKind::MethodNotAllowed);
+                }
+                let r = if KNOWN_UNSUPPORTED.contains(&m) {
+                    (405, "Method Not Allowed")
+                } else {
+                    (501, "Not Implemented")
+                };
+                env.reply(now, tx, &req, from, r, None, &[("Allow", ALLOW)], None);
+            }
         }
+    }
+
+    fn on_new_invite(&mut self, now: Instant, tx: Option<TxId>, req: Message, from: SocketAddr) {
+        let env = &mut self.env;
+        let from_server = env.servers.is_server(from, env.cfg.transport.is_reliable());
+        let vouched = match env.policy.decide(&req, from_server, &env.cfg.user()) {
+            Decision::Admit { vouched } => vouched,
+            Decision::Refuse(kind) => {
+                let peer = req.header_uri("from").unwrap_or_default();
+                tracing::info!(%from, peer = %warning_text(&peer), ?kind, stealth = env.policy.stealth, "refusing INVITE");
+                env.abuse(from, kind);
+                // Stateless (RFC 3261 8.2.7): a refused INVITE keeps no
+                // transaction, so a flood (or a forged source) gets at most
+                // one 403 per INVITE, never timer G's retransmissions.
+                if let Some(tx) = tx {
+                    env.txs.terminate(tx);
+                }
+                if !env.policy.stealth {
+                    env.reply(now, None, &req, from, (403, "Forbidden"), None, &[], None);
+                }
+                return;
+            }
+        };
         if self.shutting_down {
-            self.respond(now, &req, from, (503, "Service Unavailable"), &[], out);
+            env.reply(
+                now,
+                tx,
+                &req,
+                from,
+                (503, "Service Unavailable"),
+                None,
+                &[],
+                None,
+            );
             return;
         }
-        let Some(slot) = self.free_slot() else {
-            tracing::info!(%peer, "all substreams busy: 486");
-            self.respond(now, &req, from, (486, "Busy Here"), &[], out);
-            return;
-        };
-        // The remote target: every in-dialog request we send goes there (RFC 3261 12.1.1).
-        let remote_target = req.header_uri("contact").unwrap_or_else(|| peer.clone());
-        if !is_dialable(&remote_target) {
-            let w = [("Warning", "399 voipbridge \"bad Contact URI\"")];
-            self.respond(now, &req, from, (400, "Bad Request"), &w, out);
-            return;
-        }
-        let local_tag = random_token(10);
-        let to = req.header("to").unwrap_or("").to_string();
-        let call = Call {
-            id: id.clone(),
-            dir: Dir::Incoming,
-            state: CallState::Incoming,
-            local_hdr: format!("{to};tag={local_tag}"),
-            local_tag: local_tag.clone(),
-            remote_tag: req.from_tag(),
-            remote_hdr: req.header("from").unwrap_or("").to_string(),
-            peer_uri: peer.clone(),
-            remote_target,
-            route_set: req.header_values("record-route"),
-            peer_addr: from,
-            local_cseq: 0,
-            slot,
-            invite: Some(req.clone()),
-            invite_from: Some(from),
-            invite_branch: req.via_branch().unwrap_or_default(),
-            invite_cseq: req.cseq().map(|c| c.0).unwrap_or(0),
-            answer_at: self.cfg.auto_answer.map(|d| now + d),
-            created: now,
-            answered: None,
-            media: None,
-            sdp_session: u64::from(rand::random::<u32>()),
-            sdp_version: 1,
-            auth_tries: 0,
-            hold: false,
-            offer_in_2xx: false,
-            bye_reason: None,
-        };
-        self.calls.insert(id.clone(), call);
-        out.push(Action::Send {
-            to: from,
-            data: Builder::response_to(&req, 100, "Trying", None).build(),
-        });
-        out.push(Action::Send {
-            to: from,
-            data: Builder::response_to(&req, 180, "Ringing", Some(&local_tag))
-                .header("Contact", &self.contact())
-                .build(),
-        });
-        tracing::info!(call = %id, %peer, slot, "incoming call");
-        out.push(Action::Event(Event::Call {
-            call_id: id.clone(),
-            state: CallState::Incoming,
-            peer,
-            code: None,
-            reason: None,
-        }));
-        if self.cfg.auto_answer == Some(Duration::ZERO) {
-            self.answer(now, &id, out);
-        }
+        self.calls.on_invite(env, now, tx, req, from, vouched);
     }
+}
 
-    fn on_reinvite(&mut self, now: Instant, from: SocketAddr, req: Message, out: &mut Vec<Action>) {
-        let id = req.call_id().to_string();
-        let Some(c) = self.calls.get(&id).cloned() else {
-            return;
-        };
-        let offer = match Session::parse(&req.body) {
-            Ok(o) => o,
-            Err(e) => {
-                self.respond(
-                    now,
-                    &req,
-                    from,
-                    (488, "Not Acceptable Here"),
-                    &[("Warning", &format!("399 voipbridge \"{e}\""))],
-                    out,
-                );
-                return;
-            }
-        };
-        let Some(media) = c.media.clone() else {
-            self.respond(now, &req, from, (491, "Request Pending"), &[], out);
-            return;
-        };
-        let dir = offer.direction.answer();
-        let body = sdp::write(
-            c.sdp_session,
-            c.sdp_version + 1,
-            SocketAddr::new(self.cfg.local.ip(), media.local_port),
-            &[(media.codec, media.payload_type)],
-            media.telephone_event,
-            media.ptime,
-            dir,
-        );
-        let resp = Builder::response_to(&req, 200, "OK", Some(&c.local_tag))
-            .header("Contact", &self.contact())
-            .body("application/sdp", body)
-            .build();
-        out.push(Action::Send {
-            to: from,
-            data: resp.clone(),
-        });
-        self.cache_response(&req, resp.clone(), from, now);
-        self.pending_2xx.push(Pending2xx {
-            call_id: id.clone(),
-            data: resp,
-            to: from,
-            next: now + self.cfg.t1,
-            interval: self.cfg.t1,
-            deadline: now + 64 * self.cfg.t1,
-        });
-        if let Some(cc) = self.calls.get_mut(&id) {
-            cc.sdp_version += 1;
-            if let Some(m) = cc.media.as_mut() {
-                m.remote = offer.addr;
-                m.direction = dir;
-            }
-        }
-        out.push(Action::UpdateMedia(id.clone(), offer.addr, dir));
-        let state = if dir == Direction::SendRecv {
-            CallState::Active
-        } else {
-            CallState::Held
-        };
-        self.set_state(
-            &id,
-            state,
-            None,
-            Some(format!("peer offered {}", offer.direction.attr())),
-            out,
-        );
-    }
+/// The start line's method (`None` for a response) and the Call-ID of a
+/// message, found by scanning the header block (no parse).
+struct Head<'a> {
+    method: Option<&'a str>,
+    call_id: Option<&'a str>,
+}
 
-    fn on_response(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        resp: Message,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(code) = resp.status else { return };
-        let Some((_, cseq_method)) = resp.cseq() else {
-            return;
-        };
-        let branch = resp.via_branch().unwrap_or_default();
-        let Some(idx) = self
-            .txs
-            .iter()
-            .position(|t| t.branch == branch && t.method == cseq_method)
-        else {
-            // A retransmitted 2xx to our INVITE: ACK it again.
-            if cseq_method == "INVITE" && (200..300).contains(&code) {
-                let id = resp.call_id().to_string();
-                if self.calls.contains_key(&id) {
-                    self.send_ack(&id, &resp, out);
-                }
-            }
-            return;
-        };
-        if code < 200 {
-            self.txs[idx].provisional = true;
-            if let Purpose::Invite(id) = self.txs[idx].purpose.clone() {
-                if code > 100 {
-                    if let Some(c) = self.calls.get_mut(&id) {
-                        c.remote_tag = resp.to_tag().or(c.remote_tag.take());
-                    }
-                    self.set_state(
-                        &id,
-                        CallState::Ringing,
-                        Some(code),
-                        Some(resp.reason.clone()),
-                        out,
-                    );
-                }
-            }
-            return;
-        }
-        let tx = self.txs.remove(idx);
-        if tx.method == "INVITE" && code >= 300 {
-            // The transaction ACKs a non-2xx final response (same branch).
-            let ack = self.ack_for_failure(&tx, &resp);
-            out.push(Action::Send {
-                to: tx.dest,
-                data: ack,
-            });
-        }
-        match tx.purpose {
-            Purpose::Register { expires } => {
-                self.on_register_response(now, expires, &resp, code, out)
-            }
-            Purpose::Invite(id) => self.on_invite_response(now, from, &id, &resp, code, out),
-            Purpose::ReInvite(id) => {
-                if (200..300).contains(&code) {
-                    self.send_ack(&id, &resp, out);
-                    if let Ok(ans) = Session::parse(&resp.body) {
-                        let hold = self.calls.get(&id).is_some_and(|c| c.hold);
-                        let dir = if hold {
-                            Direction::SendOnly
-                        } else {
-                            Direction::SendRecv
-                        };
-                        out.push(Action::UpdateMedia(id.clone(), ans.addr, dir));
-                        self.set_state(
-                            &id,
-                            if hold {
-                                CallState::Held
-                            } else {
-                                CallState::Active
-                            },
-                            None,
-                            None,
-                            out,
-                        );
-                    }
-                } else {
-                    tracing::warn!(call = %id, code, "re-INVITE refused: {}", resp.reason);
-                }
-            }
-            Purpose::Bye(id) => self.end_call(&id, None, Some("hung up".into()), out),
-            Purpose::Cancel(_) => {}
-        }
-    }
-
-    fn ack_for_failure(&self, tx: &ClientTx, resp: &Message) -> Vec<u8> {
-        let req = Message::parse(&tx.data).ok();
-        let ruri = req.as_ref().map(|r| r.uri.clone()).unwrap_or_default();
-        Builder::request("ACK", &ruri)
-            .header("Via", &self.via(&tx.branch))
-            .header("Max-Forwards", "70")
-            .header("From", resp.header("from").unwrap_or(""))
-            .header("To", resp.header("to").unwrap_or(""))
-            .header("Call-ID", resp.call_id())
-            .header(
-                "CSeq",
-                &format!("{} ACK", resp.cseq().map(|c| c.0).unwrap_or(1)),
-            )
-            .build()
-    }
-
-    fn send_ack(&mut self, id: &str, resp: &Message, out: &mut Vec<Action>) {
-        let branch = self.branch();
-        let via = self.via(&branch);
-        let Some(c) = self.calls.get(id) else { return };
-        let cseq = resp.cseq().map(|c| c.0).unwrap_or(c.invite_cseq);
-        let (ruri, routes, dest) = dialog_route(c);
-        let mut b = Builder::request("ACK", &ruri)
-            .header("Via", &via)
-            .header("Max-Forwards", "70");
-        for r in &routes {
-            b = b.header("Route", r);
-        }
-        let data = b
-            .header("From", &c.local_hdr)
-            .header("To", resp.header("to").unwrap_or(""))
-            .header("Call-ID", &c.id)
-            .header("CSeq", &format!("{cseq} ACK"))
-            .build();
-        out.push(Action::Send { to: dest, data });
-    }
-
-    fn on_invite_response(
-        &mut self,
-        now: Instant,
-        _from: SocketAddr,
-        id: &str,
-        resp: &Message,
-        code: u16,
-        out: &mut Vec<Action>,
-    ) {
-        if !self.calls.contains_key(id) {
-            return;
-        }
-        if (200..300).contains(&code) {
-            if let Some(c) = self.calls.get_mut(id) {
-                c.remote_tag = resp.to_tag();
-                c.remote_hdr = resp.header("to").unwrap_or("").to_string();
-                if let Some(t) = resp.header_uri("contact").filter(|t| is_dialable(t)) {
-                    c.remote_target = t;
-                }
-                // UAC route set: the 2xx's Record-Route in reverse order (RFC 3261 12.1.2).
-                let mut rr = resp.header_values("record-route");
-                rr.reverse();
-                c.route_set = rr;
-            }
-            self.send_ack(id, resp, out);
-            if self
-                .calls
-                .get(id)
-                .is_some_and(|c| c.state == CallState::Terminating)
-            {
-                // Answered while we were cancelling: hang up now.
-                if let Some(c) = self.calls.get_mut(id) {
-                    c.state = CallState::Active;
-                }
-                self.hangup(now, id, out);
-                return;
-            }
-            let answer = Session::parse(&resp.body);
-            let chosen = answer.as_ref().map_err(|e| e.to_string()).and_then(|a| {
-                a.choose(&self.cfg.codecs)
-                    .map(|x| (a.clone(), x))
-                    .map_err(|e| e.to_string())
-            });
-            match chosen {
-                Ok((a, (codec, pt))) => {
-                    let Some(c) = self.calls.get_mut(id) else {
-                        return;
-                    };
-                    let media = MediaOffer {
-                        slot: c.slot,
-                        local_port: self.cfg.rtp_base + 2 * c.slot as u16,
-                        remote: a.addr,
-                        codec,
-                        payload_type: pt,
-                        ptime: a.ptime.unwrap_or(self.cfg.ptime),
-                        telephone_event: a.telephone_event,
-                        direction: a.direction.answer(),
-                    };
-                    c.media = Some(media.clone());
-                    c.answered = Some(now);
-                    out.push(Action::StartMedia(id.to_string(), media));
-                    self.set_state(id, CallState::Active, Some(code), None, out);
-                }
-                Err(e) => {
-                    tracing::error!(call = %id, "unusable SDP answer: {e}; hanging up");
-                    if let Some(c) = self.calls.get_mut(id) {
-                        c.state = CallState::Active;
-                    }
-                    self.hangup(now, id, out);
-                }
-            }
-            return;
-        }
-        if code == 401 || code == 407 {
-            let tries = self.calls.get(id).map_or(9, |c| c.auth_tries);
-            let hdr = if code == 401 {
-                "www-authenticate"
-            } else {
-                "proxy-authenticate"
-            };
-            if tries < 2 {
-                if let Some(Ok(ch)) = resp.header(hdr).map(Challenge::parse) {
-                    let Some(c) = self.calls.get_mut(id) else {
-                        return;
-                    };
-                    c.auth_tries += 1;
-                    c.local_cseq += 1;
-                    let uri = c.remote_target.clone();
-                    let auth = ch.authorize(
-                        &self.cfg.username,
-                        &self.cfg.password,
-                        "INVITE",
-                        &uri,
-                        1,
-                        &random_token(8),
-                    );
-                    let name = if code == 401 {
-                        "Authorization"
-                    } else {
-                        "Proxy-Authorization"
-                    };
-                    self.send_invite(now, id, Some((name.to_string(), auth)), out);
-                    return;
-                }
-            }
-        }
-        tracing::warn!(call = %id, code, reason = %resp.reason, "call failed");
-        self.end_call(id, Some(code), Some(resp.reason.clone()), out);
-    }
-
-    fn on_register_response(
-        &mut self,
-        now: Instant,
-        expires: u32,
-        resp: &Message,
-        code: u16,
-        out: &mut Vec<Action>,
-    ) {
-        if expires == 0 {
-            self.reg_state = if self.cfg.registrar.is_some() {
-                RegState::Unregistered
-            } else {
-                RegState::Disabled
-            };
-            out.push(Action::Event(Event::Unregistered));
-            return;
-        }
-        match code {
-            200..=299 => {
-                // rport/received: re-register with the address the registrar sees (NAT).
-                if let Some(via) = resp.header_values("via").first() {
-                    let rec = param(via, "received").and_then(|r| r.parse::<IpAddr>().ok());
-                    let rport = param(via, "rport").and_then(|r| r.parse::<u16>().ok());
-                    if let (Some(ip), Some(port)) = (
-                        rec.or(Some(self.contact_addr.ip())),
-                        rport.or(Some(self.contact_addr.port())),
-                    ) {
-                        let seen = SocketAddr::new(ip, port);
-                        if seen != self.contact_addr
-                            && (rec.is_some() || rport.is_some())
-                            && seen.ip() != self.cfg.local.ip()
-                        {
-                            tracing::info!(%seen, "registrar sees us at another address: updating Contact");
-                            self.contact_addr = seen;
-                            self.register(now, expires, out);
-                            return;
-                        }
-                    }
-                }
-                let granted = resp
-                    .header_values("contact")
-                    .iter()
-                    .find(|c| addr_uri(c).contains(&fmt_host(&self.contact_addr)))
-                    .and_then(|c| param(c, "expires"))
-                    .and_then(|e| e.parse().ok())
-                    .or_else(|| resp.header("expires").and_then(|e| e.trim().parse().ok()))
-                    .unwrap_or(expires);
-                self.reg_state = RegState::Registered;
-                self.reg_expires = granted;
-                self.reg_backoff = Duration::from_secs(5);
-                let refresh = Duration::from_secs(u64::from(granted))
-                    .mul_f32(0.8)
-                    .max(Duration::from_secs(1));
-                self.reg_refresh = Some(now + refresh);
-                tracing::info!(expires = granted, "registered");
-                out.push(Action::Event(Event::Registered { expires: granted }));
-            }
-            401 | 407 => {
-                let hdr = if code == 401 {
-                    "www-authenticate"
-                } else {
-                    "proxy-authenticate"
-                };
-                let parsed = resp.header(hdr).map(Challenge::parse);
-                let had = self.challenge.as_ref().map(|c| c.0.nonce.clone());
-                match parsed {
-                    Some(Ok(ch))
-                        if had.is_none()
-                            || ch.stale
-                            || had.as_deref() != Some(&ch.nonce) && self.reg_cseq < 3 =>
-                    {
-                        self.challenge = Some((ch, 0, code == 407));
-                        self.register(now, expires, out);
-                    }
-                    Some(Ok(_)) => self.reg_failed(
-                        now,
-                        code,
-                        "authentication failed: check username and password",
-                        out,
-                    ),
-                    Some(Err(e)) => self.reg_failed(now, code, &e.to_string(), out),
-                    None => {
-                        self.reg_failed(now, code, "challenge without an authenticate header", out)
-                    }
-                }
-            }
-            423 => {
-                let min = resp
-                    .header("min-expires")
-                    .and_then(|m| m.trim().parse().ok())
-                    .unwrap_or(expires * 2);
-                self.cfg.expires = min;
-                self.register(now, min, out);
-            }
-            _ => self.reg_failed(now, code, &resp.reason.clone(), out),
-        }
-    }
-
-    fn reg_failed(&mut self, now: Instant, code: u16, reason: &str, out: &mut Vec<Action>) {
-        tracing::error!(code, %reason, retry_in = ?self.reg_backoff, "registration failed");
-        self.reg_state = RegState::Failed;
-        self.challenge = None;
-        out.push(Action::Event(Event::RegistrationFailed {
-            code,
-            reason: reason.to_string(),
-        }));
-        if !self.shutting_down {
-            self.reg_refresh = Some(now + self.reg_backoff);
-            self.reg_backoff = (self.reg_backoff * 2).min(Duration::from_secs(300));
-        }
-    }
-
-    /// A client transaction ended without a final response: timeout (408)
-    /// or transport error (503, RFC 3261 8.1.3.1).
-    fn tx_failed(&mut self, now: Instant, t: ClientTx, code: u16, out: &mut Vec<Action>) {
-        let transport = code == 503;
-        match t.purpose {
-            Purpose::Register { expires } if expires > 0 => {
-                let why = if transport {
-                    "cannot reach the registrar"
-                } else {
-                    "registrar did not answer"
-                };
-                self.reg_failed(now, code, why, out)
-            }
-            Purpose::Register { .. } => out.push(Action::Event(Event::Unregistered)),
-            Purpose::Invite(id) => {
-                if !transport
-                    && self
-                        .calls
-                        .get(&id)
-                        .is_some_and(|c| c.state == CallState::Ringing)
-                {
-                    // Ringing for 64·T1 is fine for INVITE: keep waiting (timer C is the proxy's).
-                    return;
-                }
-                let why = if transport {
-                    "cannot reach the peer"
-                } else {
-                    "no answer from the peer"
-                };
-                self.end_call(&id, Some(code), Some(why.into()), out);
-            }
-            Purpose::Bye(id) | Purpose::Cancel(id) => {
-                self.end_call(&id, Some(code), Some("peer did not confirm".into()), out)
-            }
-            Purpose::ReInvite(_) => {}
-        }
-    }
-
-    fn on_transport_error(&mut self, now: Instant, to: SocketAddr, out: &mut Vec<Action>) {
-        let (failed, kept): (Vec<ClientTx>, Vec<ClientTx>) = std::mem::take(&mut self.txs)
-            .into_iter()
-            .partition(|t| t.dest == to);
-        self.txs = kept;
-        for t in failed {
-            tracing::warn!(method = %t.method, dest = %t.dest, "transport error: transaction failed");
-            self.tx_failed(now, t, 503, out);
-        }
-    }
-
-    fn on_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
-        // Client transactions: retransmit or time out.
-        let mut timed_out = Vec::new();
-        for t in self.txs.iter_mut() {
-            if now >= t.deadline {
-                timed_out.push(t.clone());
-                continue;
-            }
-            if now >= t.next && !(t.method == "INVITE" && t.provisional) {
-                out.push(Action::Send {
-                    to: t.dest,
-                    data: t.data.clone(),
-                });
-                t.interval = if t.method == "INVITE" {
-                    t.interval * 2
-                } else {
-                    (t.interval * 2).min(self.cfg.t2)
-                };
-                t.next = now + t.interval;
-            } else if now >= t.next {
-                t.next = t.deadline;
-            }
-        }
-        self.txs.retain(|t| now < t.deadline);
-        for t in timed_out {
-            tracing::warn!(method = %t.method, dest = %t.dest, "transaction timed out");
-            self.tx_failed(now, t, 408, out);
-        }
-        // 2xx retransmission until ACK (timer G/H).
-        let mut no_ack = Vec::new();
-        for p in self.pending_2xx.iter_mut() {
-            if now >= p.deadline {
-                no_ack.push(p.call_id.clone());
-            } else if now >= p.next {
-                out.push(Action::Send {
-                    to: p.to,
-                    data: p.data.clone(),
-                });
-                p.interval = (p.interval * 2).min(self.cfg.t2);
-                p.next = now + p.interval;
-            }
-        }
-        self.pending_2xx.retain(|p| now < p.deadline);
-        for id in no_ack {
-            tracing::warn!(call = %id, "no ACK for our 200 OK: hanging up");
-            self.hangup(now, &id, out);
-        }
-        // Auto-answer.
-        let due: Vec<String> = self
-            .calls
-            .values()
-            .filter(|c| c.answer_at.is_some_and(|t| now >= t))
-            .map(|c| c.id.clone())
-            .collect();
-        for id in due {
-            self.answer(now, &id, out);
-        }
-        // Registration refresh / retry.
-        if self.reg_refresh.is_some_and(|t| now >= t) {
-            self.reg_refresh = None;
-            self.register(now, self.cfg.expires, out);
-        }
-        self.cache.retain(|_, c| now < c.until);
-    }
+fn peek_head(data: &[u8]) -> Option<Head<'_>> {
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(data.len().min(4096));
+    let text = std::str::from_utf8(data.get(..end)?).ok()?;
+    let mut lines = text.split("\r\n");
+    let first = lines.next()?;
+    let method = if first.starts_with("SIP/") {
+        None
+    } else {
+        Some(first.split(' ').next()?)
+    };
+    let call_id = lines.find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        let n = n.trim();
+        (n.eq_ignore_ascii_case("call-id") || n.eq_ignore_ascii_case("i")).then(|| v.trim())
+    });
+    Some(Head { method, call_id })
 }
