@@ -1,77 +1,285 @@
-//! Audio backends: ALSA PCMs (the card's bridge side), WAV files, tones, null.
-//! All exchange 8 kHz mono 16-bit frames of the call's ptime with the core.
+//! Audio devices for the media engine: ALSA PCMs (the card's bridge side),
+//! WAV files, tones, null. Every device is non-blocking: the engine asks
+//! a capture device for the next frame when it has one, and a playback
+//! device how much it wants, and never waits on either.
 //!
 //! ALSA devices get the first hardware format that works, in this order:
-//! the codec's own law (MU_LAW / A_LAW) at 8 kHz, so the card carries
-//! G.711 codes untouched (decoding and re-encoding G.711 is lossless);
-//! else S16_LE at 8 kHz; else S16_LE at the device's rate (nearest to
-//! 48 kHz) through [`Resampler`]. Several channels are mixed down on
-//! capture and duplicated on playback. Xruns are recovered and counted,
-//! logged once per burst, and never end the call.
+//! the codec's own law (MU_LAW / A_LAW) at 8 kHz, so the card carries the
+//! G.711 codes of the RTP payload untouched (*passthrough*: no decoding,
+//! no re-encoding, bit-exact); else S16_LE at 8 kHz; else S16_LE at the
+//! device's rate (nearest to 48 kHz) through the [`Resampler`]. Several
+//! channels are mixed down on capture and duplicated on playback. Xruns are
+//! recovered and counted, logged once per burst, and never end the call.
+//!
+//! Latency: the bridge keeps a playback device filled to a target that
+//! settles at `[audio] buffer_ms` when the engine is on time and grows to
+//! cover the delays it sees when it is not (see `Fill`); the ring itself
+//! is larger (32 periods) so the target can grow, but only what is queued
+//! delays the audio. The capture ring is 32 periods too: what waits in it
+//! is read at every period, so its size costs no latency, only robustness. Both wake the engine once
+//! per period (`avail_min`). Files, tones and null are paced by the
+//! engine's clock at 8 kHz.
 
+use super::hooks::DeviceTiming;
 use super::resample::Resampler;
 use super::{AudioSpec, Codec, MediaError};
+use alsa::poll::{pollfd, Descriptors};
+use std::collections::VecDeque;
 use std::f64::consts::PI;
 use std::time::{Duration, Instant};
 
 /// Sample rate of the audio path (G.711).
 pub const RATE: u32 = 8000;
 
-/// Something that yields frames of audio, paced in real time.
-pub trait Source: Send {
-    /// Fills `buf` with the next frame; blocks until it is due.
-    fn read(&mut self, buf: &mut [i16]) -> Result<(), MediaError>;
-    /// ALSA xruns recovered so far.
-    fn xruns(&self) -> u64 {
-        0
+/// ALSA rings are this many periods long (320 ms at 10 ms): capture, so an
+/// engine stalled that long loses nothing; playback, so the fill target has
+/// room to grow on a loaded board. Only what is queued delays the audio.
+const RING_PERIODS: u32 = 32;
+
+/// A timer-paced device that falls further behind than this many frames
+/// (the engine was stalled) skips ahead instead of bursting.
+const MAX_CATCH_UP: u64 = 10;
+
+/// Device period and buffer, from `[audio] period_ms` and `buffer_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Period (wake-up granularity), ms.
+    pub period_ms: u32,
+    /// Playback ring, ms: the most audio the device holds.
+    pub buffer_ms: u32,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            period_ms: 10,
+            buffer_ms: 20,
+        }
     }
 }
 
-/// Something that consumes frames of audio.
-pub trait Sink: Send {
-    /// Plays or stores one frame.
-    fn write(&mut self, buf: &[i16]) -> Result<(), MediaError>;
-    /// Flushes and closes (WAV headers are finalised here).
+/// A captured frame: codes of a G.711 law as the device gave them, or
+/// linear samples.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    /// `Some(law)`: `codes` holds the frame; `None`: `pcm` does.
+    pub law: Option<g711::Law>,
+    /// The frame as codes.
+    pub codes: Vec<u8>,
+    /// The frame as linear samples.
+    pub pcm: Vec<i16>,
+}
+
+impl Frame {
+    /// A frame of `n` samples (buffers allocated once).
+    pub fn new(n: usize) -> Frame {
+        Frame {
+            law: None,
+            codes: vec![0; n],
+            pcm: vec![0; n],
+        }
+    }
+
+    /// Makes `pcm` valid (decoding the codes if the device gave codes).
+    pub fn to_linear(&mut self) {
+        if let Some(law) = self.law.take() {
+            law.decode(&self.codes, &mut self.pcm);
+        }
+    }
+
+    /// Makes `codes` valid in `law` (encoding or transcoding as needed).
+    pub fn to_law(&mut self, law: g711::Law) {
+        match self.law {
+            Some(l) if l == law => {}
+            Some(l) => law.transcode_from(l, &mut self.codes),
+            None => law.encode(&self.pcm, &mut self.codes),
+        }
+        self.law = Some(law);
+    }
+}
+
+/// What `status` shows about a device.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceInfo {
+    /// e.g. `MU_LAW 8000 Hz 1 ch` or `wav:/tmp/x.wav`.
+    pub format: String,
+    /// Codes pass untouched (the device runs the call's law, mono, 8 kHz).
+    pub passthrough: bool,
+    /// Period in 8 kHz frames (0: not a device).
+    pub period: usize,
+    /// Ring in 8 kHz frames (0: not a device).
+    pub buffer: usize,
+}
+
+/// A capture device, polled by the media engine.
+pub trait CaptureDevice: Send {
+    /// Poll descriptors that signal data (empty: the device is paced by
+    /// [`next_due`](Self::next_due) alone).
+    fn poll_fds(&self) -> Vec<pollfd> {
+        Vec::new()
+    }
+    /// Puts the next frame into `frame` if one is complete (never waits).
+    fn read_frame(&mut self, now: Instant, frame: &mut Frame) -> Result<bool, MediaError>;
+    /// When a frame is due next, for timer-paced sources; for devices, a
+    /// watchdog (a time by which the device should have woken us).
+    fn next_due(&self) -> Option<Instant>;
+    /// Frames (8 kHz) captured and not yet read, at the last read.
+    fn delay(&self) -> i64 {
+        0
+    }
+    /// Xruns recovered so far.
+    fn xruns(&self) -> u64 {
+        0
+    }
+    /// Format and sizes.
+    fn info(&self) -> DeviceInfo;
+}
+
+/// A playback device, polled by the media engine.
+pub trait PlaybackDevice: Send {
+    /// Poll descriptors that signal room (empty: paced by `next_due`).
+    fn poll_fds(&self) -> Vec<pollfd> {
+        Vec::new()
+    }
+    /// How many 8 kHz samples to write now to keep the device at its fill
+    /// target (0: none yet). Recovers an underrun on the way.
+    fn wanted(&mut self, now: Instant) -> Result<usize, MediaError>;
+    /// Writes codes of `law` (at most what [`wanted`](Self::wanted) said);
+    /// returns when and behind how much queued audio they went in.
+    fn write_codes(
+        &mut self,
+        law: g711::Law,
+        codes: &[u8],
+        now: Instant,
+    ) -> Result<DeviceTiming, MediaError>;
+    /// When it wants data next (timer-paced), or a watchdog for devices.
+    fn next_due(&self) -> Option<Instant>;
+    /// Frames (8 kHz) queued ahead of the next write, at the last write.
+    fn delay(&self) -> i64 {
+        0
+    }
+    /// Frames (8 kHz) the bridge keeps queued in the device now (0: not a device).
+    fn fill_target(&self) -> i64 {
+        0
+    }
+    /// Xruns recovered so far.
+    fn xruns(&self) -> u64 {
+        0
+    }
+    /// Format and sizes.
+    fn info(&self) -> DeviceInfo;
+    /// Whether codes of `law` reach the device untouched.
+    fn passes(&self, law: g711::Law) -> bool {
+        let _ = law;
+        false
+    }
+    /// Plays out what is queued and closes (blocking; never called on the
+    /// media thread). WAV recordings get their final header here.
     fn finish(&mut self) -> Result<(), MediaError> {
         Ok(())
     }
-    /// ALSA xruns recovered so far.
-    fn xruns(&self) -> u64 {
-        0
-    }
 }
 
-/// Paces a non-device source to real time.
+fn frame_time(samples: u64) -> Duration {
+    Duration::from_micros(samples * 1_000_000 / u64::from(RATE))
+}
+
+/// Paces a file, tone or null device at 8 kHz on the engine's clock.
+#[derive(Debug, Clone)]
 struct Pacer {
-    next: Option<Instant>,
+    frame: u64,
+    created: Instant,
+    start: Option<Instant>,
+    done: u64,
+    skipped: u64,
 }
 
 impl Pacer {
-    fn wait(&mut self, frames: usize) {
-        let now = Instant::now();
-        let next = *self.next.get_or_insert(now);
-        if next > now {
-            std::thread::sleep(next - now);
+    fn new(frame: usize) -> Pacer {
+        Pacer {
+            frame: frame.max(1) as u64,
+            created: Instant::now(),
+            start: None,
+            done: 0,
+            skipped: 0,
         }
-        self.next = Some(next + Duration::from_micros(frames as u64 * 1_000_000 / u64::from(RATE)));
+    }
+
+    fn due(&self, k: u64) -> Option<Instant> {
+        self.start.map(|s| s + frame_time(k * self.frame))
+    }
+
+    /// Frames due by `now` and not yet done (the first is due at once).
+    fn pending(&mut self, now: Instant) -> u64 {
+        let start = *self.start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start).as_micros() as u64;
+        let due = elapsed * u64::from(RATE) / 1_000_000 / self.frame + 1;
+        let mut n = due.saturating_sub(self.done);
+        if n > MAX_CATCH_UP {
+            // Stalled: skip what is too late rather than burst it out.
+            self.skipped += n - 1;
+            self.done += n - 1;
+            n = 1;
+        }
+        n
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        // Before the first frame: due since it was opened.
+        Some(self.due(self.done).unwrap_or(self.created))
     }
 }
 
+/// A sine at -6 dBFS, by a rotating phasor (no trigonometry per sample).
 struct Tone {
     hz: f64,
-    n: u64,
+    phasor: (f64, f64),
+    step: (f64, f64),
     pacer: Pacer,
 }
 
-impl Source for Tone {
-    fn read(&mut self, buf: &mut [i16]) -> Result<(), MediaError> {
-        self.pacer.wait(buf.len());
-        for s in buf.iter_mut() {
-            *s = (0.5 * 32767.0 * (2.0 * PI * self.hz * self.n as f64 / f64::from(RATE)).sin())
-                as i16;
-            self.n += 1;
+impl Tone {
+    fn new(hz: f64, frame: usize) -> Tone {
+        let w = 2.0 * PI * hz / f64::from(RATE);
+        Tone {
+            hz,
+            phasor: (1.0, 0.0),
+            step: (w.cos(), w.sin()),
+            pacer: Pacer::new(frame),
         }
-        Ok(())
+    }
+}
+
+impl CaptureDevice for Tone {
+    fn read_frame(&mut self, now: Instant, frame: &mut Frame) -> Result<bool, MediaError> {
+        if self.pacer.pending(now) == 0 {
+            return Ok(false);
+        }
+        self.pacer.done += 1;
+        frame.law = None;
+        let (c, s) = self.step;
+        for o in frame.pcm.iter_mut() {
+            let (x, y) = self.phasor;
+            *o = (0.5 * 32767.0 * y) as i16;
+            self.phasor = (x * c - y * s, x * s + y * c);
+        }
+        // Keep the phasor on the unit circle.
+        let (x, y) = self.phasor;
+        let r = (x * x + y * y).sqrt().max(1e-9);
+        self.phasor = (x / r, y / r);
+        Ok(true)
+    }
+    fn next_due(&self) -> Option<Instant> {
+        self.pacer.next_due()
+    }
+    fn xruns(&self) -> u64 {
+        self.pacer.skipped
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            format: format!("tone:{}", self.hz),
+            ..Default::default()
+        }
     }
 }
 
@@ -79,64 +287,122 @@ struct Silence {
     pacer: Pacer,
 }
 
-impl Source for Silence {
-    fn read(&mut self, buf: &mut [i16]) -> Result<(), MediaError> {
-        self.pacer.wait(buf.len());
-        buf.fill(0);
-        Ok(())
+impl CaptureDevice for Silence {
+    fn read_frame(&mut self, now: Instant, frame: &mut Frame) -> Result<bool, MediaError> {
+        if self.pacer.pending(now) == 0 {
+            return Ok(false);
+        }
+        self.pacer.done += 1;
+        frame.law = None;
+        frame.pcm.fill(0);
+        Ok(true)
+    }
+    fn next_due(&self) -> Option<Instant> {
+        self.pacer.next_due()
+    }
+    fn xruns(&self) -> u64 {
+        self.pacer.skipped
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            format: "null".into(),
+            ..Default::default()
+        }
     }
 }
 
 struct WavSource {
+    path: String,
     samples: Vec<i16>,
     pos: usize,
     pacer: Pacer,
 }
 
-impl Source for WavSource {
-    fn read(&mut self, buf: &mut [i16]) -> Result<(), MediaError> {
-        self.pacer.wait(buf.len());
-        for s in buf.iter_mut() {
+impl CaptureDevice for WavSource {
+    fn read_frame(&mut self, now: Instant, frame: &mut Frame) -> Result<bool, MediaError> {
+        if self.pacer.pending(now) == 0 {
+            return Ok(false);
+        }
+        self.pacer.done += 1;
+        frame.law = None;
+        for s in frame.pcm.iter_mut() {
             *s = self.samples.get(self.pos).copied().unwrap_or(0);
             self.pos = (self.pos + 1) % self.samples.len().max(1);
         }
-        Ok(())
+        Ok(true)
+    }
+    fn next_due(&self) -> Option<Instant> {
+        self.pacer.next_due()
+    }
+    fn xruns(&self) -> u64 {
+        self.pacer.skipped
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            format: format!("wav:{}", self.path),
+            ..Default::default()
+        }
     }
 }
 
-struct NullSink;
-
-impl Sink for NullSink {
-    fn write(&mut self, _buf: &[i16]) -> Result<(), MediaError> {
-        Ok(())
-    }
-}
-
-struct WavSink {
-    path: String,
+/// Discards (null) or records (WAV, 8 kHz mono 16-bit) at 8 kHz.
+struct PacedSink {
+    pacer: Pacer,
+    frame: usize,
+    path: Option<String>,
     writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+    pcm: Vec<i16>,
 }
 
-impl Sink for WavSink {
-    fn write(&mut self, buf: &[i16]) -> Result<(), MediaError> {
+impl PlaybackDevice for PacedSink {
+    fn wanted(&mut self, now: Instant) -> Result<usize, MediaError> {
+        let n = self.pacer.pending(now);
+        Ok(n as usize * self.frame)
+    }
+    fn write_codes(
+        &mut self,
+        law: g711::Law,
+        codes: &[u8],
+        now: Instant,
+    ) -> Result<DeviceTiming, MediaError> {
+        self.pacer.done += (codes.len() / self.frame.max(1)) as u64;
         if let Some(w) = self.writer.as_mut() {
-            for &s in buf {
-                w.write_sample(s)
-                    .map_err(|e| MediaError::Device(self.path.clone(), e.to_string()))?;
+            self.pcm.resize(codes.len(), 0);
+            law.decode(codes, &mut self.pcm);
+            for &s in &self.pcm {
+                w.write_sample(s).map_err(|e| {
+                    MediaError::Device(self.path.clone().unwrap_or_default(), e.to_string())
+                })?;
             }
         }
-        Ok(())
+        Ok(DeviceTiming { at: now, delay: 0 })
+    }
+    fn next_due(&self) -> Option<Instant> {
+        self.pacer.next_due()
+    }
+    fn xruns(&self) -> u64 {
+        self.pacer.skipped
+    }
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            format: match &self.path {
+                Some(p) => format!("wav:{p}"),
+                None => "null".into(),
+            },
+            ..Default::default()
+        }
     }
     fn finish(&mut self) -> Result<(), MediaError> {
         if let Some(w) = self.writer.take() {
-            w.finalize()
-                .map_err(|e| MediaError::Device(self.path.clone(), e.to_string()))?;
+            w.finalize().map_err(|e| {
+                MediaError::Device(self.path.clone().unwrap_or_default(), e.to_string())
+            })?;
         }
         Ok(())
     }
 }
 
-impl Drop for WavSink {
+impl Drop for PacedSink {
     fn drop(&mut self) {
         let _ = self.finish();
     }
@@ -153,8 +419,36 @@ pub struct DeviceFormat {
     pub channels: u32,
 }
 
+impl DeviceFormat {
+    fn describe(&self) -> String {
+        let f = match self.law {
+            Some(g711::Law::MuLaw) => "MU_LAW",
+            Some(g711::Law::ALaw) => "A_LAW",
+            None => "S16_LE",
+        };
+        format!("{f} {} Hz {} ch", self.rate, self.channels)
+    }
+
+    fn bytes_per_frame(&self) -> usize {
+        let b = if self.law.is_some() { 1 } else { 2 };
+        b * self.channels.max(1) as usize
+    }
+
+    /// Codes of `law` go to and from the device as they are.
+    fn passes(&self, law: g711::Law) -> bool {
+        self.law == Some(law) && self.rate == RATE && self.channels == 1
+    }
+}
+
 fn dev_err(name: &str) -> impl Fn(alsa::Error) -> MediaError + '_ {
     move |e| MediaError::Device(name.to_string(), e.to_string())
+}
+
+/// Period and ring an ALSA device was given, in device frames.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    period: i64,
+    buffer: i64,
 }
 
 /// Tries one hardware configuration; `rate` `None` takes the rate nearest 48 kHz.
@@ -162,8 +456,9 @@ fn try_hw(
     pcm: &alsa::PCM,
     format: alsa::pcm::Format,
     rate: Option<u32>,
-    ptime_ms: u32,
-) -> Result<DeviceFormat, alsa::Error> {
+    period_ms: u32,
+    buffer_ms: u32,
+) -> Result<(DeviceFormat, Sizes), alsa::Error> {
     use alsa::pcm::{Access, HwParams};
     let hw = HwParams::any(pcm)?;
     hw.set_access(Access::RWInterleaved)?;
@@ -180,36 +475,44 @@ fn try_hw(
         }
         None => hw.set_rate_near(48000, alsa::ValueOr::Nearest)?,
     };
-    let period = i64::from(rate * ptime_ms / 1000).max(1);
+    let period = i64::from(rate * period_ms / 1000).max(1);
     hw.set_period_size_near(period, alsa::ValueOr::Nearest)?;
-    hw.set_buffer_size_near(period * 16)?;
+    hw.set_buffer_size_near(i64::from(rate * buffer_ms / 1000).max(2 * period))?;
     pcm.hw_params(&hw)?;
+    let cur = pcm.hw_params_current()?;
     let law = match format {
         alsa::pcm::Format::MuLaw => Some(g711::Law::MuLaw),
         alsa::pcm::Format::ALaw => Some(g711::Law::ALaw),
         _ => None,
     };
-    Ok(DeviceFormat {
-        law,
-        rate: pcm.hw_params_current()?.get_rate()?,
-        channels,
-    })
+    Ok((
+        DeviceFormat {
+            law,
+            rate: cur.get_rate()?,
+            channels,
+        },
+        Sizes {
+            period: cur.get_period_size()?,
+            buffer: cur.get_buffer_size()?,
+        },
+    ))
 }
 
-/// Opens an ALSA PCM with the format order of the module documentation.
+/// Opens an ALSA PCM (non-blocking) with the format order of the module
+/// documentation; `buffer_ms` is the ring to ask for.
 fn open_alsa(
     name: &str,
     dir: alsa::Direction,
     codec: Codec,
-    frame: usize,
-) -> Result<(alsa::PCM, DeviceFormat), MediaError> {
+    period_ms: u32,
+    buffer_ms: u32,
+) -> Result<(alsa::PCM, DeviceFormat, Sizes), MediaError> {
     use alsa::pcm::Format;
-    let pcm = alsa::PCM::new(name, dir, false).map_err(dev_err(name))?;
+    let pcm = alsa::PCM::new(name, dir, true).map_err(dev_err(name))?;
     let law_format = match codec {
         Codec::Pcmu => Format::MuLaw,
         Codec::Pcma => Format::ALaw,
     };
-    let ptime_ms = (frame as u32 * 1000 / RATE).max(1);
     let mut last_err = None;
     let mut chosen = None;
     for (format, rate) in [
@@ -217,7 +520,7 @@ fn open_alsa(
         (Format::s16(), Some(RATE)),
         (Format::s16(), None),
     ] {
-        match try_hw(&pcm, format, rate, ptime_ms) {
+        match try_hw(&pcm, format, rate, period_ms, buffer_ms) {
             Ok(f) => {
                 chosen = Some(f);
                 break;
@@ -228,7 +531,7 @@ fn open_alsa(
             }
         }
     }
-    let Some(fmt) = chosen else {
+    let Some((fmt, sizes)) = chosen else {
         return Err(MediaError::Device(
             name.to_string(),
             format!(
@@ -237,18 +540,20 @@ fn open_alsa(
             ),
         ));
     };
-    if dir == alsa::Direction::Playback {
+    {
         let sw = pcm.sw_params_current().map_err(dev_err(name))?;
-        // Start once three ptimes are queued (60 ms at 20 ms ptime): less
-        // and a scheduling hiccup of the pump thread (seen in emulated
-        // boards) underruns the device at every stall.
-        let start = i64::from(fmt.rate) * i64::from(ptime_ms) * 3 / 1000;
-        sw.set_start_threshold(start).map_err(dev_err(name))?;
+        // Wake the engine once per period.
+        sw.set_avail_min(sizes.period).map_err(dev_err(name))?;
+        if dir == alsa::Direction::Playback {
+            // Start when the ring is full (the first writes fill it).
+            sw.set_start_threshold(sizes.buffer)
+                .map_err(dev_err(name))?;
+        }
         pcm.sw_params(&sw).map_err(dev_err(name))?;
     }
     pcm.prepare().map_err(dev_err(name))?;
-    tracing::info!(device = name, ?dir, law = ?fmt.law, rate = fmt.rate, channels = fmt.channels, "ALSA device opened");
-    Ok((pcm, fmt))
+    tracing::info!(device = name, ?dir, format = %fmt.describe(), period = sizes.period, buffer = sizes.buffer, "ALSA device opened");
+    Ok((pcm, fmt, sizes))
 }
 
 /// Counts xruns and logs the first of each burst (xruns less than a second apart).
@@ -272,211 +577,651 @@ impl XrunLog {
     }
 }
 
-/// Converts between device frames (law or S16_LE, n channels, device rate)
-/// and 8 kHz mono i16.
-struct Converter {
+fn is_again(e: &alsa::Error) -> bool {
+    e.errno() == libc::EAGAIN
+}
+
+fn is_xrun(e: &alsa::Error) -> bool {
+    e.errno() == libc::EPIPE || e.errno() == libc::ESTRPIPE
+}
+
+/// Device frames to 8 kHz frames (floor).
+fn to_8k(frames: i64, rate: u32) -> i64 {
+    frames * i64::from(RATE) / i64::from(rate.max(1))
+}
+
+/// Device frames (any law or S16_LE, n channels, any rate) to 8 kHz mono
+/// linear samples, without allocating once its buffers have grown.
+pub struct InConv {
     fmt: DeviceFormat,
+    mono: Vec<i16>,
+    resampled: Vec<i16>,
     resampler: Option<Resampler>,
 }
 
-impl Converter {
-    fn new(fmt: DeviceFormat, capture: bool) -> Converter {
-        let resampler = (fmt.rate != RATE).then(|| {
-            if capture {
-                Resampler::new(fmt.rate, RATE)
-            } else {
-                Resampler::new(RATE, fmt.rate)
-            }
-        });
-        Converter { fmt, resampler }
+impl InConv {
+    /// A converter from `fmt`.
+    pub fn new(fmt: DeviceFormat) -> InConv {
+        InConv {
+            fmt,
+            mono: Vec::with_capacity(4096),
+            resampled: Vec::with_capacity(4096),
+            resampler: (fmt.rate != RATE).then(|| Resampler::new(fmt.rate, RATE)),
+        }
     }
 
-    fn bytes_per_frame(&self) -> usize {
-        let b = if self.fmt.law.is_some() { 1 } else { 2 };
-        b * self.fmt.channels.max(1) as usize
-    }
-
-    /// Device bytes to 8 kHz mono samples appended to `out`.
-    fn decode_device(&mut self, raw: &[u8], out: &mut Vec<i16>) {
+    /// Converts whole device frames of `bytes`, appending to `out`.
+    pub fn push(&mut self, bytes: &[u8], out: &mut VecDeque<i16>) {
         let ch = self.fmt.channels.max(1) as usize;
-        let mono: Vec<i16> = match self.fmt.law {
-            Some(law) => raw
-                .chunks_exact(ch)
-                .map(|f| {
-                    let sum: i32 = f.iter().map(|&c| i32::from(decode(law, c))).sum();
-                    (sum / ch as i32) as i16
-                })
-                .collect(),
-            None => raw
-                .chunks_exact(2 * ch)
-                .map(|f| {
-                    let sum: i32 = f
-                        .chunks_exact(2)
-                        .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
-                        .sum();
-                    (sum / ch as i32) as i16
-                })
-                .collect(),
-        };
+        self.mono.clear();
+        match self.fmt.law {
+            Some(law) => self.mono.extend(bytes.chunks_exact(ch).map(|f| {
+                let sum: i32 = f.iter().map(|&c| i32::from(law.decode_one(c))).sum();
+                (sum / ch as i32) as i16
+            })),
+            None => self.mono.extend(bytes.chunks_exact(2 * ch).map(|f| {
+                let sum: i32 = f
+                    .chunks_exact(2)
+                    .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
+                    .sum();
+                (sum / ch as i32) as i16
+            })),
+        }
         match &mut self.resampler {
-            Some(r) => r.process(&mono, out),
-            None => out.extend_from_slice(&mono),
-        }
-    }
-
-    /// 8 kHz mono samples to device bytes.
-    fn encode_device(&mut self, pcm: &[i16]) -> Vec<u8> {
-        let mut at_rate = Vec::new();
-        let samples: &[i16] = match &mut self.resampler {
             Some(r) => {
-                r.process(pcm, &mut at_rate);
-                &at_rate
+                self.resampled.clear();
+                r.process(&self.mono, &mut self.resampled);
+                out.extend(self.resampled.iter().copied());
             }
-            None => pcm,
-        };
-        let ch = self.fmt.channels.max(1) as usize;
-        let mut raw = Vec::with_capacity(samples.len() * self.bytes_per_frame());
-        for &s in samples {
-            for _ in 0..ch {
-                match self.fmt.law {
-                    Some(g711::Law::MuLaw) => raw.push(g711::ulaw_encode(s)),
-                    Some(g711::Law::ALaw) => raw.push(g711::alaw_encode(s)),
-                    None => raw.extend_from_slice(&s.to_le_bytes()),
-                }
-            }
+            None => out.extend(self.mono.iter().copied()),
         }
-        raw
     }
 }
 
-fn decode(law: g711::Law, c: u8) -> i16 {
-    match law {
-        g711::Law::MuLaw => g711::ulaw_decode(c),
-        g711::Law::ALaw => g711::alaw_decode(c),
+/// G.711 codes at 8 kHz to device frames (any law or S16_LE, n channels,
+/// any rate), without allocating once its buffers have grown.
+pub struct OutConv {
+    fmt: DeviceFormat,
+    pcm8k: Vec<i16>,
+    resampled: Vec<i16>,
+    raw: Vec<u8>,
+    resampler: Option<Resampler>,
+}
+
+impl OutConv {
+    /// A converter to `fmt`.
+    pub fn new(fmt: DeviceFormat) -> OutConv {
+        OutConv {
+            fmt,
+            pcm8k: Vec::with_capacity(4096),
+            resampled: Vec::with_capacity(4096),
+            raw: Vec::with_capacity(8192),
+            resampler: (fmt.rate != RATE).then(|| Resampler::new(RATE, fmt.rate)),
+        }
+    }
+
+    /// The device bytes of `codes` (of `law`).
+    pub fn convert(&mut self, law: g711::Law, codes: &[u8]) -> &[u8] {
+        self.raw.clear();
+        if self.fmt.passes(law) {
+            self.raw.extend_from_slice(codes);
+            return &self.raw;
+        }
+        self.pcm8k.resize(codes.len(), 0);
+        law.decode(codes, &mut self.pcm8k);
+        let samples: &[i16] = match &mut self.resampler {
+            Some(r) => {
+                self.resampled.clear();
+                r.process(&self.pcm8k, &mut self.resampled);
+                &self.resampled
+            }
+            None => &self.pcm8k,
+        };
+        let ch = self.fmt.channels.max(1) as usize;
+        for &v in samples {
+            for _ in 0..ch {
+                match self.fmt.law {
+                    Some(l) => self.raw.push(l.encode_one(v)),
+                    None => self.raw.extend_from_slice(&v.to_le_bytes()),
+                }
+            }
+        }
+        &self.raw
     }
 }
 
 /// An ALSA capture device.
-pub struct AlsaSource {
+pub struct AlsaCapture {
     name: String,
     pcm: alsa::PCM,
-    conv: Converter,
-    pending: Vec<i16>,
+    fmt: DeviceFormat,
+    sizes: Sizes,
+    /// Codes of the device's law (mono 8 kHz law devices: passthrough).
+    codes: VecDeque<u8>,
+    /// Linear 8 kHz samples (every other format).
+    pcm8k: VecDeque<i16>,
     raw: Vec<u8>,
+    conv: InConv,
+    delay: i64,
+    opened: Instant,
+    started: bool,
+    last_read: Option<Instant>,
     xruns: XrunLog,
 }
 
-impl AlsaSource {
+impl AlsaCapture {
     /// The negotiated hardware format.
     pub fn format(&self) -> DeviceFormat {
-        self.conv.fmt
+        self.fmt
+    }
+
+    fn keeps_codes(&self) -> bool {
+        self.fmt.law.is_some() && self.fmt.rate == RATE && self.fmt.channels == 1
+    }
+
+    fn pending(&self) -> usize {
+        if self.keeps_codes() {
+            self.codes.len()
+        } else {
+            self.pcm8k.len()
+        }
+    }
+
+    /// Converts `n` device frames of `raw` into the pending queue.
+    fn take_raw(&mut self, n: usize) {
+        let bytes = self
+            .raw
+            .get(..n * self.fmt.bytes_per_frame())
+            .unwrap_or_default();
+        if self.keeps_codes() {
+            self.codes.extend(bytes.iter().copied());
+        } else {
+            self.conv.push(bytes, &mut self.pcm8k);
+        }
+    }
+
+    fn recover(&mut self, e: alsa::Error) -> Result<(), MediaError> {
+        self.xruns.note(&self.name, "capture overrun", &e);
+        self.pcm
+            .recover(e.errno(), true)
+            .map_err(dev_err(&self.name))?;
+        self.pcm.start().map_err(dev_err(&self.name))
     }
 }
 
-impl Source for AlsaSource {
-    fn read(&mut self, buf: &mut [i16]) -> Result<(), MediaError> {
-        let bpf = self.conv.bytes_per_frame();
-        while self.pending.len() < buf.len() {
-            // Read about what is still missing, in device frames.
-            let missing = buf.len() - self.pending.len();
-            let frames = (missing as u64 * u64::from(self.conv.fmt.rate))
-                .div_ceil(u64::from(RATE))
-                .max(1) as usize;
-            self.raw.resize(frames * bpf, 0);
-            let io = self.pcm.io_bytes();
-            match io.readi(&mut self.raw) {
-                Ok(n) => {
-                    let got = self.raw.get(..n * bpf).unwrap_or_default();
-                    self.conv.decode_device(got, &mut self.pending);
+impl CaptureDevice for AlsaCapture {
+    fn poll_fds(&self) -> Vec<pollfd> {
+        self.pcm.get().unwrap_or_default()
+    }
+
+    fn read_frame(&mut self, now: Instant, frame: &mut Frame) -> Result<bool, MediaError> {
+        if !self.started {
+            // Started by the engine's first look, not at open: opening the
+            // playback side and handing the call over take time, and the
+            // ring would fill meanwhile.
+            self.pcm.start().map_err(dev_err(&self.name))?;
+            self.started = true;
+            self.last_read = Some(now);
+        }
+        let n = frame.codes.len();
+        // At most a ring and a frame's worth per call (a device that lies
+        // about its fill cannot keep the engine here).
+        for _ in 0..4 {
+            if self.pending() >= n {
+                break;
+            }
+            let avail = match self.pcm.avail_update() {
+                Ok(a) => a,
+                Err(e) if is_xrun(&e) => {
+                    self.recover(e)?;
+                    continue;
                 }
-                Err(e) => {
-                    self.xruns.note(&self.name, "capture overrun", &e);
-                    self.pcm
-                        .recover(e.errno(), true)
-                        .map_err(dev_err(&self.name))?;
-                }
+                Err(e) => return Err(dev_err(&self.name)(e)),
+            };
+            if avail <= 0 {
+                break;
+            }
+            let frames = (avail as usize).min(self.sizes.buffer as usize);
+            self.raw.resize(frames * self.fmt.bytes_per_frame(), 0);
+            let got = self.pcm.io_bytes().readi(&mut self.raw);
+            match got {
+                Ok(k) => self.take_raw(k),
+                Err(e) if is_again(&e) => break,
+                Err(e) if is_xrun(&e) => self.recover(e)?,
+                Err(e) => return Err(dev_err(&self.name)(e)),
             }
         }
-        let n = buf.len();
-        for (o, s) in buf.iter_mut().zip(self.pending.drain(..n)) {
-            *o = s;
+        if self.pending() < n {
+            return Ok(false);
         }
-        Ok(())
+        if self.keeps_codes() {
+            frame.law = self.fmt.law;
+            for (o, c) in frame.codes.iter_mut().zip(self.codes.drain(..n)) {
+                *o = c;
+            }
+        } else {
+            frame.law = None;
+            for (o, s) in frame.pcm.iter_mut().zip(self.pcm8k.drain(..n)) {
+                *o = s;
+            }
+        }
+        let waiting = self.pcm.delay().unwrap_or(0);
+        self.delay = to_8k(waiting.max(0), self.fmt.rate) + self.pending() as i64;
+        self.last_read = Some(now);
+        Ok(true)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        // Watchdog: the device wakes us every period; if it stops, look
+        // anyway after two.
+        let p = frame_time(to_8k(self.sizes.period, self.fmt.rate) as u64);
+        Some(self.last_read.unwrap_or(self.opened) + 2 * p)
+    }
+
+    fn delay(&self) -> i64 {
+        self.delay
     }
 
     fn xruns(&self) -> u64 {
         self.xruns.count
+    }
+
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            format: self.fmt.describe(),
+            passthrough: false,
+            period: to_8k(self.sizes.period, self.fmt.rate) as usize,
+            buffer: to_8k(self.sizes.buffer, self.fmt.rate) as usize,
+        }
     }
 }
 
 /// An ALSA playback device.
-pub struct AlsaSink {
+pub struct AlsaPlayback {
     name: String,
     pcm: alsa::PCM,
-    conv: Converter,
+    fmt: DeviceFormat,
+    sizes: Sizes,
+    /// Device bytes converted but not yet accepted by the device.
+    backlog: VecDeque<u8>,
+    conv: OutConv,
+    /// Device frames queued at the last look.
+    delay: i64,
+    fill: Fill,
+    opened: Instant,
+    last_write: Option<Instant>,
     xruns: XrunLog,
 }
 
-impl AlsaSink {
-    /// The negotiated hardware format.
-    pub fn format(&self) -> DeviceFormat {
-        self.conv.fmt
+/// How much audio the bridge keeps queued in a playback device, and the
+/// control loop that moves it (device frames).
+///
+/// The card consumes a period at each of its period interrupts and wakes
+/// the engine, which tops the device up to `target`. Between two looks the
+/// device plays on: a look that comes `gap` late finds `target - gap`
+/// (rounded to periods) still queued. So the target must cover the longest
+/// gap between the engine's looks plus a period, and the *low water* (what
+/// was still queued before a write) shows how close a look came to an
+/// underrun. The loop:
+///
+/// * grows at once to cover a gap it has just seen (and by a period after
+///   an underrun, or when the low water of a two-second window came within
+///   half a period of empty);
+/// * after three calm windows in a row (every gap and the low water leaving
+///   more than a period to spare), shrinks halfway towards what the longest
+///   gap of those windows needed, never below `[audio] buffer_ms`.
+///
+/// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
+/// emulated one) does not glitch while it learns; an on-time engine brings
+/// it down to `buffer_ms` within about twenty seconds.
+#[derive(Debug, Clone)]
+struct Fill {
+    period: i64,
+    rate: u32,
+    min: i64,
+    max: i64,
+    target: i64,
+    low: i64,
+    /// The largest need (longest gap, in frames, rounded up to periods,
+    /// plus a period) of the calm windows so far.
+    need: i64,
+    window: Option<Instant>,
+    last: Option<Instant>,
+    calm: u32,
+}
+
+/// `v` rounded up to a multiple of `step` (both positive).
+fn up_to(v: i64, step: i64) -> i64 {
+    (v.max(0) + step - 1) / step * step
+}
+
+/// The control window of [`Fill`].
+const FILL_WINDOW: Duration = Duration::from_secs(2);
+/// Where [`Fill`] starts, at least.
+const FILL_START: Duration = Duration::from_millis(100);
+
+impl Fill {
+    fn new(period: i64, rate: u32, min: i64, max: i64) -> Fill {
+        let period = period.max(1);
+        let max = max.max(2 * period);
+        let min = min.clamp(2 * period, max);
+        let start = up_to(
+            i64::from(rate) * FILL_START.as_millis() as i64 / 1000,
+            period,
+        );
+        Fill {
+            period,
+            rate,
+            min,
+            max,
+            target: start.clamp(min, max),
+            low: i64::MAX,
+            need: 0,
+            window: None,
+            last: None,
+            calm: 0,
+        }
+    }
+
+    fn frames(&self, d: Duration) -> i64 {
+        (d.as_micros() as i64).saturating_mul(i64::from(self.rate)) / 1_000_000
+    }
+
+    /// What covers a gap of `gap` frames: whole periods, plus one.
+    fn cover(&self, gap: i64) -> i64 {
+        up_to(gap, self.period) + self.period
+    }
+
+    /// The device held `queued` frames before a write at `now`; returns
+    /// whether the target changed.
+    fn observe(&mut self, queued: i64, now: Instant) -> bool {
+        let old = self.target;
+        let gap = self
+            .last
+            .map_or(0, |t| self.frames(now.saturating_duration_since(t)));
+        self.last = Some(now);
+        let need = self.cover(gap);
+        if need > self.target {
+            self.target = need.min(self.max);
+            self.calm = 0;
+            self.need = 0;
+        }
+        self.low = self.low.min(queued);
+        self.need = self.need.max(need);
+        let start = *self.window.get_or_insert(now);
+        if now.saturating_duration_since(start) >= FILL_WINDOW {
+            let low = self.low;
+            self.low = i64::MAX;
+            self.window = Some(now);
+            if low < self.period / 2 {
+                self.target = (self.target + self.period).min(self.max);
+                self.calm = 0;
+                self.need = 0;
+            } else if low > self.period + self.period / 2 && self.need + self.period <= self.target
+            {
+                self.calm += 1;
+                if self.calm >= 3 {
+                    let half = (self.target + self.need) / 2;
+                    let to = up_to(half, self.period).min(self.target - self.period);
+                    self.target = to.max(self.min);
+                    self.calm = 0;
+                    self.need = 0;
+                }
+            } else {
+                self.calm = 0;
+                self.need = 0;
+            }
+        }
+        self.target != old
+    }
+
+    /// An underrun at `now`: cover the gap that caused it, and a period more.
+    fn underrun(&mut self, now: Instant) {
+        let gap = self
+            .last
+            .map_or(0, |t| self.frames(now.saturating_duration_since(t)));
+        self.target = (self.target + self.period)
+            .max(self.cover(gap))
+            .min(self.max);
+        self.calm = 0;
+        self.need = 0;
+        self.low = i64::MAX;
+        self.window = None;
     }
 }
 
-impl Sink for AlsaSink {
-    fn write(&mut self, buf: &[i16]) -> Result<(), MediaError> {
-        let raw = self.conv.encode_device(buf);
-        let bpf = self.conv.bytes_per_frame();
-        let mut done = 0;
-        while done < raw.len() {
-            let io = self.pcm.io_bytes();
-            match io.writei(raw.get(done..).unwrap_or_default()) {
-                Ok(n) => done += n * bpf,
-                Err(e) => {
-                    self.xruns.note(&self.name, "playback underrun", &e);
-                    self.pcm
-                        .recover(e.errno(), true)
-                        .map_err(dev_err(&self.name))?;
+impl AlsaPlayback {
+    /// The negotiated hardware format.
+    pub fn format(&self) -> DeviceFormat {
+        self.fmt
+    }
+
+    fn recover(&mut self, e: alsa::Error) -> Result<(), MediaError> {
+        self.xruns.note(&self.name, "playback underrun", &e);
+        self.backlog.clear();
+        self.pcm
+            .recover(e.errno(), true)
+            .map_err(dev_err(&self.name))?;
+        self.fill.underrun(Instant::now());
+        self.apply_target();
+        Ok(())
+    }
+
+    /// Wakes the engine when the device has drained a period below the
+    /// target (`avail_min`); a failure only costs wake-ups, and is logged.
+    fn apply_target(&mut self) {
+        let avail_min = (self.sizes.buffer - self.fill.target + self.sizes.period).max(1);
+        let r = self
+            .pcm
+            .sw_params_current()
+            .and_then(|sw| sw.set_avail_min(avail_min).map(|_| sw))
+            .and_then(|sw| self.pcm.sw_params(&sw));
+        if let Err(e) = r {
+            tracing::warn!(device = %self.name, "cannot set avail_min: {e}");
+        }
+        tracing::info!(device = %self.name, target = self.fill.target, ring = self.sizes.buffer, "playback fill target");
+    }
+
+    /// Writes the backlog; what the device does not take stays.
+    fn flush(&mut self) -> Result<(), MediaError> {
+        let bpf = self.fmt.bytes_per_frame();
+        for _ in 0..2 {
+            if self.backlog.len() < bpf {
+                return Ok(());
+            }
+            let (a, _) = self.backlog.as_slices();
+            let chunk = if a.len() >= bpf {
+                a
+            } else {
+                self.backlog.make_contiguous()
+            };
+            let whole = chunk.len() / bpf * bpf;
+            let r = self
+                .pcm
+                .io_bytes()
+                .writei(chunk.get(..whole).unwrap_or_default());
+            match r {
+                Ok(k) => {
+                    self.backlog.drain(..(k * bpf).min(self.backlog.len()));
                 }
+                Err(e) if is_again(&e) => return Ok(()),
+                Err(e) if is_xrun(&e) => self.recover(e)?,
+                Err(e) => return Err(dev_err(&self.name)(e)),
             }
         }
         Ok(())
     }
+}
 
-    fn finish(&mut self) -> Result<(), MediaError> {
-        let _ = self.pcm.drain();
-        Ok(())
+impl PlaybackDevice for AlsaPlayback {
+    fn poll_fds(&self) -> Vec<pollfd> {
+        self.pcm.get().unwrap_or_default()
+    }
+
+    fn wanted(&mut self, now: Instant) -> Result<usize, MediaError> {
+        if self.pcm.state() == alsa::pcm::State::XRun {
+            let e = alsa::Error::new("snd_pcm_state", libc::EPIPE);
+            self.recover(e)?;
+        }
+        self.flush()?;
+        let (avail, delay) = match self.pcm.avail_delay() {
+            Ok(x) => x,
+            Err(e) if is_xrun(&e) => {
+                self.recover(e)?;
+                (self.sizes.buffer, 0)
+            }
+            Err(e) => return Err(dev_err(&self.name)(e)),
+        };
+        // Before the start, `delay` is what was written so far.
+        let queued = delay.max(0) + (self.backlog.len() / self.fmt.bytes_per_frame()) as i64;
+        self.delay = queued;
+        if self.pcm.state() == alsa::pcm::State::Running && self.fill.observe(queued, now) {
+            self.apply_target();
+        }
+        let room = (self.fill.target - queued).min(avail).max(0);
+        tracing::trace!(state = ?self.pcm.state(), avail, delay, queued, room, "playback");
+        Ok(to_8k(room, self.fmt.rate) as usize)
+    }
+
+    fn write_codes(
+        &mut self,
+        law: g711::Law,
+        codes: &[u8],
+        now: Instant,
+    ) -> Result<DeviceTiming, MediaError> {
+        let timing = DeviceTiming {
+            at: now,
+            delay: to_8k(self.delay, self.fmt.rate),
+        };
+        let raw = self.conv.convert(law, codes);
+        self.backlog.extend(raw.iter().copied());
+        self.flush()?;
+        if self.pcm.state() == alsa::pcm::State::Prepared {
+            // The kernel starts a stream at its start threshold only when
+            // the write brought it there, and says nothing when that start
+            // fails: start it here, and say why it did not.
+            if let Err(e) = self.pcm.start() {
+                self.xruns.note(&self.name, "playback start", &e);
+            }
+        }
+        self.delay += to_8k(codes.len() as i64, RATE) * i64::from(self.fmt.rate) / i64::from(RATE);
+        self.last_write = Some(now);
+        Ok(timing)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        let p = frame_time(to_8k(self.sizes.period, self.fmt.rate) as u64);
+        Some(self.last_write.unwrap_or(self.opened) + 2 * p)
+    }
+
+    fn delay(&self) -> i64 {
+        to_8k(self.delay, self.fmt.rate)
+    }
+
+    fn fill_target(&self) -> i64 {
+        to_8k(self.fill.target, self.fmt.rate)
     }
 
     fn xruns(&self) -> u64 {
         self.xruns.count
     }
+
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            format: self.fmt.describe(),
+            passthrough: false,
+            period: to_8k(self.sizes.period, self.fmt.rate) as usize,
+            buffer: to_8k(self.sizes.buffer, self.fmt.rate) as usize,
+        }
+    }
+
+    fn passes(&self, law: g711::Law) -> bool {
+        self.fmt.passes(law)
+    }
+
+    fn finish(&mut self) -> Result<(), MediaError> {
+        // Play out what is queued (at most a ring): the PCM is
+        // non-blocking, so start the drain and wait for it to end.
+        let _ = self.flush();
+        let ring = frame_time(to_8k(self.sizes.buffer, self.fmt.rate).max(0) as u64);
+        let deadline = Instant::now() + ring + Duration::from_millis(200);
+        if self.pcm.drain().is_err() {
+            while self.pcm.state() == alsa::pcm::State::Draining && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let _ = self.pcm.drop();
+        Ok(())
+    }
 }
 
 /// Opens an ALSA capture device (public for tests and tools).
-pub fn open_alsa_source(name: &str, codec: Codec, frame: usize) -> Result<AlsaSource, MediaError> {
-    let (pcm, fmt) = open_alsa(name, alsa::Direction::Capture, codec, frame)?;
-    pcm.start().map_err(dev_err(name))?;
-    Ok(AlsaSource {
+pub fn open_alsa_capture(
+    name: &str,
+    codec: Codec,
+    dev: DeviceConfig,
+) -> Result<AlsaCapture, MediaError> {
+    // The capture ring costs no latency (it is read every period): make it
+    // large, so a stalled engine does not overrun it.
+    let buffer_ms = dev.buffer_ms.max(RING_PERIODS * dev.period_ms);
+    let (pcm, fmt, sizes) = open_alsa(
+        name,
+        alsa::Direction::Capture,
+        codec,
+        dev.period_ms,
+        buffer_ms,
+    )?;
+    let ring = sizes.buffer as usize * fmt.bytes_per_frame();
+    Ok(AlsaCapture {
         name: name.to_string(),
         pcm,
-        conv: Converter::new(fmt, true),
-        pending: Vec::new(),
-        raw: Vec::new(),
+        fmt,
+        sizes,
+        codes: VecDeque::with_capacity(ring + 2048),
+        pcm8k: VecDeque::with_capacity(ring + 2048),
+        raw: Vec::with_capacity(ring),
+        conv: InConv::new(fmt),
+        delay: 0,
+        opened: Instant::now(),
+        started: false,
+        last_read: None,
         xruns: XrunLog::default(),
     })
 }
 
 /// Opens an ALSA playback device (public for tests and tools).
-pub fn open_alsa_sink(name: &str, codec: Codec, frame: usize) -> Result<AlsaSink, MediaError> {
-    let (pcm, fmt) = open_alsa(name, alsa::Direction::Playback, codec, frame)?;
-    Ok(AlsaSink {
+pub fn open_alsa_playback(
+    name: &str,
+    codec: Codec,
+    dev: DeviceConfig,
+) -> Result<AlsaPlayback, MediaError> {
+    // The ring leaves the fill room to grow (see `Fill`); what is queued,
+    // not the ring, is the latency.
+    let (pcm, fmt, sizes) = open_alsa(
+        name,
+        alsa::Direction::Playback,
+        codec,
+        dev.period_ms,
+        dev.buffer_ms.max(RING_PERIODS * dev.period_ms),
+    )?;
+    let ms = |v: u32| i64::from(fmt.rate) * i64::from(v) / 1000;
+    let fill = Fill::new(sizes.period, fmt.rate, ms(dev.buffer_ms), sizes.buffer);
+    let ring = sizes.buffer as usize * fmt.bytes_per_frame();
+    let mut p = AlsaPlayback {
         name: name.to_string(),
         pcm,
-        conv: Converter::new(fmt, false),
+        fmt,
+        sizes,
+        backlog: VecDeque::with_capacity(2 * ring + 4096),
+        conv: OutConv::new(fmt),
+        fill,
+        delay: 0,
+        opened: Instant::now(),
+        last_write: None,
         xruns: XrunLog::default(),
-    })
+    };
+    p.apply_target();
+    Ok(p)
 }
 
 /// Reads a WAV file for capture as 8 kHz mono: any integer or float
@@ -517,41 +1262,43 @@ pub fn load_wav(path: &str) -> Result<Vec<i16>, MediaError> {
     Ok(out)
 }
 
-/// Opens a capture source.
-pub fn open_source(
+/// Opens a capture source delivering `frame`-sample frames.
+pub fn open_capture(
     spec: &AudioSpec,
     codec: Codec,
     frame: usize,
-) -> Result<Box<dyn Source>, MediaError> {
+    dev: DeviceConfig,
+) -> Result<Box<dyn CaptureDevice>, MediaError> {
     Ok(match spec {
-        AudioSpec::Tone(hz) => Box::new(Tone {
-            hz: *hz,
-            n: 0,
-            pacer: Pacer { next: None },
-        }),
+        AudioSpec::Tone(hz) => Box::new(Tone::new(*hz, frame)),
         AudioSpec::Null => Box::new(Silence {
-            pacer: Pacer { next: None },
+            pacer: Pacer::new(frame),
         }),
-        AudioSpec::Wav(path) => {
-            let samples = load_wav(path)?;
-            Box::new(WavSource {
-                samples,
-                pos: 0,
-                pacer: Pacer { next: None },
-            })
-        }
-        AudioSpec::Alsa(name) => Box::new(open_alsa_source(name, codec, frame)?),
+        AudioSpec::Wav(path) => Box::new(WavSource {
+            path: path.clone(),
+            samples: load_wav(path)?,
+            pos: 0,
+            pacer: Pacer::new(frame),
+        }),
+        AudioSpec::Alsa(name) => Box::new(open_alsa_capture(name, codec, dev)?),
     })
 }
 
-/// Opens a playback sink.
-pub fn open_sink(
+/// Opens a playback sink; files and null take `frame` samples per frame time.
+pub fn open_playback(
     spec: &AudioSpec,
     codec: Codec,
     frame: usize,
-) -> Result<Box<dyn Sink>, MediaError> {
+    dev: DeviceConfig,
+) -> Result<Box<dyn PlaybackDevice>, MediaError> {
     Ok(match spec {
-        AudioSpec::Null => Box::new(NullSink),
+        AudioSpec::Null => Box::new(PacedSink {
+            pacer: Pacer::new(frame),
+            frame,
+            path: None,
+            writer: None,
+            pcm: Vec::with_capacity(frame),
+        }),
         AudioSpec::Tone(_) => {
             return Err(MediaError::BadSpec(format!(
                 "{spec} cannot be a playback device"
@@ -566,12 +1313,15 @@ pub fn open_sink(
             };
             let w = hound::WavWriter::create(path, spec)
                 .map_err(|e| MediaError::Device(path.clone(), e.to_string()))?;
-            Box::new(WavSink {
-                path: path.clone(),
+            Box::new(PacedSink {
+                pacer: Pacer::new(frame),
+                frame,
+                path: Some(path.clone()),
                 writer: Some(w),
+                pcm: Vec::with_capacity(frame),
             })
         }
-        AudioSpec::Alsa(name) => Box::new(open_alsa_sink(name, codec, frame)?),
+        AudioSpec::Alsa(name) => Box::new(open_alsa_playback(name, codec, dev)?),
     })
 }
 
@@ -581,6 +1331,7 @@ mod tests {
     use crate::media::analysis::{dominant_frequency, tone_level};
     use std::path::PathBuf;
     use std::sync::Once;
+    use std::time::Duration;
 
     fn tone(hz: f64, n: usize, amp: f64) -> Vec<i16> {
         (0..n)
@@ -615,11 +1366,22 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         dir
     }
 
+    const DEV: DeviceConfig = DeviceConfig {
+        period_ms: 10,
+        buffer_ms: 20,
+    };
+
+    fn codes_of(law: g711::Law, x: &[i16]) -> Vec<u8> {
+        let mut c = vec![0u8; x.len()];
+        law.encode(x, &mut c);
+        c
+    }
+
     #[test]
-    fn alsa_playback_uses_the_law_format_and_carries_the_tone() {
+    fn alsa_playback_uses_the_law_format_and_carries_the_codes_untouched() {
         let dir = alsa_dir();
         for codec in [Codec::Pcmu, Codec::Pcma] {
-            let mut sink = open_alsa_sink("vb_law_out", codec, 160).unwrap();
+            let mut sink = open_alsa_playback("vb_law_out", codec, DEV).unwrap();
             assert_eq!(
                 sink.format(),
                 DeviceFormat {
@@ -628,9 +1390,12 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
                     channels: 1
                 }
             );
+            assert!(sink.format().passes(codec.law()));
             let x = tone(1000.0, 8000, 12000.0);
+            let now = Instant::now();
             for f in x.chunks(160) {
-                sink.write(f).unwrap();
+                sink.write_codes(codec.law(), &codes_of(codec.law(), f), now)
+                    .unwrap();
             }
             sink.finish().unwrap();
             drop(sink);
@@ -638,7 +1403,7 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
             assert!(raw.len() >= 8000, "{}", raw.len());
             let pcm: Vec<i16> = raw[..8000]
                 .iter()
-                .map(|&c| decode(codec.law(), c))
+                .map(|&c| codec.law().decode_one(c))
                 .collect();
             assert_eq!(dominant_frequency(&pcm, 8000.0), 1000.0);
             let l = tone_level(&pcm, 1000.0, 8000.0);
@@ -653,7 +1418,7 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
     #[test]
     fn alsa_falls_back_to_s16_at_8k_when_the_law_is_refused() {
         let dir = alsa_dir();
-        let mut sink = open_alsa_sink("vb_s16_out", Codec::Pcmu, 160).unwrap();
+        let mut sink = open_alsa_playback("vb_s16_out", Codec::Pcmu, DEV).unwrap();
         assert_eq!(
             sink.format(),
             DeviceFormat {
@@ -663,8 +1428,10 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
             }
         );
         let x = tone(440.0, 8000, 9000.0);
-        for f in x.chunks(160) {
-            sink.write(f).unwrap();
+        let codes = codes_of(g711::Law::MuLaw, &x);
+        let now = Instant::now();
+        for f in codes.chunks(160) {
+            sink.write_codes(g711::Law::MuLaw, f, now).unwrap();
         }
         sink.finish().unwrap();
         drop(sink);
@@ -674,7 +1441,9 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .take(8000)
             .collect();
-        assert_eq!(pcm, x);
+        let mut want = vec![0i16; 8000];
+        g711::Law::MuLaw.decode(&codes, &mut want);
+        assert_eq!(pcm, want);
     }
 
     #[test]
@@ -684,14 +1453,24 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         let mut codes = vec![0u8; x.len()];
         g711::Law::MuLaw.encode(&x, &mut codes);
         std::fs::write(dir.join("law_in.raw"), &codes).unwrap();
-        let mut src = open_alsa_source("vb_law_in", Codec::Pcmu, 160).unwrap();
+        let mut src = open_alsa_capture("vb_law_in", Codec::Pcmu, DEV).unwrap();
         assert_eq!(src.format().law, Some(g711::Law::MuLaw));
         let mut got = Vec::new();
-        let mut frame = vec![0i16; 160];
-        for _ in 0..40 {
-            src.read(&mut frame).unwrap();
-            got.extend_from_slice(&frame);
+        let mut raw = Vec::new();
+        let mut frame = Frame::new(160);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 40 * 160 && Instant::now() < deadline {
+            if src.read_frame(Instant::now(), &mut frame).unwrap() {
+                // The device's codes, as they are: passthrough.
+                assert_eq!(frame.law, Some(g711::Law::MuLaw));
+                raw.extend_from_slice(&frame.codes);
+                frame.to_linear();
+                got.extend_from_slice(&frame.pcm);
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
+        assert_eq!(&raw[..], &codes[..raw.len()]);
         assert_eq!(dominant_frequency(&got, 8000.0), 440.0);
         let l = tone_level(&got, 440.0, 8000.0);
         assert!((l - 10000.0).abs() < 300.0, "{l}");
@@ -699,17 +1478,19 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
     }
 
     #[test]
-    fn converter_resamples_and_maps_channels_at_48k_stereo() {
+    fn converters_resample_and_map_channels_at_48k_stereo() {
         let fmt = DeviceFormat {
             law: None,
             rate: 48000,
             channels: 2,
         };
-        let mut play = Converter::new(fmt, false);
+        assert!(!fmt.passes(g711::Law::MuLaw));
+        let mut play = OutConv::new(fmt);
         let x = tone(1000.0, 8000, 10000.0);
+        let codes = codes_of(g711::Law::MuLaw, &x);
         let mut raw = Vec::new();
-        for f in x.chunks(160) {
-            raw.extend(play.encode_device(f));
+        for f in codes.chunks(160) {
+            raw.extend_from_slice(play.convert(g711::Law::MuLaw, f));
         }
         let frames: Vec<(i16, i16)> = raw
             .chunks_exact(4)
@@ -720,21 +1501,99 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
                 )
             })
             .collect();
-        assert!(frames.len().abs_diff(48000) < 200, "{}", frames.len());
+        assert_eq!(frames.len(), 48000);
         assert!(frames.iter().all(|(l, r)| l == r));
         let left: Vec<i16> = frames.iter().map(|f| f.0).collect();
         let mid = &left[6000..42000];
         assert!((tone_level(mid, 1000.0, 48000.0) - 10000.0).abs() < 300.0);
         // And back: 48 kHz stereo capture to 8 kHz mono.
-        let mut cap = Converter::new(fmt, true);
-        let mut back = Vec::new();
+        let mut cap = InConv::new(fmt);
+        let mut back = VecDeque::new();
         for b in raw.chunks(48 * 4 * 20) {
-            cap.decode_device(b, &mut back);
+            cap.push(b, &mut back);
         }
-        assert!(back.len().abs_diff(8000) < 100, "{}", back.len());
+        let back: Vec<i16> = back.into_iter().collect();
+        assert_eq!(back.len(), 8000);
         let mid = &back[1000..7000];
         assert_eq!(dominant_frequency(mid, 8000.0), 1000.0);
         assert!((tone_level(mid, 1000.0, 8000.0) - 10000.0).abs() < 400.0);
+        // A-law devices of a mu-law call: transcoded, stereo A-law mixed down.
+        let alaw = DeviceFormat {
+            law: Some(g711::Law::ALaw),
+            rate: 8000,
+            channels: 2,
+        };
+        let mut out = OutConv::new(alaw);
+        let a: Vec<u8> = out.convert(g711::Law::MuLaw, &codes[..160]).to_vec();
+        assert_eq!(a.len(), 320);
+        for (k, pair) in a.chunks(2).enumerate() {
+            assert_eq!(pair[0], pair[1]);
+            assert_eq!(
+                pair[0],
+                g711::Law::ALaw.encode_one(g711::Law::MuLaw.decode_one(codes[k]))
+            );
+        }
+        let mut inc = InConv::new(alaw);
+        let mut lin = VecDeque::new();
+        inc.push(&a, &mut lin);
+        assert_eq!(lin.len(), 160);
+        // A mono mu-law device of a mu-law call: the codes as they are.
+        let mu = DeviceFormat {
+            law: Some(g711::Law::MuLaw),
+            rate: 8000,
+            channels: 1,
+        };
+        assert_eq!(
+            OutConv::new(mu).convert(g711::Law::MuLaw, &codes),
+            &codes[..]
+        );
+    }
+
+    #[test]
+    fn playback_fill_settles_low_when_on_time_and_grows_when_late() {
+        // Periods of 80 frames at 8 kHz, buffer_ms 2 periods, a ring of 32.
+        let t0 = Instant::now();
+        let mut f = Fill::new(80, 8000, 160, 2560);
+        assert_eq!(f.target, 800, "starts at 100 ms");
+        // An engine on time (a look every period, the device holding
+        // target - period before each write): down to buffer_ms in ~20 s.
+        let mut t = t0;
+        let run = |f: &mut Fill, t: &mut Instant, secs: u64, late_every: u64, late_ms: u64| {
+            for k in 0..(secs * 100) {
+                let late = if late_every > 0 && k % late_every == late_every - 1 {
+                    late_ms
+                } else {
+                    0
+                };
+                *t += Duration::from_millis(10 + late);
+                let q = (f.target - 80 - late as i64 * 8).max(0);
+                f.observe(q, *t);
+            }
+        };
+        run(&mut f, &mut t, 25, 0, 0);
+        assert_eq!(f.target, 160);
+        // A look 45 ms late now and then (a 55 ms gap): at once it covers
+        // it (seven periods), and a period more since that look found the
+        // device empty; then it settles where those looks leave between
+        // half a period and a period and a half to spare.
+        run(&mut f, &mut t, 1, 50, 45);
+        assert_eq!(f.target, 640);
+        run(&mut f, &mut t, 30, 50, 45);
+        assert_eq!(f.target, 560);
+        // 300 ms stalls: up to the ring, never beyond.
+        run(&mut f, &mut t, 5, 100, 300);
+        assert_eq!(f.target, 2560);
+        // Calm again: back down to buffer_ms.
+        run(&mut f, &mut t, 60, 0, 0);
+        assert_eq!(f.target, 160);
+        // An underrun 120 ms after the last look covers 120 ms and a period.
+        let mut g = Fill::new(80, 8000, 160, 2560);
+        g.observe(720, t);
+        g.underrun(t + Duration::from_millis(200));
+        assert_eq!(g.target, 1680);
+        // buffer_ms below 2 periods is raised; a small ring caps everything.
+        assert_eq!(Fill::new(80, 8000, 80, 2560).min, 160);
+        assert_eq!(Fill::new(80, 8000, 160, 400).target, 400);
     }
 
     #[test]
@@ -785,7 +1644,7 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
     #[test]
     fn missing_device_is_a_clear_error() {
         alsa_dir();
-        match open_alsa_sink("vb_no_such_pcm", Codec::Pcmu, 160) {
+        match open_alsa_playback("vb_no_such_pcm", Codec::Pcmu, DEV) {
             Err(MediaError::Device(name, _)) => assert_eq!(name, "vb_no_such_pcm"),
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("opened a PCM that does not exist"),

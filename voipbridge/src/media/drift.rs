@@ -14,7 +14,7 @@
 //! ten times what real clocks need. No packets (silence suppression, hold):
 //! no measurements, no corrections.
 
-use super::jitter::{JitterBuffer, Playout};
+use super::jitter::JitterBuffer;
 use std::collections::VecDeque;
 
 /// Weight of a new level measurement in the running average (1/64: about
@@ -25,10 +25,16 @@ const SMOOTHING: f64 = 1.0 / 64.0;
 const MIN_SPACING: usize = 1000;
 
 /// Sample-exact playout with drift correction; see the module documentation.
+///
+/// It works on the G.711 codes of the jitter buffer (a dropped or repeated
+/// sample is a dropped or repeated code), so what plays untouched stays
+/// bit-exact; its queue is allocated once.
 #[derive(Debug, Clone)]
 pub struct PlayoutQueue {
+    law: g711::Law,
     frame: usize,
-    pending: VecDeque<i16>,
+    pending: VecDeque<u8>,
+    scratch: Vec<u8>,
     avg: Option<f64>,
     last_fill: Option<u64>,
     last_n: usize,
@@ -38,11 +44,14 @@ pub struct PlayoutQueue {
 }
 
 impl PlayoutQueue {
-    /// A queue pulling `frame`-sample frames from the jitter buffer.
-    pub fn new(frame: usize) -> PlayoutQueue {
+    /// A queue pulling `frame`-sample frames of `law` codes from the jitter buffer.
+    pub fn new(law: g711::Law, frame: usize) -> PlayoutQueue {
+        let frame = frame.max(1);
         PlayoutQueue {
-            frame: frame.max(1),
-            pending: VecDeque::new(),
+            law,
+            frame,
+            pending: VecDeque::with_capacity(4 * frame + 4096),
+            scratch: vec![0; frame],
             avg: None,
             last_fill: None,
             last_n: 0,
@@ -89,10 +98,22 @@ impl PlayoutQueue {
         });
     }
 
-    /// Fills `out` completely from the jitter buffer (silence while it
-    /// buffers) at `now` (local clock, in samples), correcting drift by at
-    /// most one sample.
-    pub fn fill(&mut self, jb: &mut JitterBuffer, out: &mut [i16], now: u64) {
+    /// The index in `pending[from..to]` of the quietest code.
+    fn quietest(&self, from: usize, to: usize) -> usize {
+        let law = self.law;
+        (from..to)
+            .min_by_key(|&i| {
+                self.pending
+                    .get(i)
+                    .map_or(u16::MAX, |&c| law.decode_one(c).unsigned_abs())
+            })
+            .unwrap_or(from)
+    }
+
+    /// Fills `out` (codes) completely from the jitter buffer (silence while
+    /// it buffers) at `now` (local clock, in samples), correcting drift by
+    /// at most one sample.
+    pub fn fill(&mut self, jb: &mut JitterBuffer, out: &mut [u8], now: u64) {
         let n = out.len();
         // Slack wanted: three times the measured jitter (a quarter frame at
         // least). Slack moves in steps of a request when a correction
@@ -115,31 +136,49 @@ impl PlayoutQueue {
             self.since_adjust = 0;
         }
         let need = (n as i64 - i64::from(adjust)) as usize;
-        while self.pending.len() < need {
-            match jb.pop() {
-                Playout::Frame(f) | Playout::Concealed(f) => self.pending.extend(f),
-                Playout::Silence => self.pending.resize(self.pending.len() + self.frame, 0),
-            }
+        if self.scratch.len() != jb.frame() {
+            // The peer changed its packet size (a new jitter buffer).
+            self.scratch.resize(jb.frame(), 0);
         }
-        let mut chunk: Vec<i16> = self.pending.drain(..need).collect();
-        if adjust != 0 {
-            let quietest = chunk
-                .iter()
-                .enumerate()
-                .skip(1)
-                .min_by_key(|(_, s)| s.unsigned_abs())
-                .map_or(0, |(i, _)| i);
-            if adjust < 0 {
-                chunk.remove(quietest);
+        while self.pending.len() < need {
+            jb.pop(&mut self.scratch);
+            self.pending.extend(self.scratch.iter().copied());
+        }
+        match adjust {
+            0 => {
+                for (o, c) in out.iter_mut().zip(self.pending.drain(..n)) {
+                    *o = c;
+                }
+            }
+            a if a < 0 => {
+                // Drop the quietest of the n + 1 codes (never the first).
+                let q = self.quietest(1, need);
+                let mut k = 0;
+                for (i, c) in self.pending.drain(..need).enumerate() {
+                    if i != q {
+                        if let Some(o) = out.get_mut(k) {
+                            *o = c;
+                        }
+                        k += 1;
+                    }
+                }
                 self.dropped += 1;
-            } else {
-                let v = chunk.get(quietest).copied().unwrap_or(0);
-                chunk.insert(quietest, v);
+            }
+            _ => {
+                // Repeat the quietest of the n - 1 codes (never the first).
+                let q = self.quietest(1, need);
+                let mut k = 0;
+                for (i, c) in self.pending.drain(..need).enumerate() {
+                    let times = if i == q { 2 } else { 1 };
+                    for _ in 0..times {
+                        if let Some(o) = out.get_mut(k) {
+                            *o = c;
+                        }
+                        k += 1;
+                    }
+                }
                 self.inserted += 1;
             }
-        }
-        for (o, s) in out.iter_mut().zip(chunk) {
-            *o = s;
         }
         self.last_fill = Some(now);
         self.last_n = n;
@@ -152,19 +191,22 @@ impl PlayoutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use g711::Law;
+
+    const MU: Law = Law::MuLaw;
 
     /// A one-hour call in virtual time: the far end's clock runs `ppm` fast
     /// (or slow) with up to 10 ms of network jitter; the device takes 160
     /// samples every 20 ms of its own clock.
     fn hour_call(ppm: f64) -> (JitterBuffer, PlayoutQueue, usize, usize) {
         let frame = 160usize;
-        let mut jb = JitterBuffer::new(frame, 2, 2, 10);
-        let mut q = PlayoutQueue::new(frame);
+        let mut jb = JitterBuffer::new(MU, frame, 2, 2, 10);
+        let mut q = PlayoutQueue::new(MU, frame);
         let period_us = 20_000.0 / (1.0 + ppm * 1e-6); // far end's 20 ms in our time
         let mut rng = 0x2545_F491u32;
         let mut next_pkt = 0u64;
         let mut seq = 0u16;
-        let mut out = vec![0i16; frame];
+        let mut out = vec![0u8; frame];
         let (mut max_level, mut min_level) = (0usize, usize::MAX);
         let fills = 3600 * 50;
         for tick in 0..fills {
@@ -181,9 +223,9 @@ mod tests {
                 }
                 let ts = (next_pkt as u32).wrapping_mul(frame as u32);
                 let arrival = ((sent + delay) * 0.008) as u64;
-                let v = (next_pkt % 1000) as i16 + 1;
+                let v = (next_pkt % 200) as u8 + 1;
                 q.on_arrival(&jb, arrival);
-                jb.push(seq, ts, arrival, vec![v; frame]);
+                jb.push(seq, ts, arrival, &vec![v; frame]);
                 seq = seq.wrapping_add(1);
                 next_pkt += 1;
             }
@@ -231,24 +273,35 @@ mod tests {
 
     #[test]
     fn output_is_sample_exact_and_in_order() {
-        let mut jb = JitterBuffer::new(160, 1, 1, 10);
-        let mut q = PlayoutQueue::new(160);
+        // Codes 1..=250 in a cycle (so order shows), a frame per packet;
+        // the device asks for 100 samples at a time, unrelated to the ptime.
+        let mut jb = JitterBuffer::new(MU, 160, 1, 1, 10);
+        let mut q = PlayoutQueue::new(MU, 160);
         let mut all = Vec::new();
-        let mut out = vec![0i16; 100]; // device period unrelated to ptime
+        let mut out = vec![0u8; 100];
         let mut seq = 0u16;
+        let mut n = 0u32;
         for k in 0..60u64 {
             while q.level(&jb) < 300 {
-                let v: Vec<i16> = (0..160).map(|i| (seq as i16) * 160 + i + 1).collect();
+                let v: Vec<u8> = (0..160)
+                    .map(|_| {
+                        n += 1;
+                        (n % 250) as u8 + 1
+                    })
+                    .collect();
                 q.on_arrival(&jb, k * 100);
-                jb.push(seq, u32::from(seq) * 160, k * 100, v);
+                jb.push(seq, u32::from(seq) * 160, k * 100, &v);
                 seq += 1;
             }
             q.fill(&mut jb, &mut out, k * 100);
             all.extend_from_slice(&out);
         }
-        let played: Vec<i16> = all.into_iter().filter(|&s| s != 0).collect();
+        let played: Vec<u8> = all.into_iter().filter(|&s| s != MU.silence()).collect();
         // In order; the only irregular steps are the drift corrections.
-        let steps: Vec<i16> = played.windows(2).map(|w| w[1] - w[0]).collect();
+        let steps: Vec<i32> = played
+            .windows(2)
+            .map(|w| (i32::from(w[1]) - i32::from(w[0])).rem_euclid(250))
+            .collect();
         assert!(steps.iter().all(|d| (0..=2).contains(d)), "{played:?}");
         let irregular = steps.iter().filter(|&&d| d != 1).count() as u64;
         assert_eq!(irregular, q.inserted() + q.dropped());

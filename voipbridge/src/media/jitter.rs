@@ -1,27 +1,31 @@
 //! Adaptive jitter buffer with packet-loss concealment (sans-IO).
 //!
 //! Packets go in with their sequence number and arrival time; the playout
-//! clock pulls one frame every ptime. The buffer reorders, drops duplicates
-//! and late packets, and keeps its depth near a target that follows the
-//! measured interarrival jitter (RFC 3550 A.8 estimator) between the
-//! configured bounds. A missing frame is concealed in the manner of ITU-T
-//! G.711 Appendix I: the pitch period of the recent signal is found by
+//! clock pulls one frame every packet time. The buffer reorders, drops
+//! duplicates and late packets, and keeps its depth near a target that
+//! follows the measured interarrival jitter (RFC 3550 A.8 estimator) between
+//! the configured bounds. A missing frame is concealed in the manner of
+//! ITU-T G.711 Appendix I: the pitch period of the recent signal is found by
 //! autocorrelation and the last period repeated, at full level for 10 ms
 //! then fading by 20 % per 10 ms to silence at 60 ms, with a cross-fade back
 //! into the real signal, so single losses are not heard as clicks.
-
-use std::collections::BTreeMap;
+//!
+//! Frames are kept as the G.711 codes they arrived in, in a ring of
+//! fixed slots allocated once: a packet costs no allocation, and a frame
+//! that plays as received leaves bit-exact (the card can take the codes
+//! as they are). Concealment works on the decoded signal and is encoded
+//! back to the call's law.
 
 /// Packets in a row wanting a smaller target before it shrinks by a frame.
 const SHRINK_AFTER: u32 = 100;
 
-/// What the playout clock gets.
-#[derive(Debug, Clone, PartialEq)]
+/// What one playout pull produced (the frame itself is in the caller's buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Playout {
     /// A received frame.
-    Frame(Vec<i16>),
+    Frame,
     /// A concealment frame for a lost packet.
-    Concealed(Vec<i16>),
+    Concealed,
     /// Nothing buffered yet (or underrun): silence.
     Silence,
 }
@@ -41,43 +45,64 @@ pub struct JitterStats {
     pub underruns: u64,
     /// Packets dropped to bound the delay.
     pub overflow_drops: u64,
+    /// Restarts after a jump of the sequence numbers.
+    pub restarts: u64,
 }
 
 /// The jitter buffer; see the module documentation.
 #[derive(Debug)]
 pub struct JitterBuffer {
+    law: g711::Law,
     frame: usize,
     min_frames: usize,
     max_frames: usize,
     target: usize,
-    packets: BTreeMap<u64, Vec<i16>>,
+    /// Ring of `cap` slots of `frame` codes each, slot `ext % cap`.
+    data: Vec<u8>,
+    /// Extended sequence number held by each slot, `None` when empty.
+    held: Vec<Option<u64>>,
+    cap: u64,
+    count: usize,
     next: Option<u64>,
     started: bool,
     plc: Concealer,
     shrink_votes: u32,
     conceal_run: u32,
     highest: Option<u64>,
-    /// Interarrival jitter estimate in frame units × 16 (RFC 3550 fixed point).
+    /// Interarrival jitter estimate in samples × 16 (RFC 3550 fixed point).
     jitter16: i64,
     last_transit: Option<i64>,
     stats: JitterStats,
 }
 
 impl JitterBuffer {
-    /// A buffer of `frame`-sample frames whose depth stays between
-    /// `min_frames` and `max_frames`, starting at `start_frames`.
-    pub fn new(frame: usize, min_frames: usize, start_frames: usize, max_frames: usize) -> Self {
+    /// A buffer of `frame`-sample frames of `law` codes whose depth stays
+    /// between `min_frames` and `max_frames`, starting at `start_frames`.
+    pub fn new(
+        law: g711::Law,
+        frame: usize,
+        min_frames: usize,
+        start_frames: usize,
+        max_frames: usize,
+    ) -> Self {
+        let frame = frame.max(1);
         let min_frames = min_frames.max(1);
         let max_frames = max_frames.max(min_frames + 1);
+        // Room for the deepest buffer plus as many gaps again.
+        let cap = 2 * max_frames + 4;
         JitterBuffer {
+            law,
             frame,
             min_frames,
             max_frames,
             target: start_frames.clamp(min_frames, max_frames),
-            packets: BTreeMap::new(),
+            data: vec![law.silence(); cap * frame],
+            held: vec![None; cap],
+            cap: cap as u64,
+            count: 0,
             next: None,
             started: false,
-            plc: Concealer::default(),
+            plc: Concealer::new(law),
             shrink_votes: 0,
             conceal_run: 0,
             highest: None,
@@ -85,6 +110,16 @@ impl JitterBuffer {
             last_transit: None,
             stats: JitterStats::default(),
         }
+    }
+
+    /// Samples per frame.
+    pub fn frame(&self) -> usize {
+        self.frame
+    }
+
+    /// The law of the codes.
+    pub fn law(&self) -> g711::Law {
+        self.law
     }
 
     /// Extends a 16-bit sequence number to 64 bits near the highest seen.
@@ -106,10 +141,49 @@ impl JitterBuffer {
         }
     }
 
-    /// Adds a decoded packet. `arrival` and `timestamp` are in samples
-    /// (arrival on the local clock, timestamp from RTP).
-    pub fn push(&mut self, seq: u16, timestamp: u32, arrival: u64, samples: Vec<i16>) {
+    fn slot(&self, ext: u64) -> usize {
+        (ext % self.cap) as usize
+    }
+
+    fn holds(&self, ext: u64) -> bool {
+        self.held.get(self.slot(ext)).copied().flatten() == Some(ext)
+    }
+
+    /// The oldest buffered frame.
+    fn oldest(&self) -> Option<u64> {
+        self.held.iter().flatten().copied().min()
+    }
+
+    fn remove(&mut self, ext: u64) {
+        let i = self.slot(ext);
+        if let Some(h) = self.held.get_mut(i) {
+            if *h == Some(ext) {
+                *h = None;
+                self.count -= 1;
+            }
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(k) = self.oldest() {
+            self.remove(k);
+            self.stats.overflow_drops += 1;
+            self.next = Some(k + 1);
+        }
+    }
+
+    /// Adds a packet's codes. `arrival` and `timestamp` are in samples
+    /// (arrival on the local clock, timestamp from RTP). A payload shorter
+    /// than a frame is padded with silence, a longer one cut.
+    pub fn push(&mut self, seq: u16, timestamp: u32, arrival: u64, codes: &[u8]) {
         let ext = self.extend(seq);
+        if let Some(n) = self.next {
+            if ext >= n + self.cap || ext + self.cap < n {
+                // Far outside anything reordering explains: the peer
+                // restarted its numbering (RFC 3550 A.1). Start afresh.
+                self.restart(ext);
+            }
+        }
         // RFC 3550 A.8 interarrival jitter, in samples, scaled by 16.
         let transit = arrival as i64 - i64::from(timestamp);
         if let Some(prev) = self.last_transit {
@@ -121,23 +195,43 @@ impl JitterBuffer {
             self.stats.late += 1;
             return;
         }
-        if self.packets.contains_key(&ext) {
+        if self.holds(ext) {
             self.stats.duplicates += 1;
             return;
         }
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
-        let mut s = samples;
-        s.resize(self.frame, 0);
-        self.packets.insert(ext, s);
-        // Bound the delay: drop the oldest beyond the maximum depth.
-        while self.packets.len() > self.max_frames {
-            if let Some((&k, _)) = self.packets.iter().next() {
-                self.packets.remove(&k);
-                self.stats.overflow_drops += 1;
-                self.next = Some(k + 1);
-            }
+        // Bound the delay: drop the oldest beyond the maximum depth, and
+        // whatever is too old to share the ring with this packet (a jump
+        // of the sequence numbers empties it).
+        while self.count > 0
+            && (self.count >= self.max_frames || self.oldest().is_some_and(|o| ext >= o + self.cap))
+        {
+            self.drop_oldest();
+        }
+        let i = self.slot(ext);
+        let f = self.frame;
+        let silence = self.law.silence();
+        if let (Some(dst), Some(h)) = (self.data.get_mut(i * f..(i + 1) * f), self.held.get_mut(i))
+        {
+            let n = codes.len().min(f);
+            dst[..n].copy_from_slice(&codes[..n]);
+            dst[n..].fill(silence);
+            *h = Some(ext);
+            self.count += 1;
         }
         self.adapt();
+    }
+
+    fn restart(&mut self, ext: u64) {
+        self.stats.overflow_drops += self.count as u64;
+        self.stats.restarts += 1;
+        self.held.fill(None);
+        self.count = 0;
+        self.next = None;
+        self.started = false;
+        self.highest = Some(ext);
+        // Its timestamps restart too: no jitter across the jump.
+        self.last_transit = None;
     }
 
     fn adapt(&mut self) {
@@ -146,8 +240,8 @@ impl JitterBuffer {
         // packets that all wanted less (the playout queue then drops the
         // surplus a sample at a time, in the quietest places).
         let jitter_samples = (self.jitter16 >> 4) as usize;
-        let want = (1 + (3 * jitter_samples).div_ceil(self.frame.max(1)))
-            .clamp(self.min_frames, self.max_frames);
+        let want =
+            (1 + (3 * jitter_samples).div_ceil(self.frame)).clamp(self.min_frames, self.max_frames);
         if want >= self.target {
             self.target = want;
             self.shrink_votes = 0;
@@ -172,7 +266,7 @@ impl JitterBuffer {
 
     /// Buffered frames.
     pub fn depth(&self) -> usize {
-        self.packets.len()
+        self.count
     }
 
     /// Counters.
@@ -180,62 +274,70 @@ impl JitterBuffer {
         &self.stats
     }
 
-    /// The next frame for playout (call once per frame time).
-    pub fn pop(&mut self) -> Playout {
+    /// The next frame for playout (call once per frame time): writes
+    /// [`frame`](Self::frame) codes into `out` (which must hold that many).
+    pub fn pop(&mut self, out: &mut [u8]) -> Playout {
+        let Some(out) = out.get_mut(..self.frame) else {
+            return Playout::Silence;
+        };
         if !self.started {
-            if self.packets.len() < self.target {
+            if self.count < self.target {
                 // Buffering; a loss in progress keeps fading out meanwhile.
                 return if self.conceal_run > 0 {
-                    self.conceal_or_silence()
+                    self.conceal_or_silence(out)
                 } else {
+                    out.fill(self.law.silence());
                     Playout::Silence
                 };
             }
             self.started = true;
-            self.next = self.packets.keys().next().copied();
+            self.next = self.oldest();
         }
-        let Some(next) = self.next else {
+        let Some(mut next) = self.next else {
+            out.fill(self.law.silence());
             return Playout::Silence;
         };
-        // Shrink: when well above target, skip one frame (done in silence-like
-        // low-level frames would be nicer; this keeps latency bounded).
-        if self.packets.len() > self.target + 2 {
-            if let Some((&k, _)) = self.packets.iter().next() {
-                self.packets.remove(&k);
-                self.stats.overflow_drops += 1;
-                self.next = Some(k + 1);
-                return self.pop();
-            }
+        // Shrink: when well above target, skip the oldest frames (keeps
+        // the latency bounded after a burst).
+        while self.count > self.target + 2 {
+            self.drop_oldest();
+            next = self.next.unwrap_or(next);
         }
-        if let Some(mut f) = self.packets.remove(&next) {
+        if self.holds(next) {
+            let i = self.slot(next);
+            let f = self.frame;
+            if let Some(src) = self.data.get(i * f..(i + 1) * f) {
+                out.copy_from_slice(src);
+            }
+            self.remove(next);
             self.next = Some(next + 1);
             if self.conceal_run > 0 {
-                self.plc.merge(&mut f);
+                self.plc.merge(out);
             }
-            self.plc.remember(&f);
+            self.plc.remember(out);
             self.conceal_run = 0;
             self.stats.played += 1;
-            return Playout::Frame(f);
+            return Playout::Frame;
         }
-        if self.packets.is_empty() {
+        if self.count == 0 {
             // Nothing at all: underrun, restart buffering.
             self.stats.underruns += 1;
             self.started = false;
-            return self.conceal_or_silence();
+            return self.conceal_or_silence(out);
         }
         // A gap: conceal this frame and move on.
         self.next = Some(next + 1);
-        self.conceal_or_silence()
+        self.conceal_or_silence(out)
     }
 
-    fn conceal_or_silence(&mut self) -> Playout {
+    fn conceal_or_silence(&mut self, out: &mut [u8]) -> Playout {
         self.conceal_run += 1;
-        let mut out = vec![0i16; self.frame];
-        if !self.plc.conceal(&mut out) {
+        if !self.plc.conceal(out) {
+            out.fill(self.law.silence());
             return Playout::Silence;
         }
         self.stats.concealed += 1;
-        Playout::Concealed(out)
+        Playout::Concealed
     }
 
     /// Whether playout is running (not buffering before start or after an underrun).
@@ -258,8 +360,12 @@ const FADE_LEN: usize = 400;
 const MERGE: usize = 32;
 
 /// G.711 Appendix I style packet-loss concealment (pitch repetition with fade).
-#[derive(Debug, Clone, Default)]
+///
+/// It keeps the decoded history of what played (at most [`HISTORY`]
+/// samples, in a buffer allocated once) and writes codes of its law.
+#[derive(Debug, Clone)]
 pub struct Concealer {
+    law: g711::Law,
     history: Vec<i16>,
     pitch: usize,
     /// Samples concealed in the current loss (0: none).
@@ -267,19 +373,32 @@ pub struct Concealer {
 }
 
 impl Concealer {
-    /// Records a received frame as history.
-    pub fn remember(&mut self, frame: &[i16]) {
-        self.history.extend_from_slice(frame);
-        if self.history.len() > HISTORY {
-            let cut = self.history.len() - HISTORY;
-            self.history.drain(..cut);
+    /// A concealer for codes of `law`.
+    pub fn new(law: g711::Law) -> Concealer {
+        Concealer {
+            law,
+            history: Vec::with_capacity(2 * HISTORY),
+            pitch: MIN_PITCH,
+            pos: 0,
         }
+    }
+
+    /// Records a received frame (codes) as history.
+    pub fn remember(&mut self, frame: &[u8]) {
+        let keep = HISTORY.saturating_sub(frame.len()).min(self.history.len());
+        let cut = self.history.len() - keep;
+        self.history.drain(..cut);
+        let law = self.law;
+        let tail = frame
+            .get(frame.len().saturating_sub(HISTORY)..)
+            .unwrap_or_default();
+        self.history.extend(tail.iter().map(|&c| law.decode_one(c)));
         self.pos = 0;
     }
 
-    /// Fills `out` with concealment; `false` once the fade has reached silence
-    /// (or there is no history).
-    pub fn conceal(&mut self, out: &mut [i16]) -> bool {
+    /// Fills `out` with concealment codes; `false` once the fade has reached
+    /// silence (or there is no history).
+    pub fn conceal(&mut self, out: &mut [u8]) -> bool {
         if self.history.len() < MAX_PITCH + WINDOW {
             return false;
         }
@@ -290,22 +409,24 @@ impl Concealer {
             return false;
         }
         for o in out.iter_mut() {
-            *o = self.next_sample();
+            *o = self.law.encode_one(self.next_sample());
         }
         true
     }
 
-    /// Cross-fades the start of the first real frame after a loss with the
-    /// continuing concealment.
-    pub fn merge(&mut self, frame: &mut [i16]) {
+    /// Cross-fades the start of the first real frame (codes) after a loss
+    /// with the continuing concealment.
+    pub fn merge(&mut self, frame: &mut [u8]) {
         if self.pos == 0 || self.history.len() < MAX_PITCH + WINDOW {
             return;
         }
         let n = MERGE.min(frame.len());
+        let law = self.law;
         for (k, s) in frame.iter_mut().take(n).enumerate() {
             let c = f32::from(self.next_sample());
             let w = (k as f32 + 0.5) / n as f32;
-            *s = (c * (1.0 - w) + f32::from(*s) * w) as i16;
+            let v = (c * (1.0 - w) + f32::from(law.decode_one(*s)) * w) as i16;
+            *s = law.encode_one(v);
         }
     }
 
@@ -351,37 +472,100 @@ impl Concealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use g711::Law;
 
-    fn frame(v: i16) -> Vec<i16> {
-        vec![v; 160]
+    const MU: Law = Law::MuLaw;
+
+    /// A frame whose last two codes carry `v` (the first 32 may be
+    /// cross-faded after a loss; the rest arrive untouched).
+    fn frame(v: u16) -> Vec<u8> {
+        let mut f = vec![0x55u8; 160];
+        f[158..].copy_from_slice(&v.to_be_bytes());
+        f
     }
 
-    fn value(p: &Playout) -> Option<i16> {
-        match p {
-            Playout::Frame(f) => f.first().copied(),
+    fn tag(f: &[u8]) -> u16 {
+        u16::from_be_bytes([f[158], f[159]])
+    }
+
+    fn pop(jb: &mut JitterBuffer) -> (Playout, Vec<u8>) {
+        let mut out = vec![0u8; jb.frame()];
+        let p = jb.pop(&mut out);
+        (p, out)
+    }
+
+    fn value(jb: &mut JitterBuffer) -> Option<u16> {
+        match pop(jb) {
+            (Playout::Frame, f) => Some(tag(&f)),
             _ => None,
         }
     }
 
     #[test]
     fn reorders_and_drops_duplicates() {
-        let mut jb = JitterBuffer::new(160, 2, 2, 10);
-        jb.push(11, 160, 100, frame(2));
-        jb.push(10, 0, 110, frame(1));
-        jb.push(10, 0, 120, frame(1));
-        jb.push(12, 320, 330, frame(3));
+        let mut jb = JitterBuffer::new(MU, 160, 2, 2, 10);
+        jb.push(11, 160, 100, &frame(2));
+        jb.push(10, 0, 110, &frame(1));
+        jb.push(10, 0, 120, &frame(1));
+        jb.push(12, 320, 330, &frame(3));
         assert_eq!(jb.stats().duplicates, 1);
-        let got: Vec<_> = (0..3).map(|_| value(&jb.pop())).collect();
+        let got: Vec<_> = (0..3).map(|_| value(&mut jb)).collect();
         assert_eq!(got, vec![Some(1), Some(2), Some(3)]);
         // A packet older than what was played is late.
-        jb.push(9, 0, 500, frame(9));
+        jb.push(9, 0, 500, &frame(9));
         assert_eq!(jb.stats().late, 1);
+    }
+
+    #[test]
+    fn frames_play_bit_exact_and_short_payloads_are_padded_with_silence() {
+        let mut jb = JitterBuffer::new(Law::ALaw, 160, 1, 1, 10);
+        let codes: Vec<u8> = (0..160).map(|k| (k * 7 + 3) as u8).collect();
+        jb.push(1, 0, 0, &codes);
+        assert_eq!(pop(&mut jb), (Playout::Frame, codes.clone()));
+        jb.push(2, 160, 160, &codes[..100]);
+        let (p, f) = pop(&mut jb);
+        assert_eq!(p, Playout::Frame);
+        assert_eq!(&f[..100], &codes[..100]);
+        assert!(f[100..].iter().all(|&c| c == Law::ALaw.silence()));
+    }
+
+    #[test]
+    fn a_sequence_jump_restarts_instead_of_concealing_the_gap() {
+        let mut jb = JitterBuffer::new(MU, 160, 1, 1, 10);
+        for k in 0..5u16 {
+            jb.push(k, u32::from(k) * 160, u64::from(k) * 160, &frame(k));
+            assert_eq!(value(&mut jb), Some(k));
+        }
+        // The peer restarts its numbering 20 000 ahead without a new SSRC.
+        jb.push(20_000, 0, 800, &frame(7));
+        jb.push(20_001, 160, 960, &frame(8));
+        let got: Vec<_> = (0..4).map(|_| value(&mut jb)).collect();
+        assert!(got.contains(&Some(7)) && got.contains(&Some(8)), "{got:?}");
+        assert!(jb.stats().concealed <= 3, "{:?}", jb.stats());
+        assert_eq!(jb.stats().restarts, 1);
+        // And back 19 000: not late forever, a restart again.
+        jb.push(1_000, 0, 1600, &frame(9));
+        let got: Vec<_> = (0..3).map(|_| value(&mut jb)).collect();
+        assert!(got.contains(&Some(9)), "{got:?}");
+        assert_eq!(jb.stats().restarts, 2);
     }
 
     fn tone(hz: f64, start: usize, n: usize) -> Vec<i16> {
         (start..start + n)
             .map(|k| (8000.0 * (2.0 * std::f64::consts::PI * hz * k as f64 / 8000.0).sin()) as i16)
             .collect()
+    }
+
+    fn codes(x: &[i16]) -> Vec<u8> {
+        let mut c = vec![0u8; x.len()];
+        MU.encode(x, &mut c);
+        c
+    }
+
+    fn linear(c: &[u8]) -> Vec<i16> {
+        let mut x = vec![0i16; c.len()];
+        MU.decode(c, &mut x);
+        x
     }
 
     fn rms(x: &[i16]) -> f64 {
@@ -391,23 +575,28 @@ mod tests {
     #[test]
     fn conceals_a_single_loss_of_a_voiced_signal_by_pitch_repetition() {
         // 200 Hz (pitch period 40 samples): frame 5 of 8 is lost.
-        let mut jb = JitterBuffer::new(160, 1, 1, 10);
+        let mut jb = JitterBuffer::new(MU, 160, 1, 1, 10);
         let mut out = Vec::new();
         for k in 0..8u16 {
             if k != 5 {
                 let ts = u32::from(k) * 160;
-                jb.push(k, ts, u64::from(ts), tone(200.0, usize::from(k) * 160, 160));
+                jb.push(
+                    k,
+                    ts,
+                    u64::from(ts),
+                    &codes(&tone(200.0, usize::from(k) * 160, 160)),
+                );
             }
-            match jb.pop() {
-                Playout::Frame(f) => {
+            match pop(&mut jb) {
+                (Playout::Frame, f) => {
                     assert_ne!(k, 5);
-                    out.extend(f)
+                    out.extend(linear(&f))
                 }
-                Playout::Concealed(f) => {
+                (Playout::Concealed, f) => {
                     assert_eq!(k, 5);
-                    out.extend(f)
+                    out.extend(linear(&f))
                 }
-                Playout::Silence => panic!("silence at {k}"),
+                (Playout::Silence, _) => panic!("silence at {k}"),
             }
         }
         assert_eq!(jb.stats().concealed, 1);
@@ -433,40 +622,48 @@ mod tests {
 
     #[test]
     fn long_loss_fades_to_silence() {
-        let mut jb = JitterBuffer::new(160, 1, 1, 10);
+        let mut jb = JitterBuffer::new(MU, 160, 1, 1, 10);
         for k in 0..3u16 {
             let ts = u32::from(k) * 160;
-            jb.push(k, ts, u64::from(ts), tone(150.0, usize::from(k) * 160, 160));
-            assert!(matches!(jb.pop(), Playout::Frame(_)));
+            jb.push(
+                k,
+                ts,
+                u64::from(ts),
+                &codes(&tone(150.0, usize::from(k) * 160, 160)),
+            );
+            assert_eq!(pop(&mut jb).0, Playout::Frame);
         }
         let mut levels = Vec::new();
         for _ in 3..20 {
-            levels.push(match jb.pop() {
-                Playout::Concealed(f) => rms(&f),
-                Playout::Silence => 0.0,
-                Playout::Frame(_) => panic!("nothing was received for this frame"),
+            levels.push(match pop(&mut jb) {
+                (Playout::Concealed, f) => rms(&linear(&f)),
+                (Playout::Silence, f) => {
+                    assert!(f.iter().all(|&c| c == MU.silence()));
+                    0.0
+                }
+                (Playout::Frame, _) => panic!("nothing was received for this frame"),
             });
         }
         assert!(levels[0] > 3000.0, "{levels:?}");
         assert!(levels.windows(2).all(|w| w[1] <= w[0] + 1.0), "{levels:?}");
         assert_eq!(levels[3], 0.0, "silent after 60 ms: {levels:?}");
-        jb.push(20, 20 * 160, 3200, tone(150.0, 3200, 160));
-        assert!(matches!(jb.pop(), Playout::Frame(_)));
+        jb.push(20, 20 * 160, 3200, &codes(&tone(150.0, 3200, 160)));
+        assert_eq!(pop(&mut jb).0, Playout::Frame);
     }
 
     #[test]
     fn sequence_wrap() {
-        let mut jb = JitterBuffer::new(160, 1, 1, 10);
-        jb.push(65535, 0, 0, frame(1));
-        jb.push(0, 160, 160, frame(2));
-        assert_eq!(value(&jb.pop()), Some(1));
-        assert_eq!(value(&jb.pop()), Some(2));
+        let mut jb = JitterBuffer::new(MU, 160, 1, 1, 10);
+        jb.push(65535, 0, 0, &frame(1));
+        jb.push(0, 160, 160, &frame(2));
+        assert_eq!(value(&mut jb), Some(1));
+        assert_eq!(value(&mut jb), Some(2));
     }
 
     /// Deterministic network: 5 % loss, reordering and up to 60 ms jitter.
     #[test]
     fn survives_loss_reorder_duplicates_and_jitter() {
-        let mut jb = JitterBuffer::new(160, 2, 2, 25);
+        let mut jb = JitterBuffer::new(MU, 160, 2, 2, 25);
         let mut rng = 12345u32;
         let mut rand = move || {
             rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -498,12 +695,12 @@ mod tests {
             let now = tick * 160;
             while ai < arrivals.len() && arrivals[ai].0 <= now {
                 let (t, seq) = arrivals[ai];
-                jb.push(seq, u32::from(seq) * 160, t, frame(seq as i16));
+                jb.push(seq, u32::from(seq) * 160, t, &frame(seq));
                 ai += 1;
             }
-            match jb.pop() {
+            match pop(&mut jb) {
                 // (The start of a frame after a loss is cross-faded; its end is not.)
-                Playout::Frame(f) => played.push(f[159]),
+                (Playout::Frame, f) => played.push(tag(&f)),
                 _ if !played.is_empty() => concealed_or_silent += 1,
                 _ => {}
             }

@@ -8,33 +8,25 @@
 //! buffer and G.711 Appendix I style concealment) and [`drift`] (clock-drift
 //! control of the playout queue).
 //!
-//! [`session`] drives a core with real I/O on three dedicated threads per
-//! call: the *pump* paces itself on the capture device (ALSA blocks on the
-//! card's clock; files and tones sleep to the ptime schedule), sends what the
-//! core returns and feeds playback; two receivers (RTP, RTCP) block on their
-//! sockets. Threads rather than tokio tasks because ALSA I/O is blocking and
-//! period-paced: a dedicated thread per call keeps the signalling runtime
-//! responsive and the audio timing independent of it. The threads run at
-//! normal priority (give the daemon `chrt` if the board is loaded). The
-//! async API ([`start`], [`MediaHandle::stop`]) is a thin shell over that.
-//!
-//! Clocking: the pump runs on the capture device's clock, which for the
-//! card is also the playback clock; the far end's clock is absorbed by
-//! [`drift`]. When capture is a file or tone (timer-paced) but playback is
-//! an ALSA device, the timer and that device's clock are not reconciled: a
-//! slow timer underruns the device about every 27 minutes at 100 ppm
-//! (recovered and counted as an xrun), a fast one is throttled by the
-//! device's blocking writes.
+//! [`engine`] runs every call's core with real I/O on one thread (poll on
+//! the PCM descriptors and sockets; see its documentation), [`audio`] has
+//! the non-blocking devices, [`session`] the API ([`start`],
+//! [`MediaHandle`]), [`hooks`] the extension points for SRTP and echo
+//! cancellation, and [`sim`] virtual devices and a virtual network that
+//! drive the engine in virtual time for tests and benchmarks.
 
 pub mod analysis;
 pub mod audio;
 pub mod call;
 pub mod drift;
+pub mod engine;
+pub mod hooks;
 pub mod jitter;
 pub mod report;
 pub mod resample;
 pub mod rtp;
 pub mod session;
+pub mod sim;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -61,9 +53,12 @@ pub enum MediaError {
     /// DTMF requested but the peer did not negotiate telephone-event.
     #[error("the peer did not negotiate telephone-event: cannot send DTMF")]
     NoTelephoneEvent,
-    /// The media threads are gone.
+    /// The media engine is gone, or the call's audio has failed.
     #[error("media stopped")]
     Stopped,
+    /// The packet transform (SRTP) could not be set up.
+    #[error("packet transform: {0}")]
+    Transform(String),
 }
 
 /// Events a call's media reports.
@@ -132,6 +127,50 @@ pub struct MediaStats {
     pub rtcp_sent: u64,
     /// RTCP packets received.
     pub rtcp_received: u64,
+    /// Latch mode (RTP peer learnt from the first packet) rather than strict.
+    pub latch: bool,
+    /// The packet transform (e.g. `SRTP AES_CM_128_HMAC_SHA1_80`), `None`: plain RTP.
+    pub transform: Option<String>,
+    /// Datagrams the transform refused on receipt (failed authentication,
+    /// replays): dropped.
+    pub transform_dropped: u64,
+    /// Outgoing packets the transform failed on: not sent.
+    pub transform_errors: u64,
+    /// Capture device format, e.g. `MU_LAW 8000 Hz 1 ch` (empty: not a device).
+    pub capture_format: String,
+    /// Playback device format.
+    pub playback_format: String,
+    /// Captured codes go into RTP untouched (the device runs the call's law).
+    pub capture_passthrough: bool,
+    /// Received codes reach the device untouched (the device runs the call's law).
+    pub playback_passthrough: bool,
+    /// Device period, ms (0: not a device).
+    pub device_period_ms: f64,
+    /// Audio the bridge keeps queued in the playback device now, ms (its
+    /// fill target: `[audio] buffer_ms` once settled; 0: not a device).
+    pub device_buffer_ms: f64,
+    /// Capture device delay (`snd_pcm_delay`) at the last read, ms: audio
+    /// captured but not yet read by us.
+    pub capture_delay_ms: f64,
+    /// Playback device delay (`snd_pcm_delay`) at the last write, ms: audio
+    /// written but not yet played.
+    pub playback_delay_ms: f64,
+    /// Capture stages (echo cancellation, noise suppression), in order.
+    pub processing: Vec<String>,
+    /// Their figures (name.figure: value), e.g. `aec3.erle_db`; in JSON an
+    /// object (`{"aec3.erle_db": 31.5, ...}`).
+    #[serde(serialize_with = "figures_as_object")]
+    pub processing_stats: Vec<(String, f64)>,
+}
+
+/// (name, value) pairs as a JSON object, in their order.
+fn figures_as_object<S: serde::Serializer>(v: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for (k, x) in v {
+        m.serialize_entry(k, x)?;
+    }
+    m.end()
 }
 
 /// G.711 codecs.

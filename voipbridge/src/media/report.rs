@@ -1,16 +1,12 @@
 //! RTCP (RFC 3550) statistics, sans-IO: sequence and loss accounting
 //! (appendix A.1/A.3), interarrival jitter (A.8), round-trip time from
-//! LSR/DLSR (section 6.4.1), and SR/RR + SDES compound packets marshalled with
-//! the webrtc-rs `rtcp` crate.
+//! LSR/DLSR (section 6.4.1), and SR/RR + SDES (+ BYE) compound packets,
+//! parsed zero-copy and written into the caller's buffer with the
+//! `rtcp-types` crate.
 
-use ::rtcp::packet::Packet;
-use ::rtcp::receiver_report::ReceiverReport;
-use ::rtcp::reception_report::ReceptionReport;
-use ::rtcp::sender_report::SenderReport;
-use ::rtcp::source_description::{
-    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
+use rtcp_types::{
+    Bye, Compound, ReceiverReport, ReportBlock as RtcpBlock, RtcpPacketParser, SenderReport,
 };
-use bytes::Bytes;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Seconds between 1900 (NTP era 0) and 1970 (Unix epoch).
@@ -172,7 +168,7 @@ impl ReceiveStats {
     }
 
     /// The reception report block for our next SR/RR; starts a new interval.
-    pub fn report_block(&mut self, now: Instant) -> ReceptionReport {
+    pub fn report_block(&mut self, now: Instant) -> ReportBlock {
         let expected = self.expected();
         let expected_interval = expected.saturating_sub(self.expected_prior);
         let received_interval = self.received.saturating_sub(self.received_prior);
@@ -193,7 +189,7 @@ impl ReceiveStats {
             ),
             None => (0, 0),
         };
-        ReceptionReport {
+        ReportBlock {
             ssrc: self.ssrc,
             fraction_lost,
             total_lost,
@@ -207,7 +203,7 @@ impl ReceiveStats {
 
 /// Round-trip time from a report block about us (RFC 3550 6.4.1):
 /// `A - LSR - DLSR`, `None` when the peer has not seen an SR of ours yet.
-pub fn round_trip(block: &ReceptionReport, arrival_ntp: u64) -> Option<Duration> {
+pub fn round_trip(block: &ReportBlock, arrival_ntp: u64) -> Option<Duration> {
     if block.last_sender_report == 0 {
         return None;
     }
@@ -233,95 +229,218 @@ pub struct SenderInfo {
     pub octets: u32,
 }
 
-/// Marshals a compound RTCP packet: an SR when `sender` is given (we sent
-/// RTP since the last report), else an RR, followed by SDES CNAME.
+/// A reception report block (RFC 3550 6.4.1), ours or the peer's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportBlock {
+    /// The source reported about.
+    pub ssrc: u32,
+    /// Fraction lost since the previous report, in 1/256.
+    pub fraction_lost: u8,
+    /// Cumulative packets lost (signed 24-bit, as sent).
+    pub total_lost: u32,
+    /// Extended highest sequence number received.
+    pub last_sequence_number: u32,
+    /// Interarrival jitter in timestamp units.
+    pub jitter: u32,
+    /// LSR: middle 32 bits of the last SR's NTP time (0: none yet).
+    pub last_sender_report: u32,
+    /// DLSR: delay since that SR, in 1/65536 s.
+    pub delay: u32,
+}
+
+impl ReportBlock {
+    fn from_wire(b: &RtcpBlock<'_>) -> ReportBlock {
+        ReportBlock {
+            ssrc: b.ssrc(),
+            fraction_lost: b.fraction_lost(),
+            total_lost: b.cumulative_lost(),
+            last_sequence_number: b.extended_sequence_number(),
+            jitter: b.interarrival_jitter(),
+            last_sender_report: b.last_sender_report_timestamp(),
+            delay: b.delay_since_last_sender_report_timestamp(),
+        }
+    }
+
+    /// The 24 bytes of the block (RFC 3550 6.4.1).
+    fn write(&self, out: &mut [u8]) {
+        put32(out, 0, self.ssrc);
+        put32(
+            out,
+            4,
+            (u32::from(self.fraction_lost) << 24) | (self.total_lost & 0xFF_FFFF),
+        );
+        put32(out, 8, self.last_sequence_number);
+        put32(out, 12, self.jitter);
+        put32(out, 16, self.last_sender_report);
+        put32(out, 20, self.delay);
+    }
+}
+
+fn put32(out: &mut [u8], at: usize, v: u32) {
+    if let Some(d) = out.get_mut(at..at + 4) {
+        d.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// An RTCP header (RFC 3550 6.4.1): version 2, no padding, `count`, `pt`,
+/// length in 32-bit words minus one for a packet of `len` bytes.
+fn header(out: &mut [u8], count: u8, pt: u8, len: usize) {
+    if let Some(h) = out.get_mut(..4) {
+        h[0] = 0x80 | (count & 0x1F);
+        h[1] = pt;
+        h[2..4].copy_from_slice(&((len / 4 - 1) as u16).to_be_bytes());
+    }
+}
+
+/// The largest compound packet we write: SR with one block (52 bytes),
+/// SDES with a CNAME of up to 255 bytes (at most 268), BYE (8).
+pub const MAX_REPORT_LEN: usize = 52 + 268 + 8;
+
+/// Writes a compound RTCP packet into `out`: an SR when `sender` is given
+/// (we sent RTP since the last report), else an RR, with the reception
+/// report `block` if any, followed by SDES CNAME, and a BYE (RFC 3550 6.6)
+/// when `bye`. Returns its length, `None` when it does not fit.
+///
+/// Written by hand, without allocating (the `rtcp-types` builders keep
+/// their packets, blocks and items in vectors); the tests check every
+/// field against `rtcp-types`' parser.
+pub fn write_report(
+    ssrc: u32,
+    cname: &str,
+    sender: Option<SenderInfo>,
+    block: Option<ReportBlock>,
+    bye: bool,
+    out: &mut [u8],
+) -> Option<usize> {
+    let cname = cname.as_bytes().get(..cname.len().min(255))?;
+    let blocks = usize::from(block.is_some());
+    let report_len = if sender.is_some() { 28 } else { 8 } + 24 * blocks;
+    // SDES: header, SSRC, CNAME item (type, length, text), null
+    // terminator, padded to 32 bits.
+    let sdes_len = (8 + 2 + cname.len() + 1).div_ceil(4) * 4;
+    let bye_len = if bye { 8 } else { 0 };
+    let total = report_len + sdes_len + bye_len;
+    let out = out.get_mut(..total)?;
+    out.fill(0);
+    match sender {
+        Some(si) => {
+            header(out, blocks as u8, 200, report_len);
+            put32(out, 4, ssrc);
+            put32(out, 8, (si.ntp >> 32) as u32);
+            put32(out, 12, si.ntp as u32);
+            put32(out, 16, si.rtp_time);
+            put32(out, 20, si.packets);
+            put32(out, 24, si.octets);
+        }
+        None => {
+            header(out, blocks as u8, 201, report_len);
+            put32(out, 4, ssrc);
+        }
+    }
+    if let Some(b) = block {
+        b.write(out.get_mut(report_len - 24..report_len)?);
+    }
+    let sdes = out.get_mut(report_len..report_len + sdes_len)?;
+    header(sdes, 1, 202, sdes_len);
+    put32(sdes, 4, ssrc);
+    sdes[8] = 1; // CNAME
+    sdes[9] = cname.len() as u8;
+    sdes.get_mut(10..10 + cname.len())?.copy_from_slice(cname);
+    if bye {
+        let b = out.get_mut(report_len + sdes_len..)?;
+        header(b, 1, 203, 8);
+        put32(b, 4, ssrc);
+    }
+    Some(total)
+}
+
+/// [`write_report`] into a new vector (tests and tools).
 pub fn build_report(
     ssrc: u32,
     cname: &str,
     sender: Option<SenderInfo>,
-    blocks: Vec<ReceptionReport>,
+    block: Option<ReportBlock>,
 ) -> Option<Vec<u8>> {
-    build(ssrc, cname, sender, blocks, false)
+    let mut out = vec![0u8; MAX_REPORT_LEN];
+    let n = write_report(ssrc, cname, sender, block, false, &mut out)?;
+    out.truncate(n);
+    Some(out)
 }
 
-/// Like [`build_report`], ending with a BYE (RFC 3550 6.6): the call's last report.
+/// [`build_report`] ending with a BYE.
 pub fn build_bye(
     ssrc: u32,
     cname: &str,
     sender: Option<SenderInfo>,
-    blocks: Vec<ReceptionReport>,
+    block: Option<ReportBlock>,
 ) -> Option<Vec<u8>> {
-    build(ssrc, cname, sender, blocks, true)
+    let mut out = vec![0u8; MAX_REPORT_LEN];
+    let n = write_report(ssrc, cname, sender, block, true, &mut out)?;
+    out.truncate(n);
+    Some(out)
 }
 
-fn build(
-    ssrc: u32,
-    cname: &str,
-    sender: Option<SenderInfo>,
-    blocks: Vec<ReceptionReport>,
-    bye: bool,
-) -> Option<Vec<u8>> {
-    let first: Box<dyn Packet + Send + Sync> = match sender {
-        Some(s) => Box::new(SenderReport {
-            ssrc,
-            ntp_time: s.ntp,
-            rtp_time: s.rtp_time,
-            packet_count: s.packets,
-            octet_count: s.octets,
-            reports: blocks,
-            profile_extensions: Bytes::new(),
-        }),
-        None => Box::new(ReceiverReport {
-            ssrc,
-            reports: blocks,
-            profile_extensions: Bytes::new(),
-        }),
-    };
-    let sdes: Box<dyn Packet + Send + Sync> = Box::new(SourceDescription {
-        chunks: vec![SourceDescriptionChunk {
-            source: ssrc,
-            items: vec![SourceDescriptionItem {
-                sdes_type: SdesType::SdesCname,
-                text: Bytes::copy_from_slice(cname.as_bytes()),
-            }],
-        }],
-    });
-    let mut packets = vec![first, sdes];
-    if bye {
-        packets.push(Box::new(::rtcp::goodbye::Goodbye {
-            sources: vec![ssrc],
-            reason: Bytes::new(),
-        }));
-    }
-    ::rtcp::packet::marshal(&packets).ok().map(|b| b.to_vec())
-}
+/// Report blocks kept from one compound packet (a two-party call has one
+/// about us; more are ignored).
+pub const MAX_BLOCKS: usize = 4;
 
 /// What a received compound RTCP packet told us.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Parsed {
     /// Sender SSRC and NTP time of an SR in it.
     pub sender_report: Option<(u32, u64)>,
-    /// Report blocks (from SRs and RRs).
-    pub blocks: Vec<ReceptionReport>,
+    blocks: [ReportBlock; MAX_BLOCKS],
+    n_blocks: usize,
     /// A BYE was in it.
     pub bye: bool,
 }
 
-/// Parses a compound RTCP packet; `None` when it is not RTCP.
-pub fn parse(data: &[u8]) -> Option<Parsed> {
-    let mut buf = data;
-    let packets = ::rtcp::packet::unmarshal(&mut buf).ok()?;
-    let mut out = Parsed::default();
-    for p in &packets {
-        let any = p.as_any();
-        if let Some(sr) = any.downcast_ref::<SenderReport>() {
-            out.sender_report = Some((sr.ssrc, sr.ntp_time));
-            out.blocks.extend(sr.reports.iter().cloned());
-        } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-            out.blocks.extend(rr.reports.iter().cloned());
-        } else if any.is::<::rtcp::goodbye::Goodbye>() {
-            out.bye = true;
+impl Parsed {
+    /// Report blocks (from SRs and RRs), at most [`MAX_BLOCKS`].
+    pub fn blocks(&self) -> &[ReportBlock] {
+        self.blocks.get(..self.n_blocks).unwrap_or_default()
+    }
+
+    fn push(&mut self, b: ReportBlock) {
+        if let Some(slot) = self.blocks.get_mut(self.n_blocks) {
+            *slot = b;
+            self.n_blocks += 1;
         }
+    }
+}
+
+/// Parses a compound RTCP packet; `None` when it is not RTCP (RFC 3550
+/// 6.1: version 2, lengths consistent, padding only in the last packet).
+/// Only SR, RR and BYE are looked into (rtcp-types' SDES parser collects
+/// chunks and items into vectors; we have no use for the peer's CNAME), so
+/// nothing is allocated.
+pub fn parse(data: &[u8]) -> Option<Parsed> {
+    Compound::parse(data).ok()?;
+    let mut out = Parsed::default();
+    let mut off = 0;
+    while let Some(h) = data.get(off..off + 4) {
+        let len = (usize::from(u16::from_be_bytes([h[2], h[3]])) + 1) * 4;
+        let p = data.get(off..off + len)?;
+        match h[1] {
+            200 => {
+                let sr = SenderReport::parse(p).ok()?;
+                out.sender_report = Some((sr.ssrc(), sr.ntp_timestamp()));
+                for b in sr.report_blocks() {
+                    out.push(ReportBlock::from_wire(&b));
+                }
+            }
+            201 => {
+                for b in ReceiverReport::parse(p).ok()?.report_blocks() {
+                    out.push(ReportBlock::from_wire(&b));
+                }
+            }
+            203 => {
+                Bye::parse(p).ok()?;
+                out.bye = true;
+            }
+            _ => {}
+        }
+        off += len;
     }
     Some(out)
 }
@@ -402,7 +521,7 @@ mod tests {
         assert_eq!(b.delay, 16384);
         // Our SR left at NTP 50 s; the peer's RR about it says LSR = 50 s,
         // DLSR = 1 s, and arrives at 51.12 s: RTT 120 ms.
-        let ours = ReceptionReport {
+        let ours = ReportBlock {
             last_sender_report: ntp_middle(50 << 32),
             delay: 65536,
             ..Default::default()
@@ -410,12 +529,12 @@ mod tests {
         let arrival = (51u64 << 32) + (0.12 * 4_294_967_296.0) as u64;
         let rtt = round_trip(&ours, arrival).unwrap();
         assert!((rtt.as_secs_f64() - 0.120).abs() < 0.001, "{rtt:?}");
-        assert_eq!(round_trip(&ReceptionReport::default(), arrival), None);
+        assert_eq!(round_trip(&ReportBlock::default(), arrival), None);
     }
 
     #[test]
     fn compound_packets_round_trip() {
-        let block = ReceptionReport {
+        let block = ReportBlock {
             ssrc: 5,
             fraction_lost: 10,
             total_lost: 3,
@@ -430,18 +549,84 @@ mod tests {
             packets: 10,
             octets: 1600,
         };
-        let sr = build_report(0xABCD, "me@host", Some(info), vec![block.clone()]).unwrap();
+        let sr = build_report(0xABCD, "me@host", Some(info), Some(block)).unwrap();
         let p = parse(&sr).unwrap();
         assert_eq!(p.sender_report, Some((0xABCD, 123 << 32)));
-        assert_eq!(p.blocks, vec![block.clone()]);
-        let rr = build_report(0xABCD, "me@host", None, vec![block.clone()]).unwrap();
+        assert_eq!(p.blocks(), &[block]);
+        let rr = build_report(0xABCD, "me@host", None, Some(block)).unwrap();
         let p = parse(&rr).unwrap();
         assert_eq!(p.sender_report, None);
-        assert_eq!(p.blocks, vec![block.clone()]);
+        assert_eq!(p.blocks(), &[block]);
         assert!(!p.bye);
-        let bye = build_bye(0xABCD, "me@host", None, vec![block]).unwrap();
+        let bye = build_bye(0xABCD, "me@host", None, Some(block)).unwrap();
         assert!(parse(&bye).unwrap().bye);
         assert!(parse(b"\x80\x00").is_none());
+        // The wire format, field by field (RFC 3550 6.4.1): SR header,
+        // sender info, the block, then SDES with the CNAME.
+        assert_eq!(&sr[..4], &[0x81, 200, 0, 12]);
+        assert_eq!(&sr[4..8], &0xABCDu32.to_be_bytes());
+        assert_eq!(&sr[8..16], &(123u64 << 32).to_be_bytes());
+        assert_eq!(&sr[28..32], &5u32.to_be_bytes());
+        assert_eq!(sr[32], 10);
+        assert_eq!(&sr[33..36], &[0, 0, 3]);
+        assert_eq!(sr[52] & 0xC0, 0x80);
+        assert_eq!(sr[53], 202);
+        assert_eq!(&sr[60..62], &[1, 7]);
+        assert_eq!(&sr[62..69], b"me@host");
+        // rtcp-types reads back every field we wrote.
+        let mut seen = 0;
+        for p in rtcp_types::Compound::parse(&bye).unwrap() {
+            match p.unwrap() {
+                rtcp_types::Packet::Rr(rr) => {
+                    assert_eq!(rr.ssrc(), 0xABCD);
+                    let b = rr.report_blocks().next().unwrap();
+                    assert_eq!(ReportBlock::from_wire(&b), block);
+                    seen |= 1;
+                }
+                rtcp_types::Packet::Sdes(sdes) => {
+                    let chunk = sdes.chunks().next().unwrap();
+                    assert_eq!(chunk.ssrc(), 0xABCD);
+                    let item = chunk.items().next().unwrap();
+                    assert_eq!(item.type_(), rtcp_types::SdesItem::CNAME);
+                    assert_eq!(item.value(), b"me@host");
+                    seen |= 2;
+                }
+                rtcp_types::Packet::Bye(b) => {
+                    assert_eq!(b.ssrcs().collect::<Vec<_>>(), vec![0xABCD]);
+                    seen |= 4;
+                }
+                p => panic!("{p:?}"),
+            }
+        }
+        assert_eq!(seen, 7);
+        for n in 0..40 {
+            let name = "x".repeat(n);
+            let p = build_report(1, &name, Some(info), None).unwrap();
+            assert_eq!(p.len() % 4, 0);
+            assert!(
+                rtcp_types::Compound::parse(&p).unwrap().all(|x| x.is_ok()),
+                "{n}"
+            );
+        }
+        // Without a block: RC 0; an RR is 8 bytes.
+        let rr = build_report(7, "x", None, None).unwrap();
+        assert_eq!(&rr[..4], &[0x80, 201, 0, 1]);
+        // Too small a buffer: nothing.
+        assert!(write_report(7, "x", None, Some(block), false, &mut [0u8; 20]).is_none());
+        // A negative cumulative loss travels as signed 24 bits.
+        let neg = ReportBlock {
+            total_lost: (-2i32 as u32) & 0xFF_FFFF,
+            ..block
+        };
+        let p = parse(&build_report(7, "x", None, Some(neg)).unwrap()).unwrap();
+        assert_eq!(p.blocks()[0].total_lost, 0xFF_FFFE);
+        // Garbage after a valid packet, a bad version, a length past the end: not RTCP.
+        let mut bad = rr.clone();
+        bad[0] = 0x40;
+        assert!(parse(&bad).is_none());
+        let mut long = rr.clone();
+        long[3] = 9;
+        assert!(parse(&long).is_none());
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! RTP packets (marshalled with the webrtc-rs `rtp` crate) and the sender's
-//! sequence/timestamp state (RFC 3550), plus RFC 4733 telephone-events.
+//! RTP packets (RFC 3550), parsed and written in place with the zero-copy
+//! `rtp-types` crate, the sender's sequence/timestamp state, and RFC 4733
+//! telephone-events.
+//!
+//! Nothing here allocates per packet: [`parse`] borrows the datagram and
+//! [`Sender::write`] writes into the caller's buffer.
 
-use bytes::Bytes;
-use rtp::header::Header;
-use rtp::packet::Packet;
-use webrtc_util::marshal::{Marshal, Unmarshal};
+use rtp_types::{RtpPacket, RtpPacketBuilder};
 
-/// A received RTP packet.
+/// Size of the fixed RTP header we write (no CSRCs, no extension).
+pub const HEADER_LEN: usize = 12;
+
+/// A received RTP packet, borrowing the datagram.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Received {
+pub struct Received<'a> {
     /// Payload type.
     pub payload_type: u8,
     /// Sequence number.
@@ -19,24 +23,26 @@ pub struct Received {
     pub ssrc: u32,
     /// Marker bit.
     pub marker: bool,
-    /// Payload.
-    pub payload: Vec<u8>,
+    /// Payload (padding removed; CSRCs and header extension skipped).
+    pub payload: &'a [u8],
 }
 
-/// Parses an RTP packet; `None` for anything that is not RTP version 2.
-pub fn parse(data: &[u8]) -> Option<Received> {
-    let mut buf = data;
-    let p = Packet::unmarshal(&mut buf).ok()?;
-    if p.header.version != 2 {
+/// Parses an RTP packet; `None` for anything that is not well-formed RTP
+/// version 2 (truncated header, CSRC list or extension, bad padding).
+pub fn parse(data: &[u8]) -> Option<Received<'_>> {
+    let p = RtpPacket::parse(data).ok()?;
+    if p.version() != 2 {
         return None;
     }
+    let start = p.payload_offset();
+    let payload = data.get(start..start + p.payload_len())?;
     Some(Received {
-        payload_type: p.header.payload_type,
-        seq: p.header.sequence_number,
-        timestamp: p.header.timestamp,
-        ssrc: p.header.ssrc,
-        marker: p.header.marker,
-        payload: p.payload.to_vec(),
+        payload_type: p.payload_type(),
+        seq: p.sequence_number(),
+        timestamp: p.timestamp(),
+        ssrc: p.ssrc(),
+        marker: p.marker_bit(),
+        payload,
     })
 }
 
@@ -56,10 +62,15 @@ pub struct Sender {
 impl Sender {
     /// A sender with random SSRC, sequence and timestamp bases (RFC 3550 5.1).
     pub fn new() -> Sender {
+        Sender::with_bases(rand::random(), rand::random(), rand::random())
+    }
+
+    /// A sender with given SSRC, sequence and timestamp bases (tests).
+    pub fn with_bases(ssrc: u32, seq: u16, timestamp: u32) -> Sender {
         Sender {
-            ssrc: rand::random(),
-            seq: rand::random(),
-            timestamp: rand::random(),
+            ssrc,
+            seq,
+            timestamp,
             talkspurt: true,
             packets: 0,
             bytes: 0,
@@ -76,14 +87,6 @@ impl Sender {
         self.talkspurt = true;
     }
 
-    /// Builds a packet of `samples` samples' worth of payload, advancing the timestamp.
-    pub fn packet(&mut self, payload_type: u8, payload: &[u8], samples: u32) -> Vec<u8> {
-        let pkt = self.build(payload_type, self.talkspurt, self.timestamp, payload);
-        self.talkspurt = false;
-        self.timestamp = self.timestamp.wrapping_add(samples);
-        pkt
-    }
-
     /// Skips `samples` of time without sending (direction without send).
     pub fn skip(&mut self, samples: u32) {
         self.timestamp = self.timestamp.wrapping_add(samples);
@@ -94,27 +97,66 @@ impl Sender {
         self.timestamp
     }
 
-    fn build(&mut self, payload_type: u8, marker: bool, timestamp: u32, payload: &[u8]) -> Vec<u8> {
-        let p = Packet {
-            header: Header {
-                version: 2,
-                marker,
-                payload_type,
-                sequence_number: self.seq,
-                timestamp,
-                ssrc: self.ssrc,
-                ..Default::default()
-            },
-            payload: Bytes::copy_from_slice(payload),
-        };
-        self.seq = self.seq.wrapping_add(1);
-        self.packets += 1;
-        self.bytes += payload.len() as u64;
-        p.marshal().map(|b| b.to_vec()).unwrap_or_default()
+    /// Writes into `out` a packet of `samples` samples' worth of payload,
+    /// advancing the timestamp; returns its length (0 when `out` is too
+    /// small: nothing is sent and nothing advances).
+    pub fn write(
+        &mut self,
+        payload_type: u8,
+        payload: &[u8],
+        samples: u32,
+        out: &mut [u8],
+    ) -> usize {
+        let n = self.write_at(payload_type, self.talkspurt, self.timestamp, payload, out);
+        if n > 0 {
+            self.talkspurt = false;
+            self.timestamp = self.timestamp.wrapping_add(samples);
+        }
+        n
     }
 
-    /// Builds a packet with an explicit marker and timestamp (telephone
+    /// Writes a packet with an explicit marker and timestamp (telephone
     /// events carry their start timestamp); the audio timestamp is unchanged.
+    pub fn write_at(
+        &mut self,
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> usize {
+        let written = RtpPacketBuilder::new()
+            .payload_type(payload_type & 0x7F)
+            .marker_bit(marker)
+            .sequence_number(self.seq)
+            .timestamp(timestamp)
+            .ssrc(self.ssrc)
+            .payload(payload)
+            .write_into(out);
+        match written {
+            Ok(n) => {
+                self.seq = self.seq.wrapping_add(1);
+                self.packets += 1;
+                self.bytes += payload.len() as u64;
+                n
+            }
+            Err(e) => {
+                tracing::warn!("RTP packet not written: {e}");
+                0
+            }
+        }
+    }
+
+    /// [`write`](Self::write) into a new vector (tests and tools; the media
+    /// engine writes into its own buffers).
+    pub fn packet(&mut self, payload_type: u8, payload: &[u8], samples: u32) -> Vec<u8> {
+        let mut out = vec![0u8; HEADER_LEN + payload.len()];
+        let n = self.write(payload_type, payload, samples, &mut out);
+        out.truncate(n);
+        out
+    }
+
+    /// [`write_at`](Self::write_at) into a new vector (tests and tools).
     pub fn packet_at(
         &mut self,
         payload_type: u8,
@@ -122,19 +164,10 @@ impl Sender {
         timestamp: u32,
         payload: &[u8],
     ) -> Vec<u8> {
-        self.build(payload_type, marker, timestamp, payload)
-    }
-
-    /// A sender with given SSRC, sequence and timestamp bases (tests).
-    pub fn with_bases(ssrc: u32, seq: u16, timestamp: u32) -> Sender {
-        Sender {
-            ssrc,
-            seq,
-            timestamp,
-            talkspurt: true,
-            packets: 0,
-            bytes: 0,
-        }
+        let mut out = vec![0u8; HEADER_LEN + payload.len()];
+        let n = self.write_at(payload_type, marker, timestamp, payload, &mut out);
+        out.truncate(n);
+        out
     }
 }
 
@@ -302,8 +335,11 @@ mod tests {
     fn packets_round_trip_and_advance() {
         let mut s = Sender::new();
         let ts0 = s.timestamp();
-        let a = parse(&s.packet(0, &[0xFF; 160], 160)).unwrap();
-        let b = parse(&s.packet(0, &[0xFF; 160], 160)).unwrap();
+        let (pa, pb) = (
+            s.packet(0, &[0xFF; 160], 160),
+            s.packet(0, &[0xFF; 160], 160),
+        );
+        let (a, b) = (parse(&pa).unwrap(), parse(&pb).unwrap());
         assert!(a.marker && !b.marker);
         assert_eq!(b.seq, a.seq.wrapping_add(1));
         assert_eq!(a.timestamp, ts0);
@@ -311,6 +347,27 @@ mod tests {
         assert_eq!(a.payload.len(), 160);
         assert_eq!(s.packets, 2);
         assert!(parse(b"\x00\x01").is_none());
+        // Version 1, a truncated CSRC list, padding longer than the packet: not RTP.
+        let mut v1 = s.packet(0, &[1, 2, 3], 3);
+        v1[0] = 0x40;
+        assert!(parse(&v1).is_none());
+        let mut csrc = s.packet(0, &[1, 2, 3], 3);
+        csrc[0] = 0x8F;
+        assert!(parse(&csrc).is_none());
+        let mut pad = s.packet(0, &[1, 2, 3, 200], 4);
+        pad[0] |= 0x20;
+        assert!(parse(&pad).is_none());
+        // Padding is removed from the payload.
+        let mut padded = s.packet(0, &[9, 9, 0, 2], 4);
+        padded[0] |= 0x20;
+        assert_eq!(parse(&padded).unwrap().payload, &[9, 9]);
+        // A buffer too small writes nothing and changes nothing.
+        let seq = parse(&s.packet(0, &[], 0)).unwrap().seq;
+        assert_eq!(s.write(0, &[0; 160], 160, &mut [0u8; 100]), 0);
+        assert_eq!(
+            parse(&s.packet(0, &[], 0)).unwrap().seq,
+            seq.wrapping_add(1)
+        );
     }
 
     #[test]
@@ -352,8 +409,10 @@ mod tests {
             .iter()
             .skip(2)
             .map(|(_, p)| sender.packet_at(101, p.marker, p.timestamp, &p.payload))
-            .filter_map(|b| parse(&b))
-            .filter_map(|p| r.feed(p.timestamp, &p.payload))
+            .filter_map(|b| {
+                let p = parse(&b)?;
+                r.feed(p.timestamp, p.payload)
+            })
             .collect();
         assert_eq!(got, vec!['#', '1']);
         for (c, e) in [('0', 0), ('9', 9), ('*', 10), ('D', 15)] {

@@ -1,26 +1,21 @@
-//! The I/O shell around [`CallCore`]: sockets, audio devices, clocks and
-//! threads (see the [module documentation](super) for why threads).
-//!
-//! * *pump* thread: reads one ptime frame from the capture source (which
-//!   blocks until it is due), hands it to the core, sends the RTP/RTCP the
-//!   core returns, and writes the core's playout to the playback sink.
-//! * *rtp-recv* and *rtcp-recv* threads: block on their sockets (100 ms
-//!   timeouts to notice `stop`) and feed the core.
-//!
-//! The core sits behind a mutex held only for short, non-blocking calls.
+//! The API of a call's media over the [engine](super::engine): start a
+//! call on its socket and devices, change it (re-INVITE, DTMF), read its
+//! counters, stop it. Everything runs on the one media thread; this
+//! module only opens the devices (which may block: ALSA's open, a WAV
+//! file's load) on the caller's thread and hands the call over.
 
-use super::audio::{self, Sink, Source};
-use super::call::{CallCore, CoreConfig, Transmit};
+use super::audio::{self, DeviceConfig};
+use super::call::{CallCore, CoreConfig};
+use super::engine::{lock, CallShared, Engine, Pipeline};
+use super::hooks::{ProcessorFactory, TransformFactory};
 use super::report::NtpClock;
 /// The event type (defined in [`super`]; re-exported here for older callers).
 pub use super::MediaEvent;
 use super::{AudioSpec, Codec, Direction, MediaError, MediaStats};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Capacity of a call's event channel; events beyond it are dropped (and logged).
 const EVENT_QUEUE: usize = 64;
@@ -50,46 +45,53 @@ pub struct MediaParams {
     pub jitter_max_ms: u32,
     /// End the call after this long without RTP (0: never).
     pub rtp_timeout_ms: u32,
+    /// Latch to the first RTP packet's source and lock its SSRC (a peer
+    /// behind NAT) instead of talking only to the SDP's address; see
+    /// [`call`](super::call).
+    pub latch: bool,
+    /// ALSA device period, ms (`[audio] period_ms`).
+    pub period_ms: u32,
+    /// ALSA playback ring, ms (`[audio] buffer_ms`).
+    pub buffer_ms: u32,
+    /// The call's packet transform (SRTP), made when media starts.
+    pub transform: Option<TransformFactory>,
+    /// Capture processors (echo cancellation, noise suppression), in order.
+    pub processors: Vec<ProcessorFactory>,
 }
 
-struct Shared {
-    stop: AtomicBool,
-    core: Mutex<CallCore>,
-    /// Xruns when one thread runs capture and playback.
-    xruns: AtomicU64,
-    /// Capture xruns when playback has its own thread.
-    capture_xruns: AtomicU64,
-    /// Playback xruns on its own thread.
-    playback_xruns: AtomicU64,
-    events: mpsc::Sender<MediaEvent>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Shared {
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Forwards the core's events to the channel.
-    fn flush_events(&self) {
-        let mut core = lock(&self.core);
-        while let Some(ev) = core.poll_event() {
-            if let Err(e) = self.events.try_send(ev) {
-                tracing::warn!("media event dropped: {e}");
-            }
+impl Default for MediaParams {
+    /// PCMU at 20 ms to 0.0.0.0:0 (nothing accepted until a real address
+    /// is set), null devices, the configuration's defaults.
+    fn default() -> Self {
+        let dev = DeviceConfig::default();
+        MediaParams {
+            remote: SocketAddr::from(([0, 0, 0, 0], 0)),
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            ptime_ms: 20,
+            telephone_event_pt: None,
+            direction: Direction::SendRecv,
+            capture: AudioSpec::Null,
+            playback: AudioSpec::Null,
+            jitter_min_ms: 40,
+            jitter_max_ms: 200,
+            rtp_timeout_ms: 30_000,
+            latch: false,
+            period_ms: dev.period_ms,
+            buffer_ms: dev.buffer_ms,
+            transform: None,
+            processors: Vec::new(),
         }
     }
 }
 
 /// A running call's media.
 pub struct MediaHandle {
-    shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    id: u64,
+    shared: Arc<CallShared>,
     events: mpsc::Receiver<MediaEvent>,
     local: SocketAddr,
+    stopped: bool,
 }
 
 /// Starts a call's media on an already-bound UDP socket (its port went into
@@ -100,17 +102,17 @@ pub async fn start(
     socket: tokio::net::UdpSocket,
 ) -> Result<MediaHandle, MediaError> {
     let socket = socket.into_std()?;
-    socket.set_nonblocking(false)?;
     tokio::task::spawn_blocking(move || start_std(params, socket))
         .await
         .map_err(|e| MediaError::Io(std::io::Error::other(e)))?
 }
 
-/// [`start`] for callers without a tokio runtime, on a blocking std socket.
+/// [`start`] for callers without a tokio runtime.
 pub fn start_std(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, MediaError> {
     let local = socket.local_addr()?;
+    socket.set_nonblocking(true)?;
     let now = Instant::now();
-    let core = CallCore::new(
+    let mut core = CallCore::new(
         CoreConfig {
             remote: params.remote,
             codec: params.codec,
@@ -121,20 +123,32 @@ pub fn start_std(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, 
             jitter_min_ms: params.jitter_min_ms,
             jitter_max_ms: params.jitter_max_ms,
             rtp_timeout_ms: params.rtp_timeout_ms,
+            latch: params.latch,
         },
         now,
         NtpClock::system(),
         (rand::random(), rand::random(), rand::random()),
     );
+    if let Some(f) = &params.transform {
+        core.set_transform((f.0)().map_err(|e| MediaError::Transform(e.to_string()))?);
+    }
+    let processors = params.processors.iter().map(|f| (f.0)()).collect();
     let frame = core.frame();
-    let source = audio::open_source(&params.capture, params.codec, frame)?;
-    let sink = audio::open_sink(&params.playback, params.codec, frame)?;
-    let rtcp = match local
+    let dev = DeviceConfig {
+        period_ms: params.period_ms.clamp(1, 100),
+        buffer_ms: params.buffer_ms.max(2 * params.period_ms.clamp(1, 100)),
+    };
+    let capture = audio::open_capture(&params.capture, params.codec, frame, dev)?;
+    let playback = audio::open_playback(&params.playback, params.codec, frame, dev)?;
+    let rtcp: Option<Box<dyn super::engine::Datagrams>> = match local
         .port()
         .checked_add(1)
         .map(|p| UdpSocket::bind(SocketAddr::new(local.ip(), p)))
     {
-        Some(Ok(s)) => Some(s),
+        Some(Ok(s)) => {
+            s.set_nonblocking(true)?;
+            Some(Box::new(s))
+        }
         Some(Err(e)) => {
             tracing::warn!(
                 "no RTCP: cannot bind port {}: {e}",
@@ -145,93 +159,40 @@ pub fn start_std(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, 
         None => None,
     };
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        core: Mutex::new(core),
-        xruns: AtomicU64::new(0),
-        capture_xruns: AtomicU64::new(0),
-        playback_xruns: AtomicU64::new(0),
-        events: tx,
-    });
-    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let rtp_rx = socket.try_clone()?;
-    let rtcp_tx = match &rtcp {
-        Some(s) => Some(s.try_clone()?),
-        None => None,
-    };
-    let mut threads = Vec::new();
-    // An ALSA playback device is paced by its own clock on a thread of its
-    // own: a stall of the capture side (or a different capture clock) must
-    // not starve it. Files and null have no clock: the pump paces them.
-    let (pump_sink, device_sink) = if matches!(params.playback, AudioSpec::Alsa(_)) {
-        (None, Some(sink))
-    } else {
-        (Some(sink), None)
-    };
-    {
-        let shared = shared.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("rtp-pump".into())
-                .spawn(move || pump(frame, source, pump_sink, socket, rtcp_tx, shared))?,
-        );
-    }
-    if let Some(sink) = device_sink {
-        let shared = shared.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("rtp-play".into())
-                .spawn(move || play(frame, sink, shared))?,
-        );
-    }
-    {
-        let shared = shared.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("rtp-recv".into())
-                .spawn(move || receive(rtp_rx, shared, false))?,
-        );
-    }
-    if let Some(rtcp) = rtcp {
-        rtcp.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let shared = shared.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("rtcp-recv".into())
-                .spawn(move || receive(rtcp, shared, true))?,
-        );
-    }
-    tracing::info!(%local, remote = %params.remote, codec = params.codec.name(), ptime = params.ptime_ms, capture = %params.capture, playback = %params.playback, "media started");
+    let shared = Arc::new(CallShared::new(core, processors, tx));
+    let pipeline = Pipeline::new(shared.clone(), capture, playback, Box::new(socket), rtcp);
+    let id = Engine::get()?.add(pipeline)?;
+    tracing::info!(%local, remote = %params.remote, codec = params.codec.name(), ptime = params.ptime_ms, capture = %params.capture, playback = %params.playback, latch = params.latch, "media started");
     Ok(MediaHandle {
+        id,
         shared,
-        threads,
         events,
         local,
+        stopped: false,
     })
 }
 
 impl MediaHandle {
     /// Applies a re-INVITE: new peer address and/or direction (hold/resume).
     pub fn update(&self, remote: SocketAddr, direction: Direction) {
-        lock(&self.shared.core).update(remote, direction, Instant::now());
+        lock(&self.shared.inner)
+            .core
+            .update(remote, direction, Instant::now());
     }
 
     /// Queues DTMF digits (0-9 * # A-D) for RFC 4733 sending: 100 ms tones,
     /// 60 ms apart, end packets sent three times.
     pub fn send_dtmf(&self, digits: &str) -> Result<(), MediaError> {
-        if self.shared.stopped() {
+        let mut inner = lock(&self.shared.inner);
+        if inner.failed {
             return Err(MediaError::Stopped);
         }
-        lock(&self.shared.core).send_dtmf(digits)
+        inner.core.send_dtmf(digits)
     }
 
     /// Current counters.
     pub fn stats(&self) -> MediaStats {
-        let mut s = lock(&self.shared.core).stats();
-        s.xruns = self.shared.xruns.load(Ordering::Relaxed)
-            + self.shared.capture_xruns.load(Ordering::Relaxed)
-            + self.shared.playback_xruns.load(Ordering::Relaxed);
-        s
+        self.shared.stats()
     }
 
     /// The local RTP address.
@@ -244,137 +205,40 @@ impl MediaHandle {
         &mut self.events
     }
 
-    /// Stops the call's media: the threads end, the playback device is
-    /// drained and closed, a WAV recording gets its final header.
+    /// Stops the call's media: the engine sends the last RTCP (BYE) and
+    /// lets go of the call; the playback device is then drained and closed
+    /// (a WAV recording gets its final header) off the media thread.
     pub async fn stop(mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let threads = std::mem::take(&mut self.threads);
-        let _ = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
+        self.stopped = true;
+        let (tx, rx) = oneshot::channel();
+        match Engine::get() {
+            Ok(e) => e.remove(self.id, Some(tx)),
+            Err(_) => return,
+        }
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(mut playback)) => {
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = playback.finish() {
+                        tracing::error!("closing playback: {e}");
+                    }
+                })
+                .await;
             }
-        })
-        .await;
+            _ => tracing::warn!(local = %self.local, "media engine did not hand the call back"),
+        }
         tracing::info!(local = %self.local, "media stopped");
     }
 }
 
 impl Drop for MediaHandle {
-    /// Dropping without [`stop`](MediaHandle::stop) still ends the threads
-    /// (within 100 ms; the pump finalises its devices itself) without blocking.
+    /// Dropping without [`stop`](MediaHandle::stop) still ends the call's
+    /// media (its devices are closed by the engine, without draining).
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn pump(
-    frame: usize,
-    mut source: Box<dyn Source>,
-    mut sink: Option<Box<dyn Sink>>,
-    socket: UdpSocket,
-    rtcp: Option<UdpSocket>,
-    shared: Arc<Shared>,
-) {
-    let mut pcm = vec![0i16; frame];
-    let mut out = vec![0i16; frame];
-    let mut failed = None;
-    while !shared.stopped() {
-        if let Err(e) = source.read(&mut pcm) {
-            failed = Some(format!("capture: {e}"));
-            break;
-        }
-        let now = Instant::now();
-        let sends = lock(&shared.core).on_capture(&pcm, now);
-        for t in sends {
-            let r = match &t {
-                Transmit::Rtp(to, d) => socket.send_to(d, to),
-                Transmit::Rtcp(to, d) => match &rtcp {
-                    Some(s) => s.send_to(d, to),
-                    None => Ok(0),
-                },
-            };
-            if let Err(e) = r {
-                tracing::debug!("send: {e}");
+        if !self.stopped {
+            if let Ok(e) = Engine::get() {
+                e.remove(self.id, None);
             }
         }
-        if let Some(sink) = sink.as_mut() {
-            lock(&shared.core).playout(&mut out, Instant::now());
-            if let Err(e) = sink.write(&out) {
-                failed = Some(format!("playback: {e}"));
-                break;
-            }
-            shared
-                .xruns
-                .store(source.xruns() + sink.xruns(), Ordering::Relaxed);
-        } else {
-            shared
-                .capture_xruns
-                .store(source.xruns(), Ordering::Relaxed);
-        }
-        shared.flush_events();
-    }
-    if let Some(e) = failed {
-        tracing::error!("audio device failed, the call's audio stops: {e}");
-        let _ = shared.events.try_send(MediaEvent::DeviceError(e));
-    }
-    if let (Some(s), Some(Transmit::Rtcp(to, d))) = (&rtcp, lock(&shared.core).bye(Instant::now()))
-    {
-        let _ = s.send_to(&d, to);
-    }
-    if let Some(sink) = sink.as_mut() {
-        if let Err(e) = sink.finish() {
-            tracing::error!("closing playback: {e}");
-        }
-    }
-}
-
-/// Plays the call on an ALSA device, paced by the device's own clock.
-fn play(frame: usize, mut sink: Box<dyn Sink>, shared: Arc<Shared>) {
-    let mut out = vec![0i16; frame];
-    while !shared.stopped() {
-        lock(&shared.core).playout(&mut out, Instant::now());
-        if let Err(e) = sink.write(&out) {
-            let e = format!("playback: {e}");
-            tracing::error!("audio device failed, the call's audio stops: {e}");
-            let _ = shared.events.try_send(MediaEvent::DeviceError(e));
-            break;
-        }
-        shared.playback_xruns.store(sink.xruns(), Ordering::Relaxed);
-        shared.flush_events();
-    }
-    if let Err(e) = sink.finish() {
-        tracing::error!("closing playback: {e}");
-    }
-}
-
-fn receive(socket: UdpSocket, shared: Arc<Shared>, rtcp: bool) {
-    let mut buf = vec![0u8; 2048];
-    while !shared.stopped() {
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                // ICMP port unreachable surfaces here on Linux; keep going.
-                tracing::debug!("receive: {e}");
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-        };
-        let data = buf.get(..n).unwrap_or_default();
-        let now = Instant::now();
-        if rtcp {
-            lock(&shared.core).on_rtcp(from, data, now);
-        } else {
-            lock(&shared.core).on_rtp(from, data, now);
-        }
-        shared.flush_events();
     }
 }
 
@@ -396,6 +260,7 @@ mod tests {
             jitter_min_ms: 40,
             jitter_max_ms: 200,
             rtp_timeout_ms: 5000,
+            ..MediaParams::default()
         }
     }
 
