@@ -1,0 +1,39 @@
+# Guest half of tests/bench/kernel.sh (sourced by run-guest.sh's guest shell,
+# production kernel): one capture stream at a time on the bridge end of a
+# snd-voip cable, on snd-aloop's and on snd-dummy's, at 8 kHz/20 ms and
+# 48 kHz/10 ms, in rounds; an idle window first as the baseline. Then short
+# windows, each a new stream start, to show how the tick-sampled softirq
+# figure depends on the timer's phase (kernel.sh explains it). Figures go
+# to ./results ($GUEST_OUT), not the console, where kernel messages could
+# interleave with them.
+PC=$SND_VOIP_BIN/pcmcheck
+# w TAG ARGS...: one pcmcheck wakeups window, its line tagged TAG, or a
+# "failed," line with pcmcheck's error
+w() {
+    tag=$1; shift
+    if $PC wakeups "$@" >w.txt 2>&1; then
+        grep -a "^wakeups," w.txt | sed "s/^wakeups,/$tag/" >>results
+    else
+        echo "failed, $*: $(tail -n 1 w.txt)" >>results
+    fi
+}
+S=${BENCH_KERNEL_SECONDS:-10}
+modprobe snd-voip || exit 1
+modprobe snd-aloop pcm_substreams=1 || exit 1
+modprobe snd-dummy pcm_substreams=1 || exit 1
+devs="hw:VoIP,1,0 hw:Loopback,1,0 hw:Dummy,0,0"
+echo "bench-kernel: $(uname -r), $(nproc) CPUs, USER_HZ $(getconf CLK_TCK), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)" >>results
+w "wakeups," idle 8000 160 "$S"
+for round in 1 2; do
+    for cfg in "8000 160" "48000 480"; do
+        for dev in $devs; do
+            w "wakeups, round=$round" $dev $cfg "$S"
+        done
+    done
+done
+w "wakeups," idle 8000 160 "$S"
+for i in 1 2 3 4 5 6 7 8; do
+    for dev in $devs; do
+        w "phase, start=$i" $dev 8000 160 3
+    done
+done

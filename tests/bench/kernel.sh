@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# make bench, kernel part (also `make bench-kmod`): period wake-ups of one
+# capture stream on snd-voip (hrtimer, soft mode, absolute expiries), on the
+# kernel's snd-aloop (jiffies timer, its default timer_source) and snd-dummy
+# (hrtimer, soft mode), side by side in ONE boot of the production kernel (no
+# KASAN, lockdep or kmemleak; it refuses a kernel with them), at 8 kHz/20 ms
+# and 48 kHz/10 ms. Per stream: wake-up jitter (|read-return interval -
+# period|), drift of the stream against CLOCK_MONOTONIC, the kernel's CPU
+# (system, softirq, hardirq; all CPUs, % of one core) and softirqs (HRTIMER,
+# TIMER) and local timer interrupts per period, net of an idle window
+# measured the same way. Prints numbers, asserts nothing about them (exit
+# status: the boot and the tools worked).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+export SND_VOIP_KERNEL=${SND_VOIP_KERNEL:-prod}
+kdir=$("$root/scripts/kernel.sh" --print-kdir)
+[ -f "$kdir/.snd-voip-built" ] || { echo "bench: $kdir is not built: run 'make kernel-prod'" >&2; exit 2; }
+for opt in CONFIG_KASAN CONFIG_PROVE_LOCKING CONFIG_DEBUG_KMEMLEAK; do
+    if grep -q "^$opt=y" "$kdir/.config"; then
+        echo "bench: $kdir has $opt=y: benchmarks run on the production kernel (SND_VOIP_KERNEL=prod)" >&2; exit 2
+    fi
+done
+cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\(.*\)"/\1/p' "$kdir/.config")
+acct=tick-sampled
+grep -q "^CONFIG_IRQ_TIME_ACCOUNTING=y" "$kdir/.config" && acct="precise (IRQ_TIME_ACCOUNTING)"
+echo "== kernel: snd-voip vs snd-aloop vs snd-dummy, one boot"
+echo "kernel $(cat "$kdir/include/config/kernel.release") ($(basename "$kdir")): production config, no KASAN/lockdep/kmemleak; $cc; HZ=$(sed -n 's/^CONFIG_HZ=//p' "$kdir/.config"), irq/softirq time accounting: $acct"
+echo "qemu TCG, 2 vCPUs, on $(nproc) host CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)), host load $(cut -d' ' -f1-3 /proc/loadavg)"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+"$root/tests/qemu/run-guest.sh" --timeout 600 --out "$out" "$root/tests/bench/guest-kernel.sh" >"$out/console.log" 2>&1 || {
+    rc=$?; tail -n 30 "$out/console.log"; echo "bench: the guest failed (exit $rc)" >&2; exit "$rc"; }
+[ -s "$out/results" ] || { tail -n 30 "$out/console.log"; echo "bench: the guest wrote no figures" >&2; exit 1; }
+[ -z "${BENCH_KEEP:-}" ] || cp "$out/results" "$BENCH_KEEP"
+grep -a "^bench-kernel:" "$out/results"
+awk '
+function kv(line,   n, i, a, f) {
+    delete v; n = split(line, f, " ")
+    for (i = 1; i <= n; i++) if (split(f[i], a, "=") == 2) v[a[1]] = a[2]
+}
+function mod(d) { return d ~ /VoIP/ ? "snd-voip" : d ~ /Loopback/ ? "snd-aloop" : d ~ /Dummy/ ? "snd-dummy" : d }
+/^wakeups,/ {
+    kv($0)
+    if (v["dev"] == "idle") {
+        nidle++
+        # per second, to subtract from any configuration
+        ih += v["hrtimer_per_period"] * v["rate"] / v["period"]
+        it += v["timer_per_period"] * v["rate"] / v["period"]
+        il += v["loc_per_period"] * v["rate"] / v["period"]
+        isys += v["sys_pct"]; isirq += v["softirq_pct"]
+        next
+    }
+    rows[++n] = $0; next
+}
+/^failed,/ { print "bench: " $0; bad++; next }
+/^phase,/ { kv($0); ph[mod(v["dev"])] = ph[mod(v["dev"])] sprintf(" %5.1f", v["softirq_pct"]); phh[mod(v["dev"])] = phh[mod(v["dev"])] sprintf(" %.2f", v["hrtimer_per_period"]); next }
+END {
+    if (nidle == 0 || n == 0) { print "bench: no figures from the guest"; exit 1 }
+    ih /= nidle; it /= nidle; il /= nidle; isys /= nidle; isirq /= nidle
+    printf "idle baseline (mean of %d windows): sys %.2f %%, softirq %.2f %% of one core; %.1f HRTIMER, %.1f TIMER softirqs and %.1f timer interrupts per second\n", nidle, isys, isirq, ih, it, il
+    printf "%-9s %-18s %5s %23s %7s %8s %16s %8s %8s %8s\n", "module", "rate/period", "round", "jitter p50/p99/max us", "drift", "sys %", "softirq %", "HRTIMER", "TIMER", "timer"
+    printf "%-9s %-18s %5s %23s %7s %8s %16s %8s %8s %8s\n", "", "", "", "", "ppm", "", "(busiest CPU)", "/period", "/period", "irq/per"
+    for (i = 1; i <= n; i++) {
+        kv(rows[i]); pps = v["rate"] / v["period"]
+        printf "%-9s %5d/%-3d %-8s %5s %23s %7.1f %8.2f %8.2f (%5.2f) %8.2f %8.2f %8.2f\n", mod(v["dev"]), v["rate"], v["period"], v["period"] * 1000 / v["rate"] "ms", v["round"], \
+            sprintf("%d/%d/%d", v["p50_us"], v["p99_us"], v["max_us"]), v["drift_ppm"], v["sys_pct"], v["softirq_pct"], v["softirq_max_cpu_pct"], \
+            (v["hrtimer_per_period"] * pps - ih) / pps, (v["timer_per_period"] * pps - it) / pps, (v["loc_per_period"] * pps - il) / pps
+    }
+    print "softirq % (all CPUs, tick-sampled) of 3 s windows, each a new stream start, 8 kHz/20 ms:"
+    for (m in ph) printf "  %-9s %s   (HRTIMER softirqs per period, gross:%s)\n", m, ph[m], phh[m]
+    if (bad) exit 1
+}' "$out/results"
