@@ -5,44 +5,70 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 BOARD ?= qemu-x86_64
 export BOARD
-KSRC_TREE = $(shell $(ROOT)/scripts/kernel.sh --print-kdir)
-KDIR ?= $(KSRC_TREE)
 CARGO ?= cargo
 SND_VOIP_CACHE ?= $(HOME)/.cache/snd-voip
+export SND_VOIP_CACHE
+# Cargo's target directory (outside the clone) and the binaries the tests
+# run, as scripts/env.sh computes them (each overridable from the
+# environment; a worktree may keep its own: SND_VOIP_TARGET=$PWD/target).
+SND_VOIP_TARGET ?= $(shell $(ROOT)/scripts/cargo-ci.sh print-target)
+SND_VOIP_BIN ?= $(shell SND_VOIP_TARGET=$(SND_VOIP_TARGET) $(ROOT)/scripts/cargo-ci.sh print-bin)
+export SND_VOIP_TARGET SND_VOIP_BIN
+KSRC_TREE = $(shell $(ROOT)/scripts/kernel.sh --print-kdir)
+KDIR ?= $(KSRC_TREE)
 KFMT_CONFIG = $(SND_VOIP_CACHE)/linux-source-6.12/.rustfmt.toml
-KMOD_RS = $(wildcard kmod-snd-voip/*.rs kmod-snd-voip/logic/*.rs)
+# Which kernel each suite boots (README, "Which kernel each suite boots"):
+# the card and RTOS suites the debug one (KASAN, lockdep, kmemleak), the
+# call tests and benchmarks the production one.
+DEBUG_KERNEL := SND_VOIP_KERNEL=debug
+PROD_KERNEL := SND_VOIP_KERNEL=prod
 
 help:
 	@echo "snd-voip: a sound card and a SIP phone for boards without one"
 	@echo
 	@echo "  make demo        set up, build, boot the emulated boards and make calls (the main job):"
 	@echo "                   the x86_64 board (demo-x86), then the arm64 AMP board through the RTOS FIFO (demo-board)"
-	@echo "  make test        set up, build and run every test (host and qemu)"
+	@echo "  make test        set up, build and run every test a change must pass (host and qemu),"
+	@echo "                   each suite timed; ends with a table of wall times (budget: README, 'Tests')"
+	@echo "  make test-long   soaks, long fuzzing, hour runs, the template board's build (not in CI)"
 	@echo
-	@echo "  make setup       install packages, bindgen, the kernel tree and rustc+rust-src (idempotent)"
-	@echo "  make kernel      build the reference kernel for BOARD=$(BOARD) into ~/.cache/snd-voip (cached)"
+	@echo "  make setup       install packages, pinned tools, the kernel tree and rustc+rust-src (idempotent)"
+	@echo "  make kernel      the debug kernel (KASAN, lockdep, kmemleak) for BOARD=$(BOARD), cached in $(SND_VOIP_CACHE)"
+	@echo "  make kernel-prod the production kernel for BOARD (no debug options; x86_64: built with GCC)"
 	@echo "  make kmod        build kmod-snd-voip/snd-voip.ko against KDIR (default: the reference tree)"
-	@echo "  make bridge      build voipbridge and the host tools (cargo, release)"
+	@echo "  make bridge      build the workspace's binaries in the tests' profile (ci) into SND_VOIP_BIN"
 	@echo "  make test-host   cargo tests and host integration tests (no qemu)"
-	@echo "  make test-kmod   the card tests in qemu (KASAN, lockdep, kmemleak kernel)"
+	@echo "  make test-kmod   the card tests in qemu (debug kernel); test-kmod-arm64: the same on the arm64 board"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
-	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu)"
+	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu, production kernel)"
 	@echo "  make demo-x86 / demo-board   one of the two demos alone"
 	@echo "  make test-rtos   the RTOS audio FIFO on the emulated arm64 board (rtos-sim plays the RTOS)"
 	@echo "  make kernel-arm64 / kmod-arm64   the arm64 board's kernel (cached) / snd-voip.ko for it"
-	@echo "  make fuzz        cargo-fuzz the SIP and SDP parsers (FUZZ_SECONDS each, default 60); test-fuzz: 30 s"
+	@echo "  make fuzz        cargo-fuzz the SIP, SDP and SDES parsers (FUZZ_SECONDS each, default 60); test-fuzz: 30 s"
 	@echo "  make rootfs-arm64 / dtb-arm64   the emulated arm64 board's userspace / its DTB with the RTOS FIFO node"
 	@echo "  make lint        cargo fmt/clippy -D warnings, rustfmt of the module"
 	@echo "  make dtbs-check  validate the device-tree binding and overlays (dt-schema, dtc)"
+	@echo "  make kconfig-check  every board fragment (and the template AMP board's on arm64 defconfig) takes"
 	@echo "  make buildroot-check BUILDROOT=<dir>   lint board-configs/buildroot and merge its fragment there"
-	@echo "  make bench-kmod  period-wakeup jitter and CPU: snd-voip vs snd-aloop, in qemu"
-	@echo "  make print-kdir / print-kernel   the reference build directory / bootable image"
+	@echo "  make bench       every performance figure (issue 16): footprint, CPU per call beside baresip, the media"
+	@echo "                   engine, the card beside snd-aloop and snd-dummy (production kernel); not in make test"
+	@echo "  make bench-kmod  the card part alone: period wake-ups, drift, kernel CPU and timer events of snd-voip,"
+	@echo "                   snd-aloop and snd-dummy in one qemu boot (production kernel)"
+	@echo "  make bench-media the media engine on the host: CPU per call, allocations per packet, resampler, latency"
+	@echo "  make bench-aec   echo cancellers on the simulated acoustic path (host; BENCH_AEC_FEATURES=speex,webrtc adds the C ones)"
+	@echo "  make bench-aec-arm64  the echo canceller's figures and CPU on the emulated arm64 board"
+	@echo "  make test-aec-board   the board's call with the echo path on: the far end's own echo >= 20 dB down"
+	@echo "  make print-kdir / print-kernel   the reference build directory / bootable image (SND_VOIP_KERNEL=debug|prod)"
 
+# Setup runs once per `make test` (scripts/run-suites.sh sets SND_VOIP_SETUP_DONE).
 setup:
-	@$(ROOT)/scripts/setup.sh
+	@[ -n "$${SND_VOIP_SETUP_DONE:-}" ] || $(ROOT)/scripts/setup.sh
 
 kernel: setup
-	@$(ROOT)/scripts/kernel.sh
+	@$(DEBUG_KERNEL) $(ROOT)/scripts/kernel.sh
+
+kernel-prod: setup
+	@$(PROD_KERNEL) $(ROOT)/scripts/kernel.sh
 
 print-kdir:
 	@$(ROOT)/scripts/kernel.sh --print-kdir
@@ -50,34 +76,58 @@ print-kdir:
 print-kernel:
 	@$(ROOT)/scripts/kernel.sh --print-kernel
 
+# The user-facing module build, in kmod-snd-voip/ (README). The tests build
+# theirs in the cache with scripts/kmod.sh, one per kernel.
 kmod: $(if $(filter command line environment,$(origin KDIR)),,kernel)
 	@$(MAKE) -C kmod-snd-voip KDIR="$(KDIR)"
 
+# The module for each of the three test kernels (a background build step of make test).
+kmods: kernel kernel-prod kernel-arm64
+	@$(DEBUG_KERNEL) $(ROOT)/scripts/kmod.sh
+	@$(PROD_KERNEL) $(ROOT)/scripts/kmod.sh
+	@$(DEBUG_KERNEL) $(ROOT)/scripts/kmod-arm64.sh
+
 bridge: setup
-	$(CARGO) build --workspace --release --locked
-	$(CARGO) build --workspace --locked
+	@$(ROOT)/scripts/cargo-ci.sh bins
 
-lint:
+lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(ROOT)/scripts/cargo-ci.sh clippy -- -D warnings
 	rustfmt --check --edition 2021 --config-path $(KFMT_CONFIG) kmod-snd-voip/snd_voip_main.rs
+	$(ROOT)/scripts/kmod-safe-check.sh
 
+# cargo test, then each tests/host/*.sh (scripts/host-tests.sh times each).
 test-host: bridge
-	$(CARGO) test --workspace --locked
-	@set -e; for t in tests/host/*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; bash "$$t"; done
+	$(ROOT)/scripts/cargo-ci.sh test
+	@$(ROOT)/scripts/host-tests.sh
 
-test-kmod: kmod bridge
-	tests/kmod/run.sh full
+test-kmod: kernel bridge
+	@$(DEBUG_KERNEL) tests/kmod/run.sh full
+
+test-kmod-arm64: kernel-arm64 bridge xbuild-arm64
+	@$(DEBUG_KERNEL) tests/kmod/run-arm64.sh
+
+test-kmod-long: kernel bridge
+	@$(DEBUG_KERNEL) tests/kmod/run.sh long
 
 test-intree: kernel
-	tests/kmod/intree.sh
+	@$(DEBUG_KERNEL) tests/kmod/intree.sh
 
 dtbs-check: setup
 	dts/check.sh
 
+kconfig-check: setup
+	@$(ROOT)/scripts/kconfig-check.sh
+
+template-build: setup
+	@$(ROOT)/scripts/kconfig-check.sh --build-template
+
 # The emulated arm64 board (board-configs/qemu-arm64/README.md).
 rootfs-arm64:
 	@$(ROOT)/scripts/arm64-rootfs.sh
+
+xbuild-arm64: setup
+	@$(ROOT)/scripts/xbuild-arm64.sh >/dev/null
 
 DTB_ARM64 ?= target/arm64/board.dtb
 dtb-arm64:
@@ -88,48 +138,97 @@ buildroot-check:
 	@[ -n "$(BUILDROOT)" ] || { echo "usage: make buildroot-check BUILDROOT=/path/to/buildroot [BR_DEFCONFIG=...]" >&2; exit 2; }
 	$(ROOT)/scripts/buildroot-check.sh "$(BUILDROOT)" $(BR_DEFCONFIG)
 
-test-linphone: kmod bridge
-	tests/demo/linphone.sh
+test-linphone: kernel-prod bridge
+	@$(PROD_KERNEL) tests/demo/linphone.sh
 
 # The emulated arm64 board with the RTOS FIFO: its kernel (cached like the
 # x86_64 one), the arm64 module, the smoke test and the FIFO tests.
 kernel-arm64: setup
-	@BOARD=qemu-arm64 $(ROOT)/scripts/kernel.sh
+	@BOARD=qemu-arm64 $(DEBUG_KERNEL) $(ROOT)/scripts/kernel.sh
 
 kmod-arm64: kernel-arm64
-	@$(ROOT)/scripts/kmod-arm64.sh
+	@$(DEBUG_KERNEL) $(ROOT)/scripts/kmod-arm64.sh
 
 test-rtos: kernel-arm64 bridge
-	tests/rtos/arm64-smoke.sh --module "$$($(ROOT)/scripts/kmod-arm64.sh)"
-	tests/rtos/run.sh --module "$$($(ROOT)/scripts/kmod-arm64.sh)"
+	@ko=$$($(DEBUG_KERNEL) $(ROOT)/scripts/kmod-arm64.sh) && \
+	$(DEBUG_KERNEL) tests/rtos/arm64-smoke.sh --module "$$ko" && \
+	$(DEBUG_KERNEL) tests/rtos/run.sh --module "$$ko"
 
-test: setup lint dtbs-check test-host test-fuzz test-kmod test-intree test-linphone test-rtos demo
-	@echo "make test: all test suites passed"
+test:
+	@$(ROOT)/scripts/run-suites.sh --tier test
 
-bench-kmod: kmod bridge
-	tests/kmod/bench.sh
+test-long:
+	@$(ROOT)/scripts/run-suites.sh --tier long
+
+bench-kmod: kernel-prod bridge
+	@$(PROD_KERNEL) tests/bench/kernel.sh
+
+# Every figure of issue 16 in one run (README "Performance"): footprint,
+# CPU per call beside baresip, the media engine, and the card beside
+# snd-aloop and snd-dummy on the production kernel. Not part of `make test`.
+# BENCH_NETNS=NAME runs the host calls in that network namespace;
+# BENCH_MEDIA=0 skips the cargo bench (a release build of the workspace);
+# BENCH_PARTS="footprint calls media kernel latency" picks parts.
+bench: kernel-prod bridge
+	@$(PROD_KERNEL) tests/bench/bench.sh
+
+# Echo cancellation (aec/README.md). bench-aec prints aec-eval's table;
+# with BENCH_AEC_FEATURES=speex,webrtc it adds Debian's libspeexdsp and
+# libwebrtc-audio-processing (installed here on demand).
+BENCH_AEC_FEATURES ?=
+bench-aec:
+	@if [ -n "$(BENCH_AEC_FEATURES)" ]; then apt-get install -y -q libspeexdsp-dev libwebrtc-audio-processing-dev >/dev/null; fi
+	$(CARGO) run --release --locked -p aec-eval $(if $(BENCH_AEC_FEATURES),--features $(BENCH_AEC_FEATURES))
+
+bench-aec-arm64: kernel-arm64
+	tests/aec/bench-arm64.sh
+
+# The board's call with rtos-sim's echo path: ERLE of the far end's own
+# voice >= 20 dB (exit 1 below). TEST_AEC_BOARD_ARGS=--echo-cancel false
+# shows it failing without a canceller.
+test-aec-board: kernel-arm64
+	tests/aec/board-echo.sh $(TEST_AEC_BOARD_ARGS)
+
+# The media engine's numbers on the host: CPU per call-second (1, 8, 100
+# calls, event-driven and timer-driven), allocations per packet, resampler
+# cost, virtual-time latency. MEDIA_BENCH_SECONDS sets the windows (5).
+bench-media:
+	$(CARGO) bench -p voipbridge --bench media_calls
 
 # Both demos always run (each prints its report); either failing fails `make demo`.
-demo: kmod bridge kernel-arm64
+demo: bridge kernel-prod kernel-arm64
 	@rc=0; $(MAKE) --no-print-directory demo-x86 || rc=1; $(MAKE) --no-print-directory demo-board || rc=1; exit $$rc
 
-demo-x86: kmod bridge
-	tests/demo/run.sh
+demo-x86: kernel-prod bridge
+	@$(PROD_KERNEL) tests/demo/run.sh
 
 # The demo on the emulated arm64 AMP board, through the RTOS audio FIFO
-# (board.sh builds the arm64 module, userspace and voipbridge itself).
+# (board.sh builds the arm64 module, userspace and voipbridge itself). It
+# boots the debug kernel: the FIFO path is the driver's newest code, and
+# this is its only run inside a real call. DEMO_ECHO=1 turns rtos-sim's
+# echo path and the >= 20 dB ERLE check on (README, Echo cancellation: it
+# fails under TCG today).
 XBUILD_JOBS ?= $(shell nproc)
 export XBUILD_JOBS
-demo-board: kernel-arm64
-	tests/demo/board.sh
+demo-board: kernel-arm64 bridge
+	@$(DEBUG_KERNEL) tests/demo/board.sh
 
-.PHONY: buildroot-check demo-x86 demo-board kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup kernel print-kdir print-kernel kmod bridge lint dtbs-check test-host test-kmod test-intree test-linphone test bench-kmod demo
+.PHONY: bench-aec bench-aec-arm64 test-aec-board bench-media
 
 # cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1 admits -Zsanitizer=address):
 # each voipbridge fuzz target for FUZZ_SECONDS, from the committed seeds.
 FUZZ_SECONDS ?= 60
-fuzz:
-	@set -e; cd voipbridge && for t in sip_message sdp; do mkdir -p fuzz/corpus/$$t; echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192; done
+fuzz: setup
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) $(ROOT)/scripts/fuzz.sh
 test-fuzz:
-	$(MAKE) fuzz FUZZ_SECONDS=30
-.PHONY: fuzz test-fuzz
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+fuzz-long:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=1800
+
+test-host-long: bridge
+	PROPTEST_CASES=20000 $(ROOT)/scripts/cargo-ci.sh test
+
+.PHONY: buildroot-check demo-x86 demo-board kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup \
+	kernel kernel-prod kmods print-kdir print-kernel kmod bridge lint dtbs-check kconfig-check template-build \
+	test-host test-kmod test-kmod-arm64 test-kmod-long test-intree test-linphone test test-long bench bench-kmod demo \
+	xbuild-arm64 fuzz test-fuzz fuzz-long test-host-long

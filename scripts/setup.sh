@@ -4,6 +4,39 @@
 set -euo pipefail
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+t_setup=$SECONDS
+
+# Pinned tool versions: what the kernel cache key, the fuzz build and
+# dtbs-check were verified with. A different installed version is replaced.
+BINDGEN_VERSION=0.73.2   # bindgen-cli: bookworm's 0.60 is too old for 6.12
+CARGO_FUZZ_VERSION=0.13.2
+DTSCHEMA_VERSION=2026.9
+CACHE=${SND_VOIP_CACHE:-$HOME/.cache/snd-voip}
+mkdir -p "$CACHE"
+
+# The two cargo installs compile for minutes on the CPU while apt below
+# mostly waits on the network and dpkg: run them alongside (they need only
+# cargo and a C linker, which this machine kind has before setup; without
+# `cc` they wait for apt's build-essential).
+cargo_tool() { # NAME CRATE VERSION: install CRATE@VERSION unless NAME --version says VERSION
+    local have
+    have=$("$HOME/.cargo/bin/$1" --version 2>/dev/null | awk '{print $NF}' || true)
+    [ "$1" = cargo-fuzz ] && have=$(cargo fuzz --version 2>/dev/null | awk '{print $NF}' || true)
+    if [ "$have" = "$3" ]; then
+        log "$2 $3: present"
+    else
+        log "cargo install $2@$3 (installed: ${have:-none})"
+        cargo install --locked --force "$2@$3"
+    fi
+}
+cargo_tools() {
+    cargo_tool bindgen bindgen-cli "$BINDGEN_VERSION" && cargo_tool cargo-fuzz cargo-fuzz "$CARGO_FUZZ_VERSION"
+}
+tools_pid=""
+if command -v cc >/dev/null; then
+    cargo_tools >"$CACHE/setup-cargo-tools.log" 2>&1 &
+    tools_pid=$!
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -34,8 +67,8 @@ MAIN_PKGS=(
     # device tree
     device-tree-compiler python3-venv
     # SIP peers and audio analysis for the tests
-    sip-tester baresip-core linphone-cli kamailio sox python3-numpy python3-matplotlib tshark
-    iproute2 procps psmisc
+    sip-tester baresip-core linphone-cli kamailio kamailio-tls-modules sox python3-numpy python3-matplotlib tshark
+    iproute2 procps psmisc strace
 )
 BPO_PKGS=(qemu-system-x86 qemu-system-arm)
 
@@ -70,27 +103,14 @@ else
     log "apt packages: all present"
 fi
 
-# bindgen: bookworm's 0.60 is too old for 6.12.
-BINDGEN_VERSION=0.72.1
-if ! command -v "$HOME/.cargo/bin/bindgen" >/dev/null 2>&1; then
-    log "cargo install bindgen-cli"
-    cargo install --locked bindgen-cli
+# bindgen-cli and cargo-fuzz (started above, or now that apt brought cc).
+if [ -n "$tools_pid" ]; then
+    if ! wait "$tools_pid"; then cat "$CACHE/setup-cargo-tools.log" >&2; log "cargo install failed"; exit 1; fi
+    grep '^\[setup\]' "$CACHE/setup-cargo-tools.log" >&2 || true
 else
-    log "bindgen: $("$HOME/.cargo/bin/bindgen" --version)"
+    cargo_tools
 fi
-: "$BINDGEN_VERSION"
-
-# cargo-fuzz for `make fuzz` (voipbridge/fuzz; runs on stable with RUSTC_BOOTSTRAP=1).
-if ! command -v "$HOME/.cargo/bin/cargo-fuzz" >/dev/null 2>&1; then
-    log "cargo install cargo-fuzz"
-    cargo install --locked cargo-fuzz
-else
-    log "cargo-fuzz: $("$HOME/.cargo/bin/cargo-fuzz" --version)"
-fi
-
 # The kernel source tree (unpacked once into the cache).
-CACHE=${SND_VOIP_CACHE:-$HOME/.cache/snd-voip}
-mkdir -p "$CACHE"
 tarball=$(ls /usr/src/linux-source-6.12*.tar.xz 2>/dev/null | sort -V | tail -n1)
 [ -n "$tarball" ] || { log "linux-source-6.12 tarball not found under /usr/src"; exit 1; }
 srcname=$(basename "$tarball" .tar.xz)
@@ -104,10 +124,11 @@ log "kernel source: $CACHE/$srcname"
 
 # dt-schema (PyPI dtschema) for `make dtbs-check`, in a venv of its own.
 VENV=$CACHE/dtschema-venv
-if [ ! -x "$VENV/bin/dt-validate" ]; then
-    log "installing dtschema into $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q dtschema
+have=$("$VENV/bin/pip" show dtschema 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$have" != "$DTSCHEMA_VERSION" ]; then
+    log "installing dtschema $DTSCHEMA_VERSION into $VENV (installed: ${have:-none})"
+    [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "dtschema==$DTSCHEMA_VERSION"
 fi
 
 # The emulated arm64 board (board-configs/qemu-arm64, tests/rtos): its userspace
@@ -124,4 +145,4 @@ for p in file binutils; do
     fi
 done
 log "arm64 rootfs: $(SND_VOIP_CACHE=$CACHE "$(dirname "$0")/arm64-rootfs.sh")"
-log "done"
+log "done in $((SECONDS - t_setup)) s"

@@ -151,6 +151,35 @@ impl Law {
         }
     }
 
+    /// Encodes one sample.
+    #[inline]
+    pub fn encode_one(self, sample: i16) -> u8 {
+        match self {
+            Law::MuLaw => ulaw_encode(sample),
+            Law::ALaw => alaw_encode(sample),
+        }
+    }
+
+    /// Decodes one code.
+    #[inline]
+    pub fn decode_one(self, code: u8) -> i16 {
+        match self {
+            Law::MuLaw => ulaw_decode(code),
+            Law::ALaw => alaw_decode(code),
+        }
+    }
+
+    /// Converts codes of law `from` to this law in place (G.711 A-law to
+    /// mu-law or back through the linear value; nothing when the laws match).
+    pub fn transcode_from(self, from: Law, codes: &mut [u8]) {
+        if from == self {
+            return;
+        }
+        for c in codes.iter_mut() {
+            *c = self.encode_one(from.decode_one(*c));
+        }
+    }
+
     /// Encodes `pcm` into `out`; encodes `min(pcm.len(), out.len())` samples.
     pub fn encode(self, pcm: &[i16], out: &mut [u8]) {
         let table = match self {
@@ -341,6 +370,30 @@ mod tests {
                     d[0]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn one_sample_helpers_and_transcoding_agree_with_the_tables() {
+        for c in 0..=255u8 {
+            assert_eq!(Law::MuLaw.decode_one(c), ulaw_decode(c));
+            assert_eq!(Law::ALaw.decode_one(c), alaw_decode(c));
+        }
+        for s in [-32768i16, -1000, -1, 0, 1, 77, 32767] {
+            assert_eq!(Law::MuLaw.encode_one(s), ulaw_encode(s));
+            assert_eq!(Law::ALaw.encode_one(s), alaw_encode(s));
+        }
+        let mut codes = [0u8; 256];
+        for (i, c) in codes.iter_mut().enumerate() {
+            *c = i as u8;
+        }
+        let mut same = codes;
+        Law::ALaw.transcode_from(Law::ALaw, &mut same);
+        assert_eq!(same, codes);
+        let mut mu = codes;
+        Law::MuLaw.transcode_from(Law::ALaw, &mut mu);
+        for (a, m) in codes.iter().zip(mu) {
+            assert_eq!(m, ulaw_encode(alaw_decode(*a)));
         }
     }
 }

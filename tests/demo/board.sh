@@ -24,6 +24,23 @@
 #   --call-seconds N   audio time of the call (default 12)
 #   --timeout S        bound of the guest boot + call (default 900 s)
 # Output (recordings, logs, report, spectrum.png): $OUT, default target/demo-board.
+# The echo path (issue 18), with DEMO_ECHO=1: the RTOS microphone also
+# hears the RTOS speaker, 60 ms later and 10 dB down (rtos-sim --echo, one
+# tap), so the far end's recording holds its own 440 Hz back unless
+# voipbridge's echo canceller (echo_cancel = auto: on for this RTOS-routed
+# device) removes it; tests/aec/echo_report.py measures what is left outside
+# 1 kHz +- 300 Hz (the microphone's own tone: double talk for the whole
+# call), fails the demo under 20 dB ERLE, and plots echo.png. Off by
+# default: on the emulated board (TCG, debug kernel) the canceller does not
+# keep up in real time (README, "Echo cancellation": measured 5 dB).
+# Hooks (tests/aec/board-echo.sh sets these):
+#   DEMO_ECHO          1: the echo path above, with its ERLE check
+#   DEMO_SIM_ARGS      extra `rtos-sim run` arguments (replace DEMO_ECHO's)
+#   DEMO_ECHO_CHECK    0: no ERLE check here (board-echo.sh makes its own)
+#   DEMO_SIM_SOURCE    the microphone's source instead of `--tone 1000 --level -6`
+#                      (e.g. --silent: the microphone hears only the echo)
+#   DEMO_FAR_WAV       the far end's audio instead of 440 Hz (guest: $GUEST_OUT/far.wav)
+#   DEMO_BRIDGE_AUDIO  extra [audio] lines of the bridge's config (e.g. echo_cancel = false)
 # Needs: make setup. A cold cache builds the arm64 kernel (~5 min) and
 # cross-builds voipbridge (~6 min on one core); a warm run takes about two
 # minutes on an idle machine, three to four beside other qemu jobs.
@@ -38,7 +55,7 @@ while [ $# -gt 0 ]; do
         --module) ko=$(readlink -f "$2"); shift 2 ;;
         --call-seconds) call_seconds=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
         *) echo "demo-board: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -77,9 +94,11 @@ vb=$("$root/scripts/xbuild-arm64.sh") || die2 "the arm64 voipbridge cross build 
 # (5 MB instead of 45).
 mkdir -p "$out/bin"
 llvm-strip --strip-debug -o "$out/bin/voipbridge" "$vb" || die2 "llvm-strip of $vb failed"
-(cd "$root" && cargo build -q --release --locked -p rtos-sim -p audiotest) || die2 "cargo build of rtos-sim/audiotest failed"
-SIM=$root/target/release/rtos-sim
-AT=$root/target/release/audiotest
+# The host's rtos-sim and audiotest: the tests' builds (make bridge).
+bindir=${SND_VOIP_BIN:-$("$root/scripts/cargo-ci.sh" print-bin)}
+SIM=$bindir/rtos-sim
+AT=$bindir/audiotest
+[ -x "$SIM" ] && [ -x "$AT" ] || die2 "$SIM or $AT missing: run 'make bridge'"
 mem=512 smp=2
 "$root/dts/mkboard-dtb.sh" --smp $smp --mem $mem -o "$out/board.dtb" >/dev/null || die2 "dts/mkboard-dtb.sh failed"
 t_build=$((SECONDS - t0))
@@ -87,12 +106,31 @@ t_build=$((SECONDS - t0))
 # ---------------------------------------------------------------- the RTOS
 # The far end's 440 Hz (baresip's aufile; 1.0's ausine only does 48 kHz).
 "$AT" gen --wav --rate 8000 --freq 440 --seconds $((call_seconds + 40)) "$out/tone440.wav" >/dev/null
+# Echo path hooks (see the header): files the guest script looks for.
+[ -z "${DEMO_FAR_WAV:-}" ] || cp "$DEMO_FAR_WAV" "$out/far.wav" || die2 "cannot copy $DEMO_FAR_WAV"
+[ -z "${DEMO_BRIDGE_AUDIO:-}" ] || printf '%s\n' "$DEMO_BRIDGE_AUDIO" >"$out/bridge-audio.toml"
 truncate -s ${mem}M "$ram"
 "$SIM" init --region "$ram" >"$out/sim-init.log" || die2 "rtos-sim init failed: $(cat "$out/sim-init.log")"
 # The RTOS core: the microphone hears 1 kHz at -6 dBFS peak, its codec clock
 # runs 300 ppm fast; the speaker ring is drained into spk.wav.
 sim_level=-6 sim_ppm=300
-"$SIM" run --region "$ram" --tone 1000 --level $sim_level --ppm $sim_ppm --out "$out/spk.wav" \
+# A real RTOS is never late: the simulator runs at SCHED_FIFO, so a busy
+# host delays the emulated Linux, not the RTOS (as tests/rtos/run.sh).
+chrt -f 20 true 2>/dev/null || die2 "cannot run the simulator at SCHED_FIFO (chrt -f 20): run as root"
+# (word splitting of the DEMO_ hooks' arguments is intended)
+# shellcheck disable=SC2086
+echo_args=""
+[ "${DEMO_ECHO:-0}" != 1 ] || echo_args="--echo --echo-rir delta --echo-delay 60 --echo-erl 10 --echo-noise -70"
+echo_args=${DEMO_SIM_ARGS:-$echo_args}
+echo_check=0
+# Without an echo path there is no echo to cancel, and on the emulated
+# board the canceller costs more than the guest's real time (see above):
+# the plain demo runs the bridge with echo_cancel = false, unless told.
+if [ -z "$echo_args" ] && [ -z "${DEMO_BRIDGE_AUDIO:-}" ]; then
+    echo "echo_cancel = false" >"$out/bridge-audio.toml"
+fi
+case " $echo_args " in *" --echo "*) [ "${DEMO_ECHO_CHECK:-1}" = 0 ] || echo_check=1 ;; esac
+chrt -f 20 "$SIM" run --region "$ram" ${DEMO_SIM_SOURCE:---tone 1000 --level $sim_level} --ppm $sim_ppm $echo_args --out "$out/spk.wav" \
     >"$out/sim.json" 2>"$out/sim.log" &
 sim_pid=$!
 sim_stop() {
@@ -199,19 +237,23 @@ analyse() { # WAV HZ MIN_SECONDS MIN_DBFS MIN_PURITY -> the result line; status
 # scale). Each recording must hold its tone at its frequency (+-1 %), at
 # -10 dBFS or more, for at least 60 % of CALL_SECONDS, with a median purity
 # over 0.1 s windows of 0.9 or more (as tests/demo/guest.sh): a wrong,
-# distorted, noisy or missing tone fails, and so does a gap of over 3 s
+# distorted, noisy or missing tone fails, and so does a gap of over 1 s
 # inside it (a stalled ring).
 # baresip records the frames it decodes, so its recording has no real-time
 # gaps (frames the guest's bridge lost to capture overruns are just absent).
-# The speaker WAV is real time: when the emulated guest runs short of CPU
-# (host load), baresip sends fewer than 50 packets/s and the bridge plays
-# concealment, then silence. Measured on this 2-core machine: the tone
-# filled 98-100 % of its span on an idle host, 51-85 % beside other qemu
-# jobs or with qemu on one core. So the speaker's tone is measured without
-# those gaps (silent 20 ms frames removed: that cannot make a wrong signal
-# right), and the gaps on their own: the tone must fill 40 % of its span
-# and reach back over half of the call's audio time (from "active" to the
-# simulator's stop, which ends the WAV, so silence at its end is a gap too).
+# The speaker WAV is real time: when the emulated guest runs short of CPU,
+# baresip sends fewer than 50 packets/s and the bridge plays concealment,
+# then silence. Measured: with the simulator at normal priority the tone
+# filled 98-100 % of its span on an idle host but 51-85 % beside other
+# qemu jobs (the old 40 % threshold); with the simulator at SCHED_FIFO
+# (now) 100 % of its 15.0 s span, no gap, 0 underruns, with the 2-core
+# host at load average ~9 (other engineers' builds and guests). So the
+# speaker's tone must fill 90 % of its span (the slack: a starved guest's
+# bridge concealing a frame in ten), with no gap over 1 s, and reach back
+# over half of the call's audio time (from "active" to the simulator's
+# stop, which ends the WAV, so silence at its end is a gap too); its
+# frequency, level and purity are measured without the gaps (silent 20 ms
+# frames removed: that cannot make a wrong signal right).
 min_s=$((call_seconds * 6 / 10))
 audio_ms=$(cat "$out/audio-ms" 2>/dev/null || echo 0)
 echo
@@ -238,10 +280,14 @@ else
 fi
 [ "$grc" = 0 ] || echo "guest:         exit status $grc (124: timed out after $timeout s; 125: no status)"
 if [ -s "$out/sim.json" ]; then
-    # Overruns and underruns are reported, not judged: a loaded emulator has
-    # them; the analysis of the recordings shows what they cost.
-    if [ "$(field mic_reader_started)" = true ]; then v=PASS; else v=FAIL; fail=1; fi
-    echo "rtos mic:      rtos-sim fed 1000 Hz, $sim_level dBFS peak, $sim_ppm ppm: $(field mic_frames_produced) frames, $(field mic_overruns) overruns, fill $(field mic_fill_min)..$(field mic_fill_max)  [$v: Linux read the microphone ring]"
+    # Microphone overruns are judged: the simulator runs at SCHED_FIFO and
+    # the follower holds the fill, so a full ring means Linux stopped
+    # reading (tests/rtos asserts the same at +300 ppm). Speaker underruns
+    # are the starved guest's bridge running late (baresip's packets come in
+    # bursts when the emulator is short of CPU): they are counted here and
+    # judged by what they cost, the speaker recording's coverage below.
+    if [ "$(field mic_reader_started)" = true ] && [ "$(field mic_overruns)" = 0 ]; then v=PASS; else v=FAIL; fail=1; fi
+    echo "rtos mic:      rtos-sim fed ${DEMO_SIM_SOURCE:-1000 Hz, $sim_level dBFS peak}${echo_args:+ $echo_args}, $sim_ppm ppm: $(field mic_frames_produced) frames, $(field mic_overruns) overruns, fill $(field mic_fill_min)..$(field mic_fill_max)  [$v: Linux read the microphone ring, no overrun]"
     if [ "$(field speaker_started)" = true ]; then v=PASS; else v=FAIL; fail=1; fi
     echo "rtos speaker:  $(field speaker_frames_consumed) frames consumed, $(field speaker_underruns) underruns ($(field speaker_silence_frames) silence frames), fill $(field speaker_fill_min)..$(field speaker_fill_max)  [$v: Linux filled the speaker ring]"
     if [ "$(field index_errors)" != 0 ]; then
@@ -259,8 +305,8 @@ echo "far end heard: $r  [$v: 1 kHz from the RTOS microphone]"
 if [ -f "$out/far-heard.wav" ]; then
     gap=0 c="not measured"
     read -r _ gap _ c < <(continuity "$out/far-heard.wav") || true
-    if [ "$gap" -le 3000 ]; then v=PASS; else v=FAIL; fail=1; fi
-    echo "               continuity: $c  [$v: no gap over 3 s]"
+    if [ "$gap" -le 1000 ]; then v=PASS; else v=FAIL; fail=1; fi
+    echo "               continuity: $c  [$v: no gap over 1 s]"
 fi
 if [ -f "$out/far-sent.wav" ]; then
     span=0; read -r _ _ span _ < <(continuity "$out/far-sent.wav") || true
@@ -274,10 +320,23 @@ if [ -f "$out/spk.wav" ]; then
     r="no tone to analyse"
     if [ -s "$scratch/spk-tone.wav" ] && r=$(analyse "$scratch/spk-tone.wav" 440 "$min_s" -10 0.9); then v=PASS; else v=FAIL; fail=1; fi
     echo "               without its gaps: $r  [$v: 440 Hz from the far end, out of the RTOS speaker ring]"
-    if [ "$cov" -ge 40 ] && [ "$gap" -le 3000 ] && [ "$span" -ge $((audio_ms / 2)) ]; then v=PASS; else v=FAIL; fail=1; fi
-    echo "               continuity: $c, to the end of the WAV  [$v: at least 40 %, no gap over 3 s, span at least $((audio_ms / 2000)) s]"
+    if [ "$cov" -ge 90 ] && [ "$gap" -le 1000 ] && [ "$span" -ge $((audio_ms / 2)) ]; then v=PASS; else v=FAIL; fail=1; fi
+    echo "               continuity: $c, to the end of the WAV  [$v: at least 90 %, no gap over 1 s, span at least $((audio_ms / 2000)) s]"
 else
     echo "speaker heard: no recording (rtos-sim --out)  [FAIL]"; fail=1
+fi
+if [ "$echo_check" = 1 ]; then
+    # The far end's own 440 Hz, back through the board's echo path: what
+    # the canceller left of it (outside the microphone's 1 kHz).
+    if [ -f "$out/far-heard.wav" ] && [ -f "$out/spk.wav" ] && [ -s "$out/sim.json" ]; then
+        erc=0
+        /usr/bin/python3 "$root/tests/aec/echo_report.py" "$out/far-heard.wav" "$out/spk.wav" \
+            "$out/sim.json" "$out/echo.png" --band 1000 >"$out/echo-report.txt" 2>&1 || erc=$?
+        cat "$out/echo-report.txt"
+        [ "$erc" = 0 ] || { fail=1; [ "$erc" = 1 ] || echo "echo removed:  not measured (echo_report.py exit $erc)  [FAIL]"; }
+    else
+        echo "echo removed:  no recordings to measure  [FAIL]"; fail=1
+    fi
 fi
 if /usr/bin/python3 "$here/plot.py" "$out/far-heard.wav" "$out/spk.wav" "$out/spectrum.png" \
     "far end (baresip) heard, from the RTOS microphone: expect 1 kHz" \

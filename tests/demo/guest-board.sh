@@ -80,12 +80,15 @@ if wait_for 30 grep -q "Listening on" $W/kamailio.log; then say "kamailio listen
 
 # ---- far end: baresip, registered, auto-answer, sends 440 Hz, records
 . $R/tests/lib/baresip.sh
-baresip_config $W/bs 5090 $O/tone440.wav "<sip:far@127.0.0.1>;auth_pass=farpass;regint=600;answermode=auto;audio_codecs=PCMU"
+# tests/aec/board-echo.sh gives the far end another signal ($O/far.wav).
+far_wav=$O/tone440.wav
+[ -f $O/far.wav ] && far_wav=$O/far.wav
+baresip_config $W/bs 5090 $far_wav "<sip:far@127.0.0.1>;auth_pass=farpass;regint=600;answermode=auto;audio_codecs=PCMU"
 baresip -f $W/bs -t 900 </dev/null >$W/baresip.log 2>&1 &
 BSP=$!
 
 # ---- the board's phone: voipbridge on the card's application side
-demo_bridge_config $W/bridge.toml hw:VoIP,0,0 $W/bridge.sock
+demo_bridge_config $W/bridge.toml hw:VoIP,0,0 $W/bridge.sock $O/bridge-audio.toml
 st() { $VB status --config $W/bridge.toml 2>/dev/null; }
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!
@@ -130,7 +133,7 @@ st >$O/status.txt
 $VB status --json --config $W/bridge.toml >$O/status.json 2>/dev/null
 cat $O/status.txt
 if [ $active = 1 ]; then
-    grep -E "codec|rtp:|rtcp:" $O/status.txt | sed 's/^ *//; s/^/call:          /' >>$O/report.txt
+    grep -E "codec|rtp:|rtcp:|latency:|devices:|echo canceller:|processing:" $O/status.txt | sed 's/^ *//; s/^/call:          /' >>$O/report.txt
     grep -q '\[active\]' $O/status.txt || { report "call:          no longer active after ${CALL_SECONDS} s"; fail=1; }
 fi
 say "hanging up"

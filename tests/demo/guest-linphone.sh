@@ -5,8 +5,7 @@
 # into the bridge side (hw:VoIP,1,N) reaches baresip through linphone, and
 # baresip's 440 Hz reaches the bridge side through linphone's playback.
 R=$SND_VOIP_ROOT
-BIN=$R/target/release; [ -x "$BIN/audiotest" ] || BIN=$R/target/debug
-AT=$BIN/audiotest
+AT=$SND_VOIP_BIN/audiotest
 W=/tmp/lp; mkdir -p $W/bs/snd /root/.local/share/linphone; cd $W
 export HOME=/root
 passed=0 failed=0
@@ -89,23 +88,34 @@ kill $BSP 2>/dev/null; wait $BSP 2>/dev/null
 cable() { sed -n "/^cable $1:/,/^cable /p" $W/cables-mid.txt | grep -v "^cable $(($1 + 1)):" | tr -s ' \n' ' '; }
 alsa_errors=$(grep -ciE 'alsa.*(fail|error|broken pipe|xrun|underrun|overrun)' $W/linphone-debug.log 2>/dev/null)
 far=$(ls $W/bs/snd/*-dec.wav 2>/dev/null | head -n 1)
-if [ -n "$far" ] && $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 3 --min-dbfs -20 >$W/far.txt 2>&1; then
+# The 8 s tone at -6 dBFS through linphone's capture and encoder: measured
+# 7.94 s, 1000.00 Hz, -5.99 dBFS, purity 1.000 (production kernel, host at
+# load average 9). At least 7 s of it at -8 dBFS or more, 1 kHz +-1 %, 90 %
+# purity in the median 0.1 s window.
+if [ -n "$far" ] && $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 7 --min-dbfs -8 >$W/far.txt 2>&1; then
     pass "baresip heard the 1 kHz fed into the card through linphone: $(grep channel $W/far.txt | head -n 1)"
 else
     fail "baresip did not hear 1 kHz: $(cat $W/far.txt 2>/dev/null | tr '\n' ' ') (card mid-tone: $(cable $((csub * 2 + 1))); linphone's ALSA errors: ${alsa_errors:-?})"
 fi
 # This path runs through linphone's own jitter buffer, flow control and ALSA
-# playback in a slow emulated guest. When the guest starves baresip, packets
-# come in bursts, linphone's queue grows and its flow control cuts a few
-# samples at a time to bring the latency down (the tone plays a few per cent
-# sharp), or conceals and stretches when they are late (a few per cent flat),
-# and between bursts it may underrun (its xruns, not the card's). So the check
-# is that the power within 25 Hz of 440 Hz is the tone's in most 0.1 s
-# windows, at a median pitch within 5 %, for 3 s or more: 1 kHz, noise or
-# silence still fail. linphone-debug.log has its jitter buffer's view of the
-# far end's clock (clock_ratio 1.0 is real time) and its flow-control lines.
+# playback. When the emulated guest starves baresip, packets come in bursts,
+# linphone's queue grows and its flow control cuts a few samples at a time
+# to bring the latency down (the tone plays sharp), or conceals and
+# stretches when they are late (flat), and between bursts it may underrun
+# (its xruns, not the card's). Measured on the production kernel (host at
+# load average 9), two runs: 8.00 s of 439.99 and 440.00 Hz, -5.98 dBFS,
+# purity within 25 Hz 1.000 (within 10 Hz: 0.833, the Hann window's main
+# lobe on 0.1 s is +-20 Hz, so 25 Hz is the resolution, not a slack),
+# clock_ratio 1.0023 and 1.0003. The check: the power within 25 Hz of
+# 440 Hz is the tone's (90 % in the median 0.1 s window; it was 50 %),
+# median pitch within 2 % (5 % before; the
+# slack for linphone's flow control on a starved guest), at -8 dBFS or
+# more (was -20), for 7 of the 8 s (was 3): 1 kHz, noise, silence or a
+# tone cut short fail.
+# linphone-debug.log has its jitter buffer's view of the far end's clock
+# (clock_ratio 1.0 is real time) and its flow-control lines.
 ratio=$(grep -o 'clock_ratio=[0-9.]*' $W/linphone-debug.log 2>/dev/null | tail -n 1)
-if $AT analyze --wav $W/bridge-heard.wav --freq 440 --tolerance 0.05 --window 0.1 --band 25 --min-purity 0.5 --min-seconds 3 --min-dbfs -20 >$W/br.txt 2>&1; then
+if $AT analyze --wav $W/bridge-heard.wav --freq 440 --tolerance 0.02 --window 0.1 --band 25 --min-purity 0.9 --min-seconds 7 --min-dbfs -8 >$W/br.txt 2>&1; then
     pass "linphone played baresip's 440 Hz into the card: $(grep channel $W/br.txt | head -n 1) (linphone's jitter buffer: ${ratio:-no clock_ratio})"
 else
     fail "no 440 Hz from linphone's playback: $(cat $W/br.txt | tr '\n' ' ') (linphone's jitter buffer: ${ratio:-no clock_ratio}; card mid-tone: $(cable $((psub * 2))); linphone's ALSA errors: ${alsa_errors:-?})"

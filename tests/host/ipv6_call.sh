@@ -4,8 +4,6 @@
 # must hear the other's tone; hang-up by BYE ends the call on both sides.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${CARGO_TARGET_DIR:-$root/target}/debug
-VB=$bin/voipbridge AT=$bin/audiotest
 . "$root/tests/lib/host.bash"
 if ! python3 -c 'import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::1", 0))' 2>/dev/null; then
     echo "FAIL: no IPv6 loopback on this machine"; exit 1
@@ -22,6 +20,8 @@ rtp_ports = "$3-$(($3 + 10))"
 [audio]
 capture = "tone:$4"
 playback = "wav:$dir/$1-heard.wav"
+[call]
+allow = ["alice@[::1]", "bob@[::1]"]
 [control]
 socket = "$dir/$1.sock"
 CFG
@@ -39,7 +39,7 @@ sleep 3
 "$VB" hangup --config "$dir/alice.toml"
 for _ in $(seq 30); do [[ "$(status bob)" == *"no calls"* ]] && break; sleep 0.1; done
 if [[ "$(status bob)" == *"no calls"* ]]; then pass "BYE over [::1] ended bob's call"; else fail "bob still in a call: $(status bob)"; fi
-sleep 0.3
+media_stopped "$dir/alice.log" 1 && media_stopped "$dir/bob.log" 1 || fail "media not stopped 10 s after the BYE"
 if "$AT" analyze --wav "$dir/bob-heard.wav" --freq 1000 --min-seconds 2 --min-dbfs -8 --window 0.5 >"$dir/b.txt"; then pass "bob heard 1 kHz over IPv6"; else fail "$(cat "$dir/b.txt")"; fi
 if "$AT" analyze --wav "$dir/alice-heard.wav" --freq 440 --min-seconds 2 --min-dbfs -8 --window 0.5 >"$dir/a.txt"; then pass "alice heard 440 Hz over IPv6"; else fail "$(cat "$dir/a.txt")"; fi
 if grep -qiE "malformed|WARN" "$dir/alice.log" "$dir/bob.log"; then fail "warnings: $(grep -hiE 'malformed|WARN' "$dir/alice.log" "$dir/bob.log" | head -n 3)"; else pass "no malformed-message warnings on either side"; fi

@@ -11,8 +11,6 @@
 #  - on SIGTERM bridge un-registers: a new call to it then gets 404.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${CARGO_TARGET_DIR:-$root/target}/debug
-VB=$bin/voipbridge AT=$bin/audiotest
 command -v kamailio >/dev/null || { echo "FAIL: kamailio not installed (make setup)"; exit 1; }
 . "$root/tests/lib/host.bash"
 KPORT=5360
@@ -82,7 +80,7 @@ request_route {
 }
 CFG
 kamailio -f "$dir/kamailio.cfg" -DD -E -P "$dir/run/k.pid" -Y "$dir/run" -w "$dir" >"$dir/kamailio.out" 2>"$dir/kamailio.log" & pids+=($!)
-sleep 1
+wait_until 15 udp_listening $KPORT || { echo "FAIL: kamailio not listening on $KPORT after 15 s: $(tail -n 5 "$dir/kamailio.log")"; exit 1; }
 
 mkcfg() { # NAME USER PASS PORT RTPBASE CAPTURE
     cat >"$dir/$1.toml" <<CFG
@@ -125,11 +123,11 @@ fi
 for _ in $(seq 50); do in_state carol active && break; sleep 0.1; done
 if in_state carol active; then pass "carol -> kamailio -> bridge: call established"; else fail "call through kamailio: $(grep -i 'call' "$dir/carol.log" | tail -n 2)"; fi
 if grep -q "authorized INVITE from carol" "$dir/kamailio.log"; then pass "carol's INVITE answered kamailio's 407 challenge"; else fail "kamailio never authorized carol's INVITE"; fi
-sleep 3
+sleep 3  # three seconds of call
 "$VB" hangup --config "$dir/carol.toml"
 for _ in $(seq 30); do [ -z "$(call_line bridge)" ] && break; sleep 0.1; done
 if [ -n "$(call_line bridge)" ]; then fail "bridge still in the call after carol's BYE"; else pass "carol's BYE (via kamailio) ended bridge's call"; fi
-sleep 0.3
+media_stopped "$dir/bridge.log" 1 && media_stopped "$dir/carol.log" 1 || fail "media not stopped 10 s after the BYE"
 # Windowed purity: this test is about signalling; a frame the jitter buffer
 # slips on a loaded machine is normal (tests/host/bridge_call.sh is strict).
 if "$AT" analyze --wav "$dir/bridge-heard.wav" --freq 440 --min-seconds 2 --min-dbfs -8 --window 0.5 >"$dir/a.txt"; then pass "bridge heard carol's 440 Hz through the proxied call"; else fail "$(cat "$dir/a.txt")"; fi
@@ -155,7 +153,6 @@ done
 kill -TERM "$pid_bridge"
 if wait "$pid_bridge"; then pass "bridge exited 0 on SIGTERM"; else fail "bridge exit status"; fi
 "$VB" call sip:bridge@127.0.0.1 --config "$dir/carol.toml"
-sleep 1
-if grep -q 'code=404' "$dir/carol.log"; then pass "after un-REGISTER, kamailio answers 404 for bridge"; else fail "no 404 after bridge un-registered: $(grep -i ended "$dir/carol.log" | tail -n 1)"; fi
+if wait_until 5 grep -q 'code=404' "$dir/carol.log"; then pass "after un-REGISTER, kamailio answers 404 for bridge"; else fail "no 404 after bridge un-registered: $(grep -i ended "$dir/carol.log" | tail -n 1)"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] || { tail -n 20 "$dir/kamailio.log"; exit 1; }

@@ -9,8 +9,6 @@
 #    and SIPp counts one successful call (its BYE got a 200).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${CARGO_TARGET_DIR:-$root/target}/debug
-VB=$bin/voipbridge AT=$bin/audiotest
 command -v sipp >/dev/null || { echo "FAIL: sipp not installed (make setup)"; exit 1; }
 . "$root/tests/lib/host.bash"
 
@@ -26,6 +24,8 @@ rtp_ports = "41400-41410"
 capture = "tone:1000"
 playback = "wav:$dir/heard.wav"
 substreams = 2
+[call]
+allow = ["sipp@127.0.0.1"]
 [control]
 socket = "$dir/vb.sock"
 CFG
@@ -45,22 +45,25 @@ uac() { # NAME EXTRA-ARGS...
 rc=$(uac plain)
 ok=$(successful_calls "$dir/plain.csv") bad=$(failed_calls "$dir/plain.csv")
 if [ "$rc" = 0 ] && [ "$ok" = 6 ] && [ "$bad" = 0 ]; then pass "SIPp UAC: 6 calls, 2 at a time, all successful"; else fail "SIPp UAC: exit $rc, $ok successful, $bad failed: $(tail -n 5 "$dir/plain.err" 2>/dev/null)"; fi
-sleep 0.5
+# (the last call's media thread closes the WAV once the call is gone)
+no_calls() { "$VB" status --config "$dir/vb.toml" >"$dir/st.txt" && grep -q "no calls" "$dir/st.txt"; }
+wait_until 10 no_calls || true
 if "$AT" analyze --wav "$dir/heard.wav" --freq 1000 --min-seconds 1 --min-dbfs -8 --window 0.2 >"$dir/a.txt"; then pass "voipbridge heard its 1 kHz echoed by SIPp"; else fail "echo: $(cat "$dir/a.txt")"; fi
 
 rc=$(uac lossy -lost 10)
 ok=$(successful_calls "$dir/lossy.csv") bad=$(failed_calls "$dir/lossy.csv")
 if [ "$rc" = 0 ] && [ "$ok" = 6 ] && [ "$bad" = 0 ]; then pass "SIPp UAC with 10 % message loss: all 6 calls completed by retransmission"; else fail "lossy UAC: exit $rc, $ok successful, $bad failed: $(tail -n 5 "$dir/lossy.err" 2>/dev/null)"; fi
-sleep 1
-if "$VB" status --config "$dir/vb.toml" >"$dir/st.txt" && grep -q "no calls" "$dir/st.txt"; then pass "no call left behind in voipbridge"; else fail "calls left: $(cat "$dir/st.txt")"; fi
+# sipp has exited: every BYE was answered, so voipbridge must hold no call
+# within its own teardown (one RTP/RTCP thread join): 2 s.
+if wait_until 2 no_calls; then pass "no call left behind in voipbridge"; else fail "calls left: $(cat "$dir/st.txt")"; fi
 
 (cd "$dir" && timeout 60 sipp -sn uas -i 127.0.0.1 -p 5483 -mp 41520 -rtp_echo -m 1 -nostdin \
     -trace_stat -stf uas.csv -fd 1 -timeout 50 -timeout_error >uas.out 2>&1) & uas=$!; pids+=($uas)
-sleep 0.5
+wait_until 10 udp_listening 5483 || fail "SIPp UAS not listening on 5483 after 10 s"
 "$VB" call sip:sipp@127.0.0.1:5483 --config "$dir/vb.toml"
 for _ in $(seq 50); do "$VB" status --config "$dir/vb.toml" >"$dir/st.txt"; grep -q "\[active\]" "$dir/st.txt" && break; sleep 0.1; done
 if grep -q "\[active\]" "$dir/st.txt"; then pass "voipbridge -> SIPp UAS: call established"; else fail "call to SIPp UAS: $(cat "$dir/st.txt")"; fi
-sleep 1
+sleep 1  # one second of call
 "$VB" hangup --config "$dir/vb.toml"
 if wait "$uas"; then rc=0; else rc=$?; fi
 ok=$(successful_calls "$dir/uas.csv")

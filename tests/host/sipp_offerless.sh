@@ -7,8 +7,6 @@
 #    carrying "Reason: SIP;cause=488", SIPp counts the call successful.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${CARGO_TARGET_DIR:-$root/target}/debug
-VB=$bin/voipbridge AT=$bin/audiotest
 command -v sipp >/dev/null || { echo "FAIL: sipp not installed (make setup)"; exit 1; }
 . "$root/tests/lib/host.bash"
 scen=$root/tests/lib/sipp
@@ -24,6 +22,8 @@ rtp_ports = "41900-41910"
 [audio]
 capture = "tone:1000"
 playback = "wav:$dir/heard.wav"
+[call]
+allow = ["sipp@127.0.0.1"]
 [control]
 socket = "$dir/vb.sock"
 CFG
@@ -45,7 +45,7 @@ done
 if wait "$sp"; then rc=0; else rc=$?; fi
 if [ "$rc" = 0 ] && [ "$(successful_calls "$dir/answer.csv")" = 1 ]; then pass "SIPp offerless INVITE: 200 carried an offer with PCMU and PCMA, call completed"; else fail "offerless INVITE: sipp exit $rc: $(tail -n 5 "$dir/answer.err" "$dir/answer.out" 2>/dev/null)"; fi
 if [ "$codec" = PCMA ]; then pass "the answer in the ACK chose the codec (PCMA, though PCMU was offered first)"; else fail "codec during the call: '$codec'"; fi
-sleep 0.5
+media_stopped "$dir/vb.log" 1 || fail "media not stopped 10 s after the call"
 if "$AT" analyze --wav "$dir/heard.wav" --freq 1000 --min-seconds 1 --min-dbfs -8 --window 0.2 >"$dir/a.txt"; then pass "media ran on the ACK's answer: voipbridge heard its 1 kHz echoed by SIPp"; else fail "echo: $(cat "$dir/a.txt")"; fi
 
 if uac noanswer offerless_no_answer_uac.xml; then rc=0; else rc=$?; fi

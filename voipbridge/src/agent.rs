@@ -1,21 +1,32 @@
-//! The tokio layer: owns the SIP socket, the clock, the control socket and
-//! the calls' media, and drives the sans-IO [`Ua`].
+//! The tokio layer: the event loop that owns the clock and the calls' media
+//! and drives the sans-IO [`Ua`] with what the SIP transport
+//! ([`crate::transport`]) and the control socket ([`crate::control`]) deliver.
+//!
+//! The loop never awaits anything slow: host name lookups, media start
+//! (socket bind, ALSA open) and media stop (thread joins, device drain) run
+//! as tasks whose results come back as [`Input`]s. Received messages go
+//! through an [`Intake`] of three bounded queues ordered by
+//! [`Ua::priority`]: the registrar / outbound proxy and anything about a
+//! live call or our registration first, then cheap out-of-dialog requests
+//! (OPTIONS), then new INVITEs; when a queue is full its newest messages
+//! are dropped (UDP senders retransmit), so a flood of new INVITEs delays
+//! neither a live call nor an OPTIONS ping.
 
 use crate::config::Settings;
-use crate::media::session::MediaEvent;
-use crate::media::{self, MediaHandle, MediaParams};
-use crate::sip::stream::{error_response, StreamFramer};
-use crate::sip::ua::{uri_addr, uri_host_port, Action, Command, Event, Input, Transport, Ua};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use crate::control::{bind_control, control_server, Reply};
+use crate::media::{self, Direction, MediaHandle, MediaParams};
+use crate::sip::ua::{uri_host_port, Action, Command, Event, Input, Lookup, Priority, Ua};
+use crate::sip::uri::ServerUri;
+use crate::transport::{NetEvent, SipIo, TransportConfig};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket, UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+pub use crate::control::{request, CallStatus, Request, Status};
 
 /// Errors that stop the agent.
 #[derive(Debug, Error)]
@@ -26,13 +37,24 @@ pub enum AgentError {
     /// The control socket could not be created.
     #[error("control socket {0}: {1}")]
     Control(PathBuf, std::io::Error),
-    /// The registrar's host name did not resolve.
+    /// A host name did not resolve.
     #[error("cannot resolve the registrar {0}: {1}")]
     Resolve(String, std::io::Error),
+    /// The TLS configuration could not be loaded.
+    #[error("[tls]: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
+
+/// Least time between two re-registrations for a lost registrar flow.
+const FLOW_RETRY: Duration = Duration::from_secs(30);
 
 /// How long one host name lookup may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages handled per turn of the loop before timers, commands and
+/// results get their turn again.
+const BATCH: usize = 32;
+/// Network events moved from the transport's channel into the intake per turn.
+const DRAIN: usize = 1024;
 
 /// Resolves `host` through the system resolver (A/AAAA, as getaddrinfo
 /// does: /etc/hosts, then DNS), preferring an address of `local`'s family.
@@ -49,607 +71,647 @@ pub async fn resolve(host: &str, port: u16, local: IpAddr) -> std::io::Result<So
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
 }
 
-/// Where to send the INVITE of a call to `uri` when its host is a name and
-/// no registrar (outbound proxy) is configured; `Ok(None)`: nothing to resolve.
-async fn resolve_call_target(uri: &str, settings: &Settings) -> Result<Option<SocketAddr>, String> {
-    if settings.ua.registrar.is_some() {
-        return Ok(None);
+/// The name a server's TLS certificate must carry (RFC 5922): its host
+/// name as configured; for an IP literal, the domain of our address of
+/// record when that is a name (the certificate of `example.org`'s
+/// registrar names `example.org`), else the address itself.
+fn server_tls_name(server: &ServerUri, aor: &str) -> String {
+    if server.host.parse::<IpAddr>().is_err() {
+        return server.host.clone();
     }
-    let uri = if uri.starts_with("sip:") || uri.starts_with("sips:") {
-        uri.to_string()
-    } else {
-        format!("sip:{uri}")
-    };
-    if uri_addr(&uri).is_some() {
-        return Ok(None);
+    match uri_host_port(aor) {
+        Some((host, _)) if host.parse::<IpAddr>().is_err() => host,
+        _ => server.host.clone(),
     }
-    let Some((host, port)) = uri_host_port(&uri) else {
-        return Ok(None);
-    };
-    let addr = resolve(&host, port, settings.ua.local.ip())
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    tracing::info!(%host, %addr, "call target resolved");
-    Ok(Some(addr))
 }
 
-/// A control request (one JSON object per line).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
-    /// Place a call.
-    Call {
-        /// SIP URI.
-        uri: String,
-    },
-    /// Answer a ringing call.
-    Answer {
-        /// Call-ID (oldest ringing when absent).
-        #[serde(default)]
-        call: Option<String>,
-    },
-    /// Hang up.
-    Hangup {
-        /// Call-ID (all when absent).
-        #[serde(default)]
-        call: Option<String>,
-    },
-    /// Send DTMF (RFC 4733).
-    Dtmf {
-        /// Digits 0-9 * # A-D.
-        digits: String,
-        /// Call-ID (the first call when absent).
-        #[serde(default)]
-        call: Option<String>,
-    },
-    /// Hold or resume.
-    Hold {
-        /// true: hold, false: resume.
-        on: bool,
-        /// Call-ID (the first call when absent).
-        #[serde(default)]
-        call: Option<String>,
-    },
-    /// Registration and calls.
-    Status,
+/// Received inputs waiting for the UA, by priority, each queue bounded.
+#[derive(Debug)]
+pub struct Intake {
+    queues: [VecDeque<Input>; 3],
+    caps: [usize; 3],
+    /// Messages dropped because their queue was full.
+    pub dropped: u64,
+    logged: u64,
 }
 
-/// A call in `status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallStatus {
-    /// Signalling view.
-    #[serde(flatten)]
-    pub call: crate::sip::ua::CallInfo,
-    /// Media counters.
-    pub rtp: Option<media::MediaStats>,
+impl Default for Intake {
+    fn default() -> Intake {
+        Intake::new([256, 512, 4096])
+    }
 }
 
-/// The `status` answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// Registration state.
-    pub registration: crate::sip::ua::RegState,
-    /// Calls.
-    pub calls: Vec<CallStatus>,
+impl Intake {
+    /// Queues of these sizes: low, normal, high.
+    pub fn new(caps: [usize; 3]) -> Intake {
+        Intake {
+            queues: Default::default(),
+            caps,
+            dropped: 0,
+            logged: 0,
+        }
+    }
+
+    fn index(p: Priority) -> usize {
+        match p {
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+        }
+    }
+
+    /// Queues an input; false when its queue is full (it is dropped).
+    pub fn push(&mut self, p: Priority, input: Input) -> bool {
+        let i = Self::index(p);
+        let (Some(q), Some(cap)) = (self.queues.get_mut(i), self.caps.get(i)) else {
+            return false;
+        };
+        if q.len() >= *cap {
+            self.dropped += 1;
+            if self.dropped >= self.logged.saturating_mul(2).max(1) {
+                self.logged = self.dropped;
+                tracing::warn!(dropped = self.dropped, priority = ?p, "overloaded: dropping received messages");
+            }
+            return false;
+        }
+        q.push_back(input);
+        true
+    }
+
+    /// The next input, highest priority first.
+    pub fn pop(&mut self) -> Option<Input> {
+        self.queues.iter_mut().rev().find_map(|q| q.pop_front())
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queues.iter().all(|q| q.is_empty())
+    }
+
+    /// Inputs waiting.
+    pub fn len(&self) -> usize {
+        self.queues.iter().map(|q| q.len()).sum()
+    }
 }
 
-type Reply = oneshot::Sender<serde_json::Value>;
+/// What a slow task reports back.
+enum Done {
+    /// A media start finished.
+    Started(String, Result<MediaHandle, String>),
+    /// A media stop finished.
+    Stopped(String),
+    /// A lookup of a host name finished.
+    Resolved(Lookup, String, Result<SocketAddr, String>),
+}
+
+/// A call's media as the loop sees it.
+enum Media {
+    /// Its start task runs; what came meanwhile waits.
+    Starting {
+        stop: bool,
+        update: Option<(SocketAddr, Direction)>,
+    },
+    Running(MediaHandle),
+}
+
+struct Loop {
+    ua: Ua,
+    io: SipIo,
+    settings: Settings,
+    media: BTreeMap<String, Media>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    /// Where our REGISTERs go (the outbound proxy, else the registrar),
+    /// once known: the flow RFC 5626 keeps alive.
+    flow_server: Option<SocketAddr>,
+}
 
 /// Runs until `shutdown` resolves, then un-registers and hangs up (bounded
 /// to a few seconds) and returns.
 pub async fn run(
-    mut settings: Settings,
+    settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let local = settings.ua.local;
-    if let Some((host, port)) = settings.registrar_name.clone() {
-        let addr = resolve(&host, port, local.ip())
-            .await
-            .map_err(|e| AgentError::Resolve(format!("{host}:{port}"), e))?;
-        tracing::info!(%host, %addr, "registrar resolved");
-        settings.ua.registrar = Some(addr);
+    if settings.srtp != crate::srtp::sdes::SrtpMode::Off && !settings.sdes_allowed {
+        tracing::warn!(
+            "[media] srtp = {:?}, but SDES keys are never sent over unencrypted signalling: calls use plain RTP (use [sip] transport = \"tls\", or srtp_over_udp = true)",
+            settings.srtp
+        );
     }
     let (net_tx, mut net_rx) = mpsc::channel::<NetEvent>(256);
-    let mut io = SipIo::bind(local, settings.ua.transport, net_tx).await?;
+    let tls = match &settings.tls {
+        Some(t) => Some(crate::tls::TlsContext::new(t)?),
+        None => None,
+    };
+    let tcfg = TransportConfig {
+        local,
+        kind: settings.transport.kind,
+        limits: settings.transport.limits.clone(),
+        ban: settings.transport.ban.clone(),
+        exempt: settings.transport.exempt.clone(),
+        tls,
+        media_sockets: 2 * settings.ua.slots,
+    };
+    let mut io = SipIo::bind(tcfg, net_tx).await?;
+    // Servers given as IP literals are known now; names when resolved (on_done).
+    for server in [&settings.ua.registrar, &settings.ua.outbound_proxy]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(addr) = server.addr {
+            io.set_trusted(&[addr.ip()]);
+            io.set_peer_name(addr, &server_tls_name(server, &settings.ua.aor));
+        }
+    }
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<(Request, Reply)>(16);
-    let listener = bind_control(&settings.socket)?;
-    tokio::spawn(control_server(listener, ctl_tx));
+    let group = match &settings.control_group {
+        Some(name) => {
+            let gid = crate::control::group_gid(name).map_err(|e| {
+                AgentError::Control(settings.socket.clone(), std::io::Error::other(e))
+            })?;
+            Some((name.clone(), gid))
+        }
+        None => None,
+    };
+    let listener = bind_control(&settings.socket, group.as_ref().map(|g| g.1))?;
+    let access = crate::control::Access::new(nix::unistd::geteuid().as_raw(), group);
+    tokio::spawn(control_server(listener, access, ctl_tx));
     tracing::info!(%local, transport = ?settings.ua.transport, socket = %settings.socket.display(), "voipbridge running");
 
-    let mut ua = Ua::new(settings.ua.clone());
-    let mut media: BTreeMap<String, MediaHandle> = BTreeMap::new();
-    let actions = ua.handle(Instant::now(), Input::Command(Command::Register));
-    execute(actions, &mut io, &settings, &mut media).await;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let mut lp = Loop {
+        ua: Ua::new(settings.ua.clone()),
+        io,
+        settings,
+        media: BTreeMap::new(),
+        done_tx,
+        flow_server: None,
+    };
+    lp.flow_server = match lp.flow_lookup() {
+        Lookup::OutboundProxy => lp.settings.ua.outbound_proxy.as_ref(),
+        _ => lp.settings.ua.registrar.as_ref(),
+    }
+    .and_then(|s| s.addr)
+    .filter(|_| lp.settings.ua.registrar.is_some());
+    let actions = lp
+        .ua
+        .handle(Instant::now(), Input::Command(Command::Register));
+    lp.execute(actions).await;
 
+    let mut intake = Intake::default();
     tokio::pin!(shutdown);
     let mut stopping: Option<Instant> = None;
+    let mut last_flow_retry: Option<Instant> = None;
     let mut poll = tokio::time::interval(Duration::from_millis(100));
     loop {
-        let wake = ua
+        // Move what the transport delivered into the intake, by priority.
+        for _ in 0..DRAIN {
+            match net_rx.try_recv() {
+                Ok(ev) => lp.take(&mut intake, ev),
+                Err(_) => break,
+            }
+        }
+        let wake = lp
+            .ua
             .next_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let actions = tokio::select! {
-            Some(ev) = net_rx.recv() => match io.on_event(ev) {
-                Some(input) => ua.handle(Instant::now(), input),
-                None => Vec::new(),
-            },
-            _ = tokio::time::sleep_until(wake) => ua.handle(Instant::now(), Input::Tick),
-            Some((req, reply)) = ctl_rx.recv() => {
-                let target = match &req {
-                    Request::Call { uri } => resolve_call_target(uri, &settings).await,
-                    _ => Ok(None),
-                };
-                let (actions, answer) = match target {
-                    Ok(dest) => control(&mut ua, &media, req, dest),
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        (Vec::new(), serde_json::json!({"ok": false, "error": e}))
-                    }
-                };
-                let _ = reply.send(answer);
-                actions
-            }
+            biased;
             _ = &mut shutdown, if stopping.is_none() => {
                 tracing::info!("shutting down: un-registering and hanging up");
                 stopping = Some(Instant::now());
-                ua.handle(Instant::now(), Input::Command(Command::Shutdown))
+                lp.ua.handle(Instant::now(), Input::Command(Command::Shutdown))
             }
-            _ = poll.tick() => {
-                let mut acts = Vec::new();
-                for (id, h) in media.iter_mut() {
-                    while let Ok(ev) = h.events().try_recv() {
-                        match ev {
-                            MediaEvent::DtmfReceived(d) => tracing::info!(call = %id, digit = %d, "DTMF"),
-                            MediaEvent::RtpTimeout | MediaEvent::DeviceError(_) => {
-                                tracing::warn!(call = %id, "{ev:?}: hanging up");
-                                acts.push(id.clone());
-                            }
-                        }
-                    }
+            Some(done) = done_rx.recv() => lp.on_done(done),
+            Some((req, reply)) = ctl_rx.recv() => {
+                let (actions, answer) = lp.control(req);
+                let _ = reply.send(answer);
+                actions
+            }
+            _ = tokio::time::sleep_until(wake) => lp.ua.handle(Instant::now(), Input::Tick),
+            _ = std::future::ready(()), if !intake.is_empty() => {
+                let mut actions = Vec::new();
+                for _ in 0..BATCH {
+                    let Some(input) = intake.pop() else { break };
+                    actions.extend(lp.ua.handle(Instant::now(), input));
                 }
-                acts.into_iter().flat_map(|id| ua.handle(Instant::now(), Input::Command(Command::Hangup(Some(id))))).collect()
+                actions
             }
+            Some(ev) = net_rx.recv() => {
+                lp.take(&mut intake, ev);
+                Vec::new()
+            }
+            _ = poll.tick() => lp.poll_media(),
         };
-        execute(actions, &mut io, &settings, &mut media).await;
+        lp.execute(actions).await;
+        // Live calls' peers are not counted against the ban table's rate.
+        lp.io.set_call_peers(lp.ua.call_peers());
+        // RFC 5626 4.4: the flow to the registrar is gone (closed, or a
+        // keep-alive pong missed): register again over a new connection,
+        // at most once per FLOW_RETRY so a registrar that keeps closing
+        // connections is not hammered.
+        let lost = lp.io.take_lost_flows();
+        if stopping.is_none()
+            && lp.flow_server.is_some_and(|r| lost.contains(&r))
+            && last_flow_retry.is_none_or(|t: Instant| t.elapsed() >= FLOW_RETRY)
+        {
+            tracing::warn!("the connection to the registrar is gone: registering again");
+            last_flow_retry = Some(Instant::now());
+            let actions = lp
+                .ua
+                .handle(Instant::now(), Input::Command(Command::Register));
+            lp.execute(actions).await;
+        }
         if let Some(t) = stopping {
-            if ua.finished() || t.elapsed() > Duration::from_secs(5) {
+            if lp.ua.finished() || t.elapsed() > Duration::from_secs(5) {
                 break;
             }
         }
     }
-    for (_, h) in std::mem::take(&mut media) {
-        h.stop().await;
+    for (_, m) in std::mem::take(&mut lp.media) {
+        if let Media::Running(h) = m {
+            h.stop().await;
+        }
     }
-    let _ = std::fs::remove_file(&settings.socket);
+    let _ = std::fs::remove_file(&lp.settings.socket);
     tracing::info!("stopped");
     Ok(())
 }
 
-fn bind_control(path: &Path) -> Result<UnixListener, AgentError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |e| AgentError::Control(path.to_path_buf(), e);
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            "another voipbridge is running",
-        )));
-    }
-    let _ = std::fs::remove_file(path);
-    let l = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    Ok(l)
-}
-
-async fn control_server(listener: UnixListener, tx: mpsc::Sender<(Request, Reply)>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+impl Loop {
+    /// A network event into the intake (transport errors go first).
+    fn take(&mut self, intake: &mut Intake, ev: NetEvent) {
+        let Some(input) = self.io.on_event(ev) else {
+            return;
         };
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let (rd, mut wr) = stream.into_split();
-            let mut lines = BufReader::new(rd).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let answer = match serde_json::from_str::<Request>(&line) {
-                    Ok(req) => {
-                        let (rtx, rrx) = oneshot::channel();
-                        if tx.send((req, rtx)).await.is_err() {
-                            break;
+        let p = match &input {
+            Input::Datagram { from, data } => self.ua.priority(*from, data),
+            _ => Priority::High,
+        };
+        intake.push(p, input);
+    }
+
+    fn on_done(&mut self, done: Done) -> Vec<Action> {
+        let now = Instant::now();
+        match done {
+            Done::Resolved(lookup, host, result) => {
+                if let Ok(addr) = &result {
+                    self.resolved(&lookup, &host, *addr);
+                }
+                self.ua.handle(now, Input::Resolved { lookup, result })
+            }
+            Done::Stopped(call_id) => self.ua.handle(now, Input::MediaStopped { call_id }),
+            Done::Started(id, result) => {
+                let entry = self.media.remove(&id);
+                let (stop, update) = match entry {
+                    Some(Media::Starting { stop, update }) => (stop, update),
+                    _ => (true, None),
+                };
+                match result {
+                    Ok(h) if stop => {
+                        let acts = self.ua.handle(
+                            now,
+                            Input::MediaStarted {
+                                call_id: id.clone(),
+                                result: Ok(()),
+                            },
+                        );
+                        self.spawn_stop(id, h);
+                        acts
+                    }
+                    Ok(h) => {
+                        if let Some((remote, dir)) = update {
+                            h.update(remote, dir);
                         }
-                        rrx.await.unwrap_or_else(
-                            |_| serde_json::json!({"ok": false, "error": "agent stopped"}),
+                        self.media.insert(id.clone(), Media::Running(h));
+                        self.ua.handle(
+                            now,
+                            Input::MediaStarted {
+                                call_id: id,
+                                result: Ok(()),
+                            },
                         )
                     }
                     Err(e) => {
-                        serde_json::json!({"ok": false, "error": format!("bad request: {e}")})
+                        let mut acts = self.ua.handle(
+                            now,
+                            Input::MediaStarted {
+                                call_id: id.clone(),
+                                result: Err(e),
+                            },
+                        );
+                        if stop {
+                            acts.extend(self.ua.handle(now, Input::MediaStopped { call_id: id }));
+                        }
+                        acts
                     }
-                };
-                let mut s = answer.to_string();
-                s.push('\n');
-                if wr.write_all(s.as_bytes()).await.is_err() {
-                    break;
                 }
             }
+        }
+    }
+
+    /// The server our REGISTERs are sent to.
+    fn flow_lookup(&self) -> Lookup {
+        if self.settings.ua.outbound_proxy.is_some() {
+            Lookup::OutboundProxy
+        } else {
+            Lookup::Registrar
+        }
+    }
+
+    /// What the transport must know of a resolved address: the name its
+    /// TLS certificate must carry, and (for the registrar and outbound
+    /// proxy) that it is never banned and may exceed the connection limits.
+    fn resolved(&mut self, lookup: &Lookup, host: &str, addr: SocketAddr) {
+        let server = match lookup {
+            Lookup::Registrar => self.settings.ua.registrar.as_ref(),
+            Lookup::OutboundProxy => self.settings.ua.outbound_proxy.as_ref(),
+            Lookup::Call(_) => None,
+        };
+        match server {
+            Some(s) => {
+                self.io.set_trusted(&[addr.ip()]);
+                self.io
+                    .set_peer_name(addr, &server_tls_name(s, &self.settings.ua.aor));
+                if *lookup == self.flow_lookup() {
+                    self.flow_server = Some(addr);
+                }
+            }
+            None => self.io.set_peer_name(addr, host),
+        }
+    }
+
+    fn spawn_stop(&self, id: String, h: MediaHandle) {
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            h.stop().await;
+            let _ = done.send(Done::Stopped(id));
+        });
+    }
+
+    /// Media events (RTP timeout, device error, DTMF) as UA inputs.
+    fn poll_media(&mut self) -> Vec<Action> {
+        let mut events = Vec::new();
+        for (id, m) in self.media.iter_mut() {
+            if let Media::Running(h) = m {
+                while let Ok(ev) = h.events().try_recv() {
+                    events.push((id.clone(), ev));
+                }
+            }
+        }
+        let now = Instant::now();
+        events
+            .into_iter()
+            .flat_map(|(call_id, event)| self.ua.handle(now, Input::Media { call_id, event }))
+            .collect()
+    }
+
+    fn control(&mut self, req: Request) -> (Vec<Action>, serde_json::Value) {
+        let now = Instant::now();
+        let ok = serde_json::json!({"ok": true});
+        let ua = &mut self.ua;
+        match req {
+            Request::Call { uri } => {
+                // A call straight to an IP literal (no server to route it):
+                // TLS checks the certificate for that address, not a name
+                // an earlier call to a host name left for it.
+                if self.settings.ua.registrar.is_none() && self.settings.ua.outbound_proxy.is_none()
+                {
+                    if let Some(addr) = crate::sip::ua::uri_addr(&uri) {
+                        self.io.set_peer_name(addr, &addr.ip().to_string());
+                    }
+                }
+                let actions = ua.handle(now, Input::Command(Command::Call(uri)));
+                let placed = actions.iter().find_map(|a| match a {
+                    Action::Event(Event::Call {
+                        call_id,
+                        code: None,
+                        ..
+                    }) if !call_id.is_empty() => Some(call_id.clone()),
+                    _ => None,
+                });
+                let failed = actions.iter().find_map(|a| match a {
+                    Action::Event(Event::Call {
+                        call_id,
+                        code: Some(code),
+                        reason,
+                        ..
+                    }) if call_id.is_empty() => Some(format!(
+                        "call not placed ({code}): {}",
+                        reason.as_deref().unwrap_or("")
+                    )),
+                    _ => None,
+                });
+                let answer = match (placed, failed) {
+                    (Some(id), _) => serde_json::json!({"ok": true, "call": id}),
+                    (None, Some(e)) => serde_json::json!({"ok": false, "error": e}),
+                    (None, None) => ok,
+                };
+                (actions, answer)
+            }
+            Request::Answer { call } => (ua.handle(now, Input::Command(Command::Answer(call))), ok),
+            Request::Hangup { call } => (ua.handle(now, Input::Command(Command::Hangup(call))), ok),
+            Request::Hold { on, call } => {
+                (ua.handle(now, Input::Command(Command::Hold(call, on))), ok)
+            }
+            Request::Dtmf { digits, call } => {
+                let h = match &call {
+                    Some(c) => self.media.get(c),
+                    None => self.media.values().find(|m| matches!(m, Media::Running(_))),
+                };
+                let answer = match h {
+                    Some(Media::Running(h)) => match h.send_dtmf(&digits) {
+                        Ok(()) => ok,
+                        Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+                    },
+                    _ => serde_json::json!({"ok": false, "error": "no active call"}),
+                };
+                (Vec::new(), answer)
+            }
+            Request::Status => {
+                let calls = ua
+                    .calls(now)
+                    .into_iter()
+                    .map(|c| CallStatus {
+                        rtp: match self.media.get(&c.call_id) {
+                            Some(Media::Running(h)) => Some(h.stats()),
+                            _ => None,
+                        },
+                        call: c,
+                    })
+                    .collect();
+                let st = Status {
+                    registration: ua.reg_state(),
+                    calls,
+                    transactions: ua.tx_stats(),
+                    transport: self.io.status(),
+                    srtp: self.settings.srtp,
+                    sdes_allowed: self.settings.sdes_allowed,
+                };
+                (Vec::new(), serde_json::json!({"ok": true, "status": st}))
+            }
+            Request::Ban { addr, seconds } => {
+                let answer = match addr.parse::<IpAddr>() {
+                    Ok(ip) => match self.io.ban(ip, seconds) {
+                        Ok(n) => {
+                            serde_json::json!({"ok": true, "banned": n.source.to_string(), "seconds": n.duration.as_secs()})
+                        }
+                        Err(e) => serde_json::json!({"ok": false, "error": e}),
+                    },
+                    Err(_) => {
+                        serde_json::json!({"ok": false, "error": format!("'{addr}' is not an IP address")})
+                    }
+                };
+                (Vec::new(), answer)
+            }
+            Request::Unban { addr } => {
+                let answer = match addr.parse::<IpAddr>() {
+                    Ok(ip) if self.io.unban(ip) => serde_json::json!({"ok": true}),
+                    Ok(_) => {
+                        serde_json::json!({"ok": false, "error": format!("{addr} is not banned")})
+                    }
+                    Err(_) => {
+                        serde_json::json!({"ok": false, "error": format!("'{addr}' is not an IP address")})
+                    }
+                };
+                (Vec::new(), answer)
+            }
+        }
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send { to, data } => self.io.send(to, data).await,
+                Action::StartMedia(id, m) => self.start_media(id, m),
+                Action::UpdateMedia(id, remote, dir) => match self.media.get_mut(&id) {
+                    Some(Media::Running(h)) => h.update(remote, dir),
+                    Some(Media::Starting { update, .. }) => *update = Some((remote, dir)),
+                    None => {}
+                },
+                Action::StopMedia(id) => match self.media.remove(&id) {
+                    Some(Media::Running(h)) => self.spawn_stop(id, h),
+                    Some(Media::Starting { update, .. }) => {
+                        self.media
+                            .insert(id, Media::Starting { stop: true, update });
+                    }
+                    None => {
+                        let _ = self.done_tx.send(Done::Stopped(id));
+                    }
+                },
+                Action::Resolve { lookup, host, port } => {
+                    let local = self.settings.ua.local.ip();
+                    let done = self.done_tx.clone();
+                    tokio::spawn(async move {
+                        let r = resolve(&host, port, local).await.map_err(|e| e.to_string());
+                        if let (Lookup::Call(_), Ok(addr)) = (&lookup, &r) {
+                            tracing::info!(%host, %addr, "call target resolved");
+                        }
+                        let _ = done.send(Done::Resolved(lookup, host, r));
+                    });
+                }
+                Action::Abuse { source, kind } => {
+                    tracing::debug!(%source, ?kind, "abuse");
+                    self.io.record_abuse(source.ip(), kind);
+                }
+                Action::Event(ev) => match &ev {
+                    Event::Call {
+                        state,
+                        code: Some(code),
+                        reason,
+                        peer,
+                        ..
+                    } if *state == crate::sip::ua::CallState::Ended => {
+                        tracing::warn!(%peer, code, reason = reason.as_deref().unwrap_or(""), "call ended")
+                    }
+                    _ => tracing::info!(event = %serde_json::to_string(&ev).unwrap_or_default()),
+                },
+            }
+        }
+    }
+
+    fn start_media(&mut self, id: String, m: crate::sip::ua::MediaOffer) {
+        let s = &self.settings;
+        let addr = SocketAddr::new(s.ua.local.ip(), m.local_port);
+        let mut params = MediaParams {
+            remote: m.remote,
+            codec: m.codec,
+            payload_type: m.payload_type,
+            ptime_ms: m.ptime,
+            telephone_event_pt: m.telephone_event,
+            direction: m.direction,
+            capture: s
+                .capture
+                .get(m.slot)
+                .cloned()
+                .unwrap_or(media::AudioSpec::Null),
+            playback: s
+                .playback
+                .get(m.slot)
+                .cloned()
+                .unwrap_or(media::AudioSpec::Null),
+            jitter_min_ms: s.media.jitter_min_ms,
+            jitter_max_ms: s.media.jitter_max_ms,
+            rtp_timeout_ms: s.media.rtp_timeout_ms,
+            // The UA's decision: [media] latch and a call the registrar /
+            // outbound proxy routed.
+            latch: m.latch,
+            // SRTP/SRTCP with the keys SDES negotiated for this call.
+            transform: m.crypto.map(crate::srtp::transform_factory),
+            period_ms: s.audio.period_ms,
+            buffer_ms: s.audio.buffer_ms,
+            ..MediaParams::default()
+        };
+        self.media.insert(
+            id.clone(),
+            Media::Starting {
+                stop: false,
+                update: None,
+            },
+        );
+        let done = self.done_tx.clone();
+        let dsp = s.dsp;
+        tokio::spawn(async move {
+            params.processors = call_processors(&id, dsp, &params.capture, &params.playback).await;
+            let started = match UdpSocket::bind(addr).await {
+                Ok(sock) => media::start(params, sock).await,
+                Err(e) => Err(media::MediaError::from(e)),
+            };
+            let r = started.map_err(|e| {
+                tracing::error!(call = %id, "cannot start media on {addr}: {e}");
+                e.to_string()
+            });
+            let _ = done.send(Done::Started(id, r));
         });
     }
 }
 
-fn control(
-    ua: &mut Ua,
-    media: &BTreeMap<String, MediaHandle>,
-    req: Request,
-    call_dest: Option<SocketAddr>,
-) -> (Vec<Action>, serde_json::Value) {
-    let now = Instant::now();
-    let ok = serde_json::json!({"ok": true});
-    match req {
-        Request::Call { uri } => {
-            let cmd = match call_dest {
-                Some(dest) => Command::CallAt(uri, dest),
-                None => Command::Call(uri),
-            };
-            (ua.handle(now, Input::Command(cmd)), ok)
-        }
-        Request::Answer { call } => (ua.handle(now, Input::Command(Command::Answer(call))), ok),
-        Request::Hangup { call } => (ua.handle(now, Input::Command(Command::Hangup(call))), ok),
-        Request::Hold { on, call } => (ua.handle(now, Input::Command(Command::Hold(call, on))), ok),
-        Request::Dtmf { digits, call } => {
-            let h = match &call {
-                Some(c) => media.get(c),
-                None => media.values().next(),
-            };
-            let answer = match h.map(|h| h.send_dtmf(&digits)) {
-                Some(Ok(())) => ok,
-                Some(Err(e)) => serde_json::json!({"ok": false, "error": e.to_string()}),
-                None => serde_json::json!({"ok": false, "error": "no active call"}),
-            };
-            (Vec::new(), answer)
-        }
-        Request::Status => {
-            let calls = ua
-                .calls(now)
-                .into_iter()
-                .map(|c| CallStatus {
-                    rtp: media.get(&c.call_id).map(|h| h.stats()),
-                    call: c,
-                })
-                .collect();
-            let st = Status {
-                registration: ua.reg_state(),
-                calls,
-            };
-            (Vec::new(), serde_json::json!({"ok": true, "status": st}))
-        }
-    }
-}
-
-async fn execute(
-    actions: Vec<Action>,
-    io: &mut SipIo,
-    settings: &Settings,
-    media: &mut BTreeMap<String, MediaHandle>,
-) {
-    for a in actions {
-        match a {
-            Action::Send { to, data } => io.send(to, data).await,
-            Action::StartMedia(id, m) => {
-                let addr = SocketAddr::new(settings.ua.local.ip(), m.local_port);
-                let params = MediaParams {
-                    remote: m.remote,
-                    codec: m.codec,
-                    payload_type: m.payload_type,
-                    ptime_ms: m.ptime,
-                    telephone_event_pt: m.telephone_event,
-                    direction: m.direction,
-                    capture: settings
-                        .capture
-                        .get(m.slot)
-                        .cloned()
-                        .unwrap_or(media::AudioSpec::Null),
-                    playback: settings
-                        .playback
-                        .get(m.slot)
-                        .cloned()
-                        .unwrap_or(media::AudioSpec::Null),
-                    jitter_min_ms: settings.media.jitter_min_ms,
-                    jitter_max_ms: settings.media.jitter_max_ms,
-                    rtp_timeout_ms: settings.media.rtp_timeout_ms,
-                };
-                let started = match UdpSocket::bind(addr).await {
-                    Ok(s) => media::start(params, s).await,
-                    Err(e) => Err(media::MediaError::from(e)),
-                };
-                match started {
-                    Ok(h) => {
-                        media.insert(id, h);
-                    }
-                    Err(e) => tracing::error!(call = %id, "cannot start media on {addr}: {e}"),
-                }
-            }
-            Action::UpdateMedia(id, remote, dir) => {
-                if let Some(h) = media.get(&id) {
-                    h.update(remote, dir);
-                }
-            }
-            Action::StopMedia(id) => {
-                if let Some(h) = media.remove(&id) {
-                    h.stop().await;
-                }
-            }
-            Action::Event(ev) => match &ev {
-                Event::Call {
-                    state,
-                    code: Some(code),
-                    reason,
-                    peer,
-                    ..
-                } if *state == crate::sip::ua::CallState::Ended => {
-                    tracing::warn!(%peer, code, reason = reason.as_deref().unwrap_or(""), "call ended")
-                }
-                _ => tracing::info!(event = %serde_json::to_string(&ev).unwrap_or_default()),
-            },
-        }
-    }
-}
-
-/// Sends one control request to a running agent and returns its answer.
-pub async fn request(socket: &Path, req: &Request) -> std::io::Result<serde_json::Value> {
-    let stream = UnixStream::connect(socket).await?;
-    let (rd, mut wr) = stream.into_split();
-    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
-    line.push('\n');
-    wr.write_all(line.as_bytes()).await?;
-    let mut lines = BufReader::new(rd).lines();
-    let answer = lines
-        .next_line()
-        .await?
-        .ok_or_else(|| std::io::Error::other("no answer"))?;
-    serde_json::from_str(&answer).map_err(std::io::Error::other)
-}
-
-/// What the network tasks tell the agent's loop.
-#[derive(Debug)]
-enum NetEvent {
-    /// One SIP message from `from` (a datagram, or framed from a stream).
-    Message { from: SocketAddr, data: Vec<u8> },
-    /// A stream connection was accepted; its writer channel.
-    Accepted(SocketAddr, mpsc::UnboundedSender<Vec<u8>>),
-    /// A connection to this address could not be made or broke while writing.
-    Failed(SocketAddr),
-    /// A stream connection ended.
-    Closed(SocketAddr),
-}
-
-/// How long a TCP connect may take before its transactions fail (503).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The SIP transport's sockets: one UDP socket, or a TCP listener and the
-/// open connections, keyed by peer address (RFC 3261 18: a response goes
-/// back on the connection its request came in on, which is the connection
-/// keyed by the request's source).
-enum SipIo {
-    Udp(Arc<UdpSocket>),
-    Tcp {
-        local: SocketAddr,
-        conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
-        events: mpsc::Sender<NetEvent>,
-    },
-}
-
-impl SipIo {
-    async fn bind(
-        local: SocketAddr,
-        transport: Transport,
-        events: mpsc::Sender<NetEvent>,
-    ) -> Result<SipIo, AgentError> {
-        let bind_err = |e| AgentError::Bind(local, e);
-        match transport {
-            Transport::Udp => {
-                let sock = Arc::new(UdpSocket::bind(local).await.map_err(bind_err)?);
-                tokio::spawn(udp_receiver(sock.clone(), events));
-                Ok(SipIo::Udp(sock))
-            }
-            Transport::Tcp => {
-                let listener = TcpListener::bind(local).await.map_err(bind_err)?;
-                tokio::spawn(tcp_acceptor(listener, events.clone()));
-                Ok(SipIo::Tcp {
-                    local,
-                    conns: HashMap::new(),
-                    events,
-                })
-            }
-        }
-    }
-
-    /// Bookkeeping of a network event; the UA input it carries, if any.
-    fn on_event(&mut self, ev: NetEvent) -> Option<Input> {
-        match ev {
-            NetEvent::Message { from, data } => Some(Input::Datagram { from, data }),
-            NetEvent::Accepted(peer, tx) => {
-                if let SipIo::Tcp { conns, .. } = self {
-                    tracing::debug!(%peer, "TCP connection accepted");
-                    conns.insert(peer, tx);
-                }
-                None
-            }
-            NetEvent::Closed(peer) => {
-                if let SipIo::Tcp { conns, .. } = self {
-                    // Only if that connection is gone: a new one to the same peer may exist.
-                    if conns.get(&peer).is_some_and(|tx| tx.is_closed()) {
-                        tracing::debug!(%peer, "TCP connection closed");
-                        conns.remove(&peer);
-                    }
-                }
-                None
-            }
-            NetEvent::Failed(to) => {
-                if let SipIo::Tcp { conns, .. } = self {
-                    if conns.get(&to).is_some_and(|tx| tx.is_closed()) {
-                        conns.remove(&to);
-                    }
-                }
-                Some(Input::TransportError { to })
-            }
-        }
-    }
-
-    async fn send(&mut self, to: SocketAddr, data: Vec<u8>) {
-        match self {
-            SipIo::Udp(sock) => {
-                if let Err(e) = sock.send_to(&data, to).await {
-                    tracing::warn!(%to, "SIP send failed: {e}");
-                }
-            }
-            SipIo::Tcp {
-                local,
-                conns,
-                events,
-            } => {
-                let data = match conns.get(&to) {
-                    Some(tx) => match tx.send(data) {
-                        Ok(()) => return,
-                        Err(e) => e.0, // the connection ended: open a new one
-                    },
-                    None => data,
-                };
-                let (tx, rx) = mpsc::unbounded_channel();
-                let _ = tx.send(data);
-                conns.insert(to, tx);
-                tracing::debug!(%to, "opening a TCP connection");
-                tokio::spawn(tcp_connect(local.ip(), to, rx, events.clone()));
-            }
-        }
-    }
-}
-
-async fn udp_receiver(sock: Arc<UdpSocket>, events: mpsc::Sender<NetEvent>) {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                let data = buf.get(..n).unwrap_or_default().to_vec();
-                if events.send(NetEvent::Message { from, data }).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => tracing::debug!("SIP receive: {e}"),
-        }
-    }
-}
-
-async fn tcp_acceptor(listener: TcpListener, events: mpsc::Sender<NetEvent>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("TCP accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        // Announced before the connection's first message can be queued behind it.
-        if events.send(NetEvent::Accepted(peer, tx)).await.is_err() {
-            return;
-        }
-        tokio::spawn(tcp_connection(stream, peer, rx, events.clone()));
-    }
-}
-
-async fn tcp_connect(
-    local_ip: std::net::IpAddr,
-    to: SocketAddr,
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    events: mpsc::Sender<NetEvent>,
-) {
-    let connect = async {
-        let sock = if to.is_ipv4() {
-            TcpSocket::new_v4()
+/// A call's capture processors (`[audio] echo_cancel`, `noise_suppression`):
+/// "auto" reads the card's routing controls, which is done off the runtime.
+async fn call_processors(
+    id: &str,
+    dsp: crate::dsp::DspSettings,
+    capture: &media::AudioSpec,
+    playback: &media::AudioSpec,
+) -> Vec<media::hooks::ProcessorFactory> {
+    let (c, p) = (capture.clone(), playback.clone());
+    let procs = tokio::task::spawn_blocking(move || crate::dsp::processors_for(&dsp, &c, &p))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(call = %id, "echo canceller decision failed: {e}");
+            Vec::new()
+        });
+    if procs.is_empty() {
+        if dsp.noise_suppression {
+            tracing::warn!(call = %id, echo_cancel = %dsp.echo_cancel, %capture, %playback, "noise suppression runs with the echo canceller only: off for this call");
         } else {
-            TcpSocket::new_v6()
-        }?;
-        if local_ip.is_ipv4() == to.is_ipv4() {
-            sock.bind(SocketAddr::new(local_ip, 0))?;
+            tracing::debug!(call = %id, echo_cancel = %dsp.echo_cancel, "no echo canceller for this call");
         }
-        sock.connect(to).await
-    };
-    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(stream)) => tcp_connection(stream, to, rx, events).await,
-        Ok(Err(e)) => {
-            tracing::warn!(%to, "TCP connect failed: {e}");
-            drop(rx);
-            let _ = events.send(NetEvent::Failed(to)).await;
-        }
-        Err(_) => {
-            tracing::warn!(%to, "TCP connect timed out");
-            drop(rx);
-            let _ = events.send(NetEvent::Failed(to)).await;
-        }
-    }
-}
-
-/// One TCP connection: writes what the agent queues, frames what arrives.
-/// A framing error gets its 400/513 (when the head was a request) and closes
-/// the connection.
-async fn tcp_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    events: mpsc::Sender<NetEvent>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
-    let mut framer = StreamFramer::default();
-    let mut buf = vec![0u8; 16384];
-    let mut write_failed = false;
-    'conn: loop {
-        tokio::select! {
-            r = rd.read(&mut buf) => {
-                let n = match r {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) => { tracing::debug!(%peer, "TCP read: {e}"); break; }
-                };
-                framer.push(buf.get(..n).unwrap_or_default());
-                while let Some(m) = framer.next_message() {
-                    match m {
-                        Ok(data) => {
-                            if events.send(NetEvent::Message { from: peer, data }).await.is_err() {
-                                break 'conn;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(%peer, "SIP framing error: {e}; closing the connection");
-                            if let Some(resp) = error_response(&e) {
-                                let _ = wr.write_all(&resp).await;
-                            }
-                            break 'conn;
-                        }
-                    }
-                }
-            }
-            m = rx.recv() => match m {
-                Some(data) => {
-                    if let Err(e) = wr.write_all(&data).await {
-                        tracing::warn!(%peer, "TCP write: {e}");
-                        write_failed = true;
-                        break;
-                    }
-                }
-                None => break,
-            },
-        }
-    }
-    let _ = wr.shutdown().await;
-    rx.close();
-    drop(rx);
-    let ev = if write_failed {
-        NetEvent::Failed(peer)
     } else {
-        NetEvent::Closed(peer)
-    };
-    let _ = events.send(ev).await;
+        tracing::info!(call = %id, echo_cancel = %dsp.echo_cancel, noise_suppression = dsp.noise_suppression, %capture, %playback, "echo canceller on (aec3)");
+    }
+    procs
 }
 
 #[cfg(test)]
@@ -665,5 +727,32 @@ mod tests {
         // An IP literal goes through unchanged.
         let lit = resolve("127.0.0.2", 7, IpAddr::from([127, 0, 0, 1])).await;
         assert_eq!(lit.ok(), Some(SocketAddr::from(([127, 0, 0, 2], 7))));
+    }
+
+    fn dgram(n: u8) -> Input {
+        Input::Datagram {
+            from: SocketAddr::from(([127, 0, 0, n], 5060)),
+            data: vec![n],
+        }
+    }
+
+    #[test]
+    fn intake_serves_high_first_and_sheds_the_full_queue_only() {
+        let mut i = Intake::new([2, 2, 2]);
+        assert!(i.push(Priority::Low, dgram(1)));
+        assert!(i.push(Priority::Low, dgram(2)));
+        assert!(!i.push(Priority::Low, dgram(3)), "low queue full");
+        assert!(i.push(Priority::Normal, dgram(4)));
+        assert!(i.push(Priority::High, dgram(5)));
+        assert_eq!(i.dropped, 1);
+        assert_eq!(i.len(), 4);
+        let order: Vec<u8> = std::iter::from_fn(|| i.pop())
+            .map(|x| match x {
+                Input::Datagram { data, .. } => data[0],
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(order, vec![5, 4, 1, 2]);
+        assert!(i.is_empty());
     }
 }

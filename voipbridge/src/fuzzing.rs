@@ -3,32 +3,26 @@
 //! runs (`tests/fuzz_seeds.rs`). Each takes arbitrary bytes and panics only
 //! when an invariant breaks; any input may be refused, none may crash.
 
-use crate::media::Codec;
+use crate::media::{Codec, Direction};
 use crate::sip::message::{salvage_request, Builder, Message};
-use crate::sip::sdp::{self, Session};
+use crate::sip::offer_answer::{self, LocalMedia};
+use crate::sip::policy::Accept;
+use crate::sip::sdp::{self, SessionDescription};
 use crate::sip::stream::{error_response, StreamFramer};
 use crate::sip::ua::{Action, Input, Transport, Ua, UaConfig};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-fn ua_config(transport: Transport) -> UaConfig {
-    UaConfig {
-        aor: "sip:bridge@127.0.0.1".into(),
-        registrar: None,
-        username: "bridge".into(),
-        password: "secret".into(),
-        local: SocketAddr::from(([127, 0, 0, 1], 5070)),
-        expires: 600,
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
-        ptime: 20,
-        auto_answer: Some(Duration::ZERO),
-        allow_from: Vec::new(),
-        rtp_base: 40000,
-        slots: 1,
-        t1: Duration::from_millis(500),
-        t2: Duration::from_secs(4),
-        transport,
-    }
+fn ua_config(transport: Transport, accept: Accept) -> UaConfig {
+    let mut c = UaConfig::new(
+        "sip:bridge@127.0.0.1",
+        SocketAddr::from(([127, 0, 0, 1], 5070)),
+    );
+    c.password = "secret".into();
+    c.expires = 600;
+    c.accept = accept;
+    c.transport = transport;
+    c
 }
 
 fn check_sent(actions: &[Action], what: &str) {
@@ -83,8 +77,13 @@ pub fn sip_message(data: &[u8]) {
 
     let t0 = Instant::now();
     let from = SocketAddr::from(([127, 0, 0, 1], 5080));
-    for transport in [Transport::Udp, Transport::Tcp] {
-        let mut ua = Ua::new(ua_config(transport));
+    for (transport, accept) in [
+        (Transport::Udp, Accept::Trusted),
+        (Transport::Udp, Accept::Any),
+        (Transport::Tcp, Accept::Any),
+        (Transport::Tls, Accept::Trusted),
+    ] {
+        let mut ua = Ua::with_seed(ua_config(transport, accept), 1);
         let a = ua.handle(
             t0,
             Input::Datagram {
@@ -93,42 +92,126 @@ pub fn sip_message(data: &[u8]) {
             },
         );
         check_sent(&a, "reaction");
-        for s in [1, 3, 40] {
+        // Media the UA asked for reports back (started, then stopped).
+        let mut follow = Vec::new();
+        for x in &a {
+            match x {
+                Action::StartMedia(id, _) => follow.push(Input::MediaStarted {
+                    call_id: id.clone(),
+                    result: Ok(()),
+                }),
+                Action::StopMedia(id) => follow.push(Input::MediaStopped {
+                    call_id: id.clone(),
+                }),
+                _ => {}
+            }
+        }
+        for f in follow {
+            check_sent(&ua.handle(t0, f), "media results");
+        }
+        // The same bytes again (a retransmission), then the timers.
+        let a = ua.handle(
+            t0 + Duration::from_millis(10),
+            Input::Datagram {
+                from,
+                data: data.to_vec(),
+            },
+        );
+        check_sent(&a, "retransmission");
+        for s in [1, 3, 40, 70] {
             let a = ua.handle(t0 + Duration::from_secs(s), Input::Tick);
             check_sent(&a, "timers");
         }
     }
 }
 
-/// The SDP path: parse an offer; when it parses and has a codec of ours,
-/// the answer we would write parses back with the same address and codec.
+/// The SDP path: parse an offer; when it parses, the answer we would
+/// write parses back with the offer's media sections in order (RFC 3264 6),
+/// the accepted audio section on our port with the chosen codec, every
+/// other section at port 0.
 pub fn sdp(data: &[u8]) {
-    let Ok(offer) = Session::parse(data) else {
+    let Ok(offer) = SessionDescription::parse(data) else {
         return;
     };
-    let ours = [Codec::Pcmu, Codec::Pcma];
-    let Ok((codec, pt)) = offer.choose(&ours) else {
+    let local = LocalMedia {
+        ip: "127.0.0.1"
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        port: 40000,
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        ptime: 20,
+        telephone_event: 101,
+        srtp: crate::srtp::sdes::SrtpMode::Optional,
+        sdes_allowed: true,
+        keep: None,
+    };
+    let Ok((sections, chosen)) = offer_answer::answer(&offer, &local, Direction::SendRecv) else {
         return;
     };
-    let local = SocketAddr::from(([127, 0, 0, 1], 40000));
-    let answer = sdp::write(
-        1,
-        1,
-        local,
-        &[(codec, pt)],
-        offer.telephone_event,
-        offer.ptime.unwrap_or(20),
-        offer.direction.answer(),
+    assert_eq!(
+        sections.len(),
+        offer.media.len(),
+        "one answer section per offered one"
     );
-    match Session::parse(&answer) {
-        Ok(a) => {
-            assert_eq!(a.addr, local, "answer address");
-            assert_eq!(a.choose(&ours), Ok((codec, pt)), "answer codec");
-            assert_eq!(a.direction, offer.direction.answer(), "answer direction");
-        }
+    let body = sdp::write(1, 1, local.ip, &sections);
+    let answer = match SessionDescription::parse(&body) {
+        Ok(a) => a,
         Err(e) => panic!(
             "our answer does not parse ({e}):\n{}",
-            String::from_utf8_lossy(&answer)
+            String::from_utf8_lossy(&body)
         ),
+    };
+    assert_eq!(answer.media.len(), offer.media.len(), "answer sections");
+    for (i, (a, o)) in answer.media.iter().zip(&offer.media).enumerate() {
+        assert_eq!(a.kind, o.kind, "section {i} type");
+        match &chosen {
+            Some(n) if n.index == i => {
+                assert_eq!(a.port, local.port, "accepted section port");
+                assert_eq!(
+                    a.codecs().first().copied(),
+                    Some((n.payload_type, Some(n.codec))),
+                    "answer codec"
+                );
+                assert_eq!(a.direction(&answer), n.direction, "answer direction");
+            }
+            _ => assert_eq!(a.port, 0, "section {i} declined"),
+        }
+    }
+}
+
+/// Arbitrary bytes as an `a=crypto` value (RFC 4568): the parser, the
+/// answer under each mode, the offerer's reading of it as an answer, and
+/// the log redaction. Whatever parses must format back to the same key,
+/// and no key may survive [`crate::srtp::sdes::redact`].
+pub fn sdes(data: &[u8]) {
+    use crate::srtp::sdes::{self, CryptoAttr, SrtpMode};
+    let text = String::from_utf8_lossy(data);
+    let value = text.strip_prefix("a=crypto:").unwrap_or(&text);
+    if let Ok(a) = CryptoAttr::parse(value) {
+        assert!(!a.keys.is_empty(), "parsed without a key: {value:?}");
+        if let Some((suite, key)) = a.usable() {
+            let again = CryptoAttr::parse(&sdes::format(a.tag, suite, key)).expect("ours parses");
+            assert_eq!(
+                again.usable(),
+                Some((suite, key)),
+                "round trip of {value:?}"
+            );
+        }
+    }
+    for mode in [SrtpMode::Off, SrtpMode::Optional, SrtpMode::Mandatory] {
+        for proto in ["RTP/AVP", "RTP/SAVP"] {
+            if let Ok(ans) = sdes::answer(mode, true, proto, &[value]) {
+                assert_eq!(ans.proto, proto, "the answer keeps the offer's protocol");
+                assert_eq!(ans.crypto.is_some(), ans.srtp.is_some());
+                if mode == SrtpMode::Mandatory {
+                    assert!(ans.srtp.is_some(), "mandatory answered without SRTP");
+                }
+            }
+        }
+        let _ = sdes::offer(mode, true).accept_answer("RTP/SAVP", &[value]);
+    }
+    let red = sdes::redact(&text);
+    if let Some(i) = red.find("inline:") {
+        assert!(red[i + 7..].starts_with("<redacted>"), "{red:?}");
     }
 }

@@ -44,7 +44,7 @@ usage:
   audiotest gen     [--format F] [--rate R] [--channels C] [--freq HZ] [--seconds S]
                     [--amplitude A] [--lead SECONDS] [--wav] OUTPUT
   audiotest analyze [--format F] [--rate R] [--channels C] [--wav] INPUT
-                    [--freq HZ] [--seconds S | --min-seconds S] [--tolerance FRACTION]
+                    [--freq HZ] [--seconds S | --min-seconds S [--max-seconds S]] [--tolerance FRACTION]
                     [--min-dbfs DB] [--window SECONDS] [--min-purity P] [--band HZ]
 
 Formats: S16_LE (default), MU_LAW, A_LAW; raw interleaved unless --wav.
@@ -54,7 +54,9 @@ analyze finds the tone (the span where the signal is above -40 dBFS), then
 prints its length, frequency (zero crossings), level (RMS dBFS) and purity
 (share of the power at the measured frequency). With --freq/--seconds it
 checks them within --tolerance (default 0.01) and --min-dbfs (default -20),
-prints PASS or FAIL and exits 1 on FAIL. Every channel is checked.
+prints PASS or FAIL and exits 1 on FAIL. --min-seconds/--max-seconds bound
+the tone's length instead of --seconds (a call's length is known only
+within the time its set-up and tear-down take). Every channel is checked.
 Purity is measured over the whole tone (strict: any phase jump lowers it),
 or with --window SECONDS as the median over windows of that length (for
 audio that crossed a jitter buffer, where a rare dropped frame is normal);
@@ -77,6 +79,7 @@ struct Opts {
     min_dbfs: f64,
     window: Option<f64>,
     min_seconds: Option<f64>,
+    max_seconds: Option<f64>,
     min_purity: f64,
     band: Option<f64>,
     wav: bool,
@@ -96,6 +99,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         min_dbfs: -20.0,
         window: None,
         min_seconds: None,
+        max_seconds: None,
         min_purity: 0.9,
         band: None,
         wav: false,
@@ -124,6 +128,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--min-dbfs" => o.min_dbfs = num(val("--min-dbfs")?, "--min-dbfs")?,
             "--min-purity" => o.min_purity = num(val("--min-purity")?, "--min-purity")?,
             "--min-seconds" => o.min_seconds = Some(num(val("--min-seconds")?, "--min-seconds")?),
+            "--max-seconds" => o.max_seconds = Some(num(val("--max-seconds")?, "--max-seconds")?),
             "--window" => o.window = Some(num(val("--window")?, "--window")?),
             "--band" => o.band = Some(num(val("--band")?, "--band")?),
             "--wav" => o.wav = true,
@@ -400,6 +405,15 @@ fn analyze(o: &Opts) -> Result<bool, String> {
                 ok = false;
             }
         }
+        if let Some(max) = o.max_seconds {
+            if m.length_s > max {
+                println!(
+                    "channel {ch}: tone lasts {:.4} s, more than {max} s",
+                    m.length_s
+                );
+                ok = false;
+            }
+        }
         if let Some(min) = o.min_seconds {
             if m.length_s < min {
                 println!(
@@ -446,7 +460,10 @@ fn main() -> ExitCode {
     match res {
         Ok(true) => {
             if cmd == "analyze"
-                && (opts.freq.is_some() || opts.seconds.is_some() || opts.min_seconds.is_some())
+                && (opts.freq.is_some()
+                    || opts.seconds.is_some()
+                    || opts.min_seconds.is_some()
+                    || opts.max_seconds.is_some())
             {
                 println!("PASS");
             }

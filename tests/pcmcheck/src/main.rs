@@ -4,7 +4,11 @@
 //! pcmcheck drift DEVICE RATE PERIOD SECONDS   capture position vs CLOCK_MONOTONIC
 //! pcmcheck pause PLAY REC                     pause/resume on PLAY, heard on REC
 //! pcmcheck xrun PLAY REC                      underrun detected, recovered, audio resumes
-//! pcmcheck wakeups DEVICE RATE PERIOD SECONDS benchmark: wakeup jitter and system CPU
+//! pcmcheck realtime DEVICE playback|capture SECONDS MAX_LATE_MS
+//!                                             an end nobody feeds or reads runs in real time
+//! pcmcheck roundtrip PLAY REC SECONDS        benchmark: chirp round trip PLAY -> ... -> REC
+//! pcmcheck wakeups DEVICE|idle RATE PERIOD SECONDS
+//!                                             benchmark: wakeup jitter, drift, kernel CPU and timer events
 //! ```
 //! Each prints its measurements, then PASS or FAIL (exit 1).
 
@@ -12,6 +16,7 @@ use alsa::pcm::{Access, Format, HwParams, State, PCM};
 use alsa::{Direction, ValueOr};
 use anyhow::{bail, Context, Result};
 use std::f64::consts::PI;
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -92,21 +97,33 @@ fn tone(frames: usize, offset: usize) -> Vec<i16> {
         .collect()
 }
 
-/// Records `seconds` on `dev` in a thread.
-fn record(dev: String, seconds: f64) -> thread::JoinHandle<Result<Vec<i16>>> {
-    thread::spawn(move || {
+/// Records `seconds` on `dev` in a thread; returns once the capture runs
+/// (so the caller's playback is recorded from its first frame), or the
+/// recorder's error.
+fn record(dev: String, seconds: f64) -> Result<thread::JoinHandle<Result<Vec<i16>>>> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let h = thread::spawn(move || {
         let pcm = open(&dev, Direction::Capture, RATE, 160, 1600)?;
         let io = pcm.io_i16()?;
         let total = (seconds * f64::from(RATE)) as usize;
         let mut out = vec![0i16; total];
         let mut got = 0;
         pcm.start()?;
+        let _ = started_tx.send(());
         while got < total {
             let end = (got + 160).min(total);
             got += io.readi(&mut out[got..end])?;
         }
         Ok(out)
-    })
+    });
+    // A starved emulated guest may take seconds to open and start a stream.
+    match started_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(()) => Ok(h),
+        Err(_) => match h.join() {
+            Ok(Err(e)) => Err(e.context("recorder")),
+            _ => bail!("the recorder did not start within 30 s"),
+        },
+    }
 }
 
 /// Runs of tone (|x| above -40 dBFS, gaps under 5 ms bridged) as (start, len) in frames.
@@ -143,8 +160,7 @@ fn write_all(pcm: &PCM, data: &[i16]) -> Result<()> {
 }
 
 fn pause(play: &str, rec: &str) -> Result<bool> {
-    let recorder = record(rec.to_string(), 4.0);
-    thread::sleep(Duration::from_millis(300));
+    let recorder = record(rec.to_string(), 4.0)?;
     let pcm = open(play, Direction::Playback, RATE, 160, 1600)?;
     let second = RATE as usize;
     write_all(&pcm, &tone(second, 0))?;
@@ -175,8 +191,7 @@ fn pause(play: &str, rec: &str) -> Result<bool> {
 }
 
 fn xrun(play: &str, rec: &str) -> Result<bool> {
-    let recorder = record(rec.to_string(), 4.0);
-    thread::sleep(Duration::from_millis(300));
+    let recorder = record(rec.to_string(), 4.0)?;
     let pcm = open(play, Direction::Playback, RATE, 160, 1600)?;
     let half = RATE as usize / 2;
     write_all(&pcm, &tone(half, 0))?;
@@ -204,26 +219,109 @@ fn xrun(play: &str, rec: &str) -> Result<bool> {
         && runs[1].1.abs_diff(r) < r / 50)
 }
 
-/// Benchmark: read-return intervals of a capture stream (period wakeups)
-/// and the system CPU time used meanwhile. Prints numbers; never fails.
+/// An end whose peer is idle runs in real time: a capture reads `seconds`
+/// of silence, or a playback of `seconds` is consumed, in `seconds` of
+/// CLOCK_MONOTONIC from the trigger, not faster, and later only by the
+/// wake-up of the last period plus scheduling (`max_late_ms`: the card's
+/// bound is one period, 20 ms here; the rest is the emulated guest's slack,
+/// README, "Tests"). A capture must read nothing but silence.
+fn realtime(dev: &str, dir: &str, seconds: f64, max_late_ms: f64) -> Result<bool> {
+    let period = 160i64;
+    let frames = (seconds * f64::from(RATE)) as usize;
+    let (elapsed, nonzero) = match dir {
+        "capture" => {
+            let pcm = open(dev, Direction::Capture, RATE, period, period * 10)?;
+            let io = pcm.io_i16()?;
+            let mut buf = vec![0i16; frames];
+            let mut got = 0;
+            pcm.start()?;
+            while got < frames {
+                let end = (got + period as usize).min(frames);
+                got += io.readi(&mut buf[got..end])?;
+            }
+            let t = pcm.status()?;
+            let elapsed = secs!(t.get_htstamp()) - secs!(t.get_trigger_htstamp());
+            let nonzero = buf.iter().filter(|v| **v != 0).count();
+            (elapsed, nonzero)
+        }
+        "playback" => {
+            let pcm = open(dev, Direction::Playback, RATE, period, period * 10)?;
+            write_all(&pcm, &tone(frames, 0))?;
+            // The trigger stamp of the start, read while it runs (it starts
+            // at the first period); the drain's stop stamps it again, in
+            // the timer callback that found the last frame consumed.
+            let start = secs!(pcm.status()?.get_trigger_htstamp());
+            pcm.drain()?;
+            let stop = secs!(pcm.status()?.get_trigger_htstamp());
+            (stop - start, 0)
+        }
+        _ => bail!("realtime: direction must be playback or capture"),
+    };
+    let late_ms = (elapsed - seconds) * 1000.0;
+    println!(
+        "{dev} {dir}: {frames} frames took {elapsed:.4} s from the trigger ({late_ms:+.1} ms; bound 0 .. +{max_late_ms} ms){}",
+        if dir == "capture" { format!(", {nonzero} non-zero samples") } else { String::new() }
+    );
+    // 1 frame of rounding below: the stream cannot run faster than its clock.
+    Ok(late_ms >= -1000.0 / f64::from(RATE) && late_ms <= max_late_ms && nonzero == 0)
+}
+
+/// Benchmark: read-return intervals of a capture stream (period wakeups),
+/// the stream's drift against CLOCK_MONOTONIC, and what the kernel spent
+/// meanwhile: system, softirq and hardirq time of all CPUs (/proc/stat, and
+/// the busiest CPU's softirq share), softirqs raised (HRTIMER, TIMER from
+/// /proc/softirqs) and local timer interrupts (LOC, /proc/interrupts) per
+/// period. Counts include everything else the guest did in the window: the
+/// caller subtracts an idle window measured the same way (`idle`). Prints
+/// one `key=value` line; never fails.
 fn wakeups(dev: &str, rate: u32, period: i64, seconds: u64) -> Result<bool> {
-    let pcm = open(dev, Direction::Capture, rate, period, period * 4)?;
-    let io = pcm.io_i16()?;
+    let idle = dev == "idle";
+    let pcm = if idle {
+        None
+    } else {
+        Some(open(dev, Direction::Capture, rate, period, period * 4)?)
+    };
     let mut buf = vec![0i16; period as usize];
-    let cpu0 = system_cpu_ticks();
-    pcm.start()?;
+    let k0 = KernelCounters::read();
     let start = Instant::now();
-    let mut last = Instant::now();
     let mut gaps = Vec::new();
-    while start.elapsed() < Duration::from_secs(seconds) {
-        io.readi(&mut buf)?;
-        let now = Instant::now();
-        gaps.push(now.duration_since(last).as_secs_f64() * 1e6);
-        last = now;
+    let mut frames: u64 = 0;
+    // Drift: the stream's position (frames read + avail) at the status
+    // timestamps ALSA takes when it reads the driver's pointer, from the
+    // first wake-up to the last: independent of how late either wake-up
+    // was (a late wake-up only moves both along the same clock).
+    let mut first: Option<(f64, u64)> = None;
+    let mut lastpos: Option<(f64, u64)> = None;
+    let mut last = Instant::now();
+    if let Some(pcm) = &pcm {
+        let io = pcm.io_i16()?;
+        pcm.start()?;
+        let mut woke = false;
+        while start.elapsed() < Duration::from_secs(seconds) {
+            frames += io.readi(&mut buf)? as u64;
+            let now = Instant::now();
+            let st = pcm.status()?;
+            let pos = (
+                secs!(st.get_htstamp()),
+                frames + st.get_avail().max(0) as u64,
+            );
+            if first.is_none() {
+                first = Some(pos);
+            }
+            lastpos = Some(pos);
+            if woke {
+                gaps.push(now.duration_since(last).as_secs_f64() * 1e6);
+            }
+            woke = true;
+            last = now;
+        }
+    } else {
+        thread::sleep(Duration::from_secs(seconds));
     }
-    let cpu1 = system_cpu_ticks();
+    let elapsed = start.elapsed().as_secs_f64();
+    let k1 = KernelCounters::read();
     let ideal = period as f64 * 1e6 / f64::from(rate);
-    let mut dev_us: Vec<f64> = gaps.iter().skip(2).map(|g| (g - ideal).abs()).collect();
+    let mut dev_us: Vec<f64> = gaps.iter().skip(1).map(|g| (g - ideal).abs()).collect();
     dev_us.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {
         dev_us
@@ -231,34 +329,207 @@ fn wakeups(dev: &str, rate: u32, period: i64, seconds: u64) -> Result<bool> {
             .copied()
             .unwrap_or(0.0)
     };
-    let cpu_s = (cpu1.saturating_sub(cpu0)) as f64 / USER_HZ;
+    let drift_ppm = match (first, lastpos) {
+        (Some((t0, f0)), Some((t1, f1))) if f1 > f0 && t1 > t0 => {
+            ((f1 - f0) as f64 / f64::from(rate) / (t1 - t0) - 1.0) * 1e6
+        }
+        _ => 0.0,
+    };
+    // Periods the window would hold at the nominal rate (the idle window
+    // too, so its counts per period are a baseline to subtract).
+    let periods = elapsed * 1e6 / ideal;
+    let pct_of_core = |ticks: u64| 100.0 * ticks as f64 / USER_HZ / elapsed;
+    let d = |a: u64, b: u64| b.saturating_sub(a);
+    let max_cpu_softirq = k0
+        .cpu_softirq
+        .iter()
+        .zip(&k1.cpu_softirq)
+        .map(|(a, b)| d(*a, *b))
+        .max()
+        .unwrap_or(0);
     println!(
-        "{dev}: {} wakeups, period {:.0} us, |interval - period| p50 {:.0} us p99 {:.0} us max {:.0} us; system CPU {:.2} % of one core",
+        "wakeups, dev={dev} rate={rate} period={period} seconds={elapsed:.2} n={} p50_us={:.0} p99_us={:.0} max_us={:.0} \
+         drift_ppm={drift_ppm:.1} sys_pct={:.2} softirq_pct={:.2} irq_pct={:.2} softirq_max_cpu_pct={:.2} \
+         hrtimer_per_period={:.3} timer_per_period={:.3} loc_per_period={:.3}",
         gaps.len(),
-        ideal,
         pct(0.5),
         pct(0.99),
         pct(1.0),
-        100.0 * cpu_s / start.elapsed().as_secs_f64()
+        pct_of_core(d(k0.sys, k1.sys)),
+        pct_of_core(d(k0.softirq, k1.softirq)),
+        pct_of_core(d(k0.irq, k1.irq)),
+        pct_of_core(max_cpu_softirq),
+        d(k0.hrtimer, k1.hrtimer) as f64 / periods,
+        d(k0.timer, k1.timer) as f64 / periods,
+        d(k0.loc, k1.loc) as f64 / periods,
     );
     Ok(true)
 }
 
-/// System + softirq + irq ticks of all CPUs from /proc/stat.
-fn system_cpu_ticks() -> u64 {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            let f: Vec<u64> = s
-                .lines()
-                .next()?
-                .split_whitespace()
+/// Benchmark: the round trip from an application's playback end back to
+/// its capture end (e.g. hw:VoIP,0,0 through the bridge and a far end that
+/// echoes RTP). Both streams are linked (snd_pcm_link: one trigger starts
+/// them), so playback frame k and capture frame k leave and arrive at the
+/// same instant of the card's clock: the lag of each chirp in the capture,
+/// found by normalised cross-correlation, is the round trip in frames,
+/// whatever the application's own buffering. A 50 ms linear chirp (300 to
+/// 3400 Hz, the G.711 band) every 1.5 s; prints each lag, then
+/// `roundtrip, ...` with the median, min and max. Fails when fewer than
+/// half the chirps are found (correlation below 0.5).
+fn roundtrip(play: &str, rec: &str, seconds: u64) -> Result<bool> {
+    const PERIOD: i64 = 80;
+    const SPACING: usize = 12_000;
+    const CHIRP: usize = 400;
+    let r = f64::from(RATE);
+    let chirp: Vec<f64> = (0..CHIRP)
+        .map(|i| {
+            let t = i as f64 / r;
+            let (f0, f1, d) = (300.0, 3400.0, CHIRP as f64 / r);
+            let w = 0.5 - 0.5 * (2.0 * PI * i as f64 / CHIRP as f64).cos();
+            w * (2.0 * PI * (f0 * t + (f1 - f0) * t * t / (2.0 * d))).sin()
+        })
+        .collect();
+    let total = (seconds as usize * RATE as usize).max(2 * SPACING);
+    let mut played = vec![0i16; total];
+    let mut k = SPACING / 4;
+    while k + CHIRP < total {
+        for (i, c) in chirp.iter().enumerate() {
+            played[k + i] = (c * 16_000.0) as i16;
+        }
+        k += SPACING;
+    }
+    let pp = open(play, Direction::Playback, RATE, PERIOD, PERIOD * 16)?;
+    let pc = open(rec, Direction::Capture, RATE, PERIOD, PERIOD * 16)?;
+    pp.link(&pc).context("snd_pcm_link")?;
+    let (po, co) = (pp.io_i16()?, pc.io_i16()?);
+    // Eight periods queued ahead (TCG wakes late); the first write starts
+    // both streams.
+    let prefill = vec![0i16; 8 * PERIOD as usize];
+    let mut w = 0;
+    while w < prefill.len() {
+        w += po.writei(&prefill[w..])?;
+    }
+    let mut out = played.clone();
+    out.splice(0..0, prefill.iter().copied());
+    let mut got = Vec::with_capacity(total + 8000);
+    let mut buf = vec![0i16; PERIOD as usize];
+    while got.len() < total {
+        let n = co.readi(&mut buf)?;
+        got.extend_from_slice(&buf[..n]);
+        let end = (w + n).min(out.len());
+        let mut d = w;
+        while d < end {
+            d += po.writei(&out[d..end])?;
+        }
+        w = end;
+    }
+    let _ = pp.drop();
+    let _ = pc.drop();
+    let energy: f64 = chirp.iter().map(|c| c * c).sum::<f64>().sqrt();
+    let mut lags = Vec::new();
+    let mut k = prefill.len() + SPACING / 4;
+    while k + SPACING <= got.len() {
+        let mut best = (0.0, 0usize);
+        for lag in 0..SPACING - CHIRP {
+            let seg = &got[k + lag..k + lag + CHIRP];
+            let (mut dot, mut e) = (0.0, 0.0);
+            for (x, c) in seg.iter().zip(&chirp) {
+                let x = f64::from(*x);
+                dot += x * c;
+                e += x * x;
+            }
+            let ncc = if e > 0.0 {
+                dot / (e.sqrt() * energy)
+            } else {
+                0.0
+            };
+            if ncc > best.0 {
+                best = (ncc, lag);
+            }
+        }
+        println!(
+            "chirp at frame {k}: lag {} frames ({:.1} ms), correlation {:.2}",
+            best.1,
+            best.1 as f64 * 1000.0 / r,
+            best.0
+        );
+        if best.0 >= 0.5 {
+            lags.push(best.1 as f64 * 1000.0 / r);
+        }
+        k += SPACING;
+    }
+    let chirps = (got.len() - prefill.len() - SPACING / 4) / SPACING;
+    lags.sort_by(|a, b| a.total_cmp(b));
+    let med = lags.get(lags.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "roundtrip, play={play} rec={rec} found={} of={chirps} median_ms={med:.1} min_ms={:.1} max_ms={:.1}",
+        lags.len(),
+        lags.first().copied().unwrap_or(0.0),
+        lags.last().copied().unwrap_or(0.0)
+    );
+    Ok(chirps > 0 && lags.len() * 2 >= chirps)
+}
+
+/// The kernel's time and event counters the wakeups benchmark compares.
+struct KernelCounters {
+    /// All CPUs' system, softirq and hardirq ticks (/proc/stat, USER_HZ).
+    sys: u64,
+    softirq: u64,
+    irq: u64,
+    /// Each CPU's softirq ticks.
+    cpu_softirq: Vec<u64>,
+    /// HRTIMER and TIMER softirqs raised, all CPUs (/proc/softirqs).
+    hrtimer: u64,
+    timer: u64,
+    /// Local APIC timer interrupts, all CPUs (/proc/interrupts "LOC:";
+    /// arch_timer on arm64).
+    loc: u64,
+}
+
+impl KernelCounters {
+    fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields = |l: &str| -> Vec<u64> {
+            l.split_whitespace()
                 .skip(1)
                 .filter_map(|x| x.parse().ok())
-                .collect();
-            Some(f.get(2)? + f.get(5)? + f.get(6)?)
-        })
-        .unwrap_or(0)
+                .collect()
+        };
+        let all = stat.lines().next().map(fields).unwrap_or_default();
+        let at = |f: &[u64], i: usize| f.get(i).copied().unwrap_or(0);
+        let cpu_softirq = stat
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("cpu"))
+            .map(|l| at(&fields(l), 6))
+            .collect();
+        let row_sum = |text: &str, name: &str| -> u64 {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(name) || l.ends_with(name))
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(1)
+                        .map_while(|x| x.parse::<u64>().ok())
+                        .sum()
+                })
+                .unwrap_or(0)
+        };
+        let softirqs = std::fs::read_to_string("/proc/softirqs").unwrap_or_default();
+        let interrupts = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+        let loc = match row_sum(&interrupts, "LOC:") {
+            0 => row_sum(&interrupts, "arch_timer"),
+            n => n,
+        };
+        KernelCounters {
+            sys: at(&all, 2),
+            softirq: at(&all, 6),
+            irq: at(&all, 5),
+            cpu_softirq,
+            hrtimer: row_sum(&softirqs, "HRTIMER:"),
+            timer: row_sum(&softirqs, "TIMER:"),
+            loc,
+        }
+    }
 }
 
 /// /proc/stat counts in USER_HZ, which is 100 on every Linux architecture.
@@ -272,8 +543,10 @@ fn main() -> Result<()> {
         "pause" => pause(a(1), a(2))?,
         "xrun" => xrun(a(1), a(2))?,
         "wakeups" => wakeups(a(1), a(2).parse()?, a(3).parse()?, a(4).parse()?)?,
+        "realtime" => realtime(a(1), a(2), a(3).parse()?, a(4).parse()?)?,
+        "roundtrip" => roundtrip(a(1), a(2), a(3).parse()?)?,
         _ => bail!(
-            "usage: pcmcheck drift DEVICE RATE PERIOD SECONDS | pause PLAY REC | xrun PLAY REC"
+            "usage: pcmcheck drift DEVICE RATE PERIOD SECONDS | pause PLAY REC | xrun PLAY REC | realtime DEVICE playback|capture SECONDS MAX_LATE_MS | roundtrip PLAY REC SECONDS | wakeups DEVICE|idle RATE PERIOD SECONDS"
         ),
     };
     println!("{}", if ok { "PASS" } else { "FAIL" });

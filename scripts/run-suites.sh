@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# `make test` and `make test-long`: run every suite of a tier, each timed,
+# and end with a table of wall times (setup, builds, suites) and the total,
+# printed whether or not a suite failed. Every suite runs even after
+# another failed (like make -k), so one run shows every failure; the exit
+# status is 1 if any failed.
+#
+# The builds that take minutes of CPU (the three kernels, the arm64 cross
+# build and modules) run in the background, niced, while the foreground
+# runs what is not CPU-bound or needs none of them (cargo build and tests,
+# lint, the host tests, whose calls run in real time, fuzzing); a suite
+# that needs a kernel waits for it through the kernel's build lock.
+# SND_VOIP_OVERLAP says how far the two overlap:
+#   all (default)   a qemu suite starts as soon as its kernel is there
+#                   (the x86_64 suites first, while the arm64 kernel and the
+#                   cross build go on at nice 19: a guest's emulated CPUs
+#                   take what they need, the compilers get the rest);
+#   host            the qemu suites start once every background build is
+#                   done, so no guest ever shares the CPU with a compiler;
+#   none            builds first, then every suite (for measuring).
+# On a cached machine the builds take seconds and the three are the same;
+# on a fresh one the builds take ~30 minutes of both cores, and only
+# overlapping them with the suites keeps make test inside its budget.
+#
+# usage: scripts/run-suites.sh [--tier test|long] [SUITE...]
+#   SUITE...  run only these (names as in the table; builds still run)
+# Output: each suite's log in $SND_VOIP_TEST_OUT/logs (default
+# target/test-out/logs), the table in $SND_VOIP_TEST_OUT/times.txt.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+tier=test
+only=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --tier) tier=$2; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -*) echo "run-suites: unknown option $1" >&2; exit 2 ;;
+        *) only+=("$1"); shift ;;
+    esac
+done
+overlap=${SND_VOIP_OVERLAP:-all}
+case "$overlap" in host|all|none) ;; *) echo "run-suites: SND_VOIP_OVERLAP=$overlap: want host, all or none" >&2; exit 2 ;; esac
+
+# Suites: NAME:MAKE_TARGET. "host" suites need no kernel; "qemu" suites boot one.
+case "$tier" in
+    test)
+        host_suites=(lint dtbs-check kconfig-check test-host test-fuzz)
+        # (in the order the background builds finish their kernels)
+        # test-kmod-arm64 is in the long tier until its matrix's second
+        # batch stops hanging under SCHED_FIFO on the emulated board
+        # (README "Known defects"); the arm64 card still boots in test-rtos
+        # (smoke, RTOS suites, stress) and demo-board.
+        qemu_suites=(test-kmod test-intree test-linphone demo-x86 test-rtos demo-board)
+        ;;
+    long)
+        host_suites=(fuzz-long test-host-long template-build)
+        qemu_suites=(test-kmod-long test-kmod-arm64)
+        ;;
+    *) echo "run-suites: unknown tier $tier (test or long)" >&2; exit 2 ;;
+esac
+# Background builds, in the order the qemu suites need them.
+bg_builds=(kernel kernel-prod kernel-arm64 kmods xbuild-arm64)
+
+out=${SND_VOIP_TEST_OUT:-$root/target/test-out}
+mkdir -p "$out/logs"
+times=$out/times.txt
+: >"$times"
+export SND_VOIP_SETUP_DONE=1  # sub-makes skip `make setup`: it runs once, first
+t_start=$SECONDS
+declare -A status=() secs=()
+order=()
+failed=0 passed=0
+
+wanted() {
+    [ ${#only[@]} -eq 0 ] && return 0
+    local s
+    for s in "${only[@]}"; do [ "$s" = "$1" ] && return 0; done
+    return 1
+}
+# run NAME CMD...: one timed step, its output to the terminal and its log.
+run() {
+    local name=$1 t0=$SECONDS rc
+    shift
+    echo "==== $name: $* ($(date +%T))"
+    "$@" 2>&1 | tee "$out/logs/$name.log"
+    rc=${PIPESTATUS[0]}
+    record "$name" "$rc" $((SECONDS - t0))
+    echo "==== $name: $([ "$rc" = 0 ] && echo PASS || echo "FAIL (exit $rc)") in $((SECONDS - t0)) s"
+    return "$rc"
+}
+record() { # NAME RC SECONDS (RC "-": a wait, not a step)
+    order+=("$1"); secs[$1]=$3
+    if [ "$2" = - ]; then status[$1]=""
+    elif [ "$2" = 0 ]; then status[$1]=PASS; passed=$((passed + 1))
+    else status[$1]=FAIL; failed=$((failed + 1)); fi
+    printf '%-18s %-4s %5d s\n' "$1" "${status[$1]}" "$3" >>"$times"
+}
+mk() { make --no-print-directory -C "$root" "$@"; }
+
+run setup mk setup || { echo "run-suites: setup failed; nothing else can run" >&2; }
+
+# The background builder: one step after another, niced; each step's time
+# and status in $out/bg.times (read into the table at the end).
+bg_pid=""
+if [ "${status[setup]}" = PASS ]; then
+    (
+        for b in "${bg_builds[@]}"; do
+            t0=$SECONDS
+            nice -n 19 make --no-print-directory -C "$root" "$b" >"$out/logs/build-$b.log" 2>&1
+            echo "build-$b $? $((SECONDS - t0))" >>"$out/bg.times"
+        done
+    ) &
+    bg_pid=$!
+    : >"$out/bg.times"
+    echo "==== background builds started ($(date +%T)): ${bg_builds[*]} (logs in $out/logs/build-*.log)"
+fi
+bg_wait() {
+    [ -n "$bg_pid" ] || return 0
+    local t0=$SECONDS
+    echo "==== waiting for the background builds ($(date +%T))"
+    wait "$bg_pid"
+    bg_pid=""
+    local name rc s
+    while read -r name rc s; do record "$name" "$rc" "$s"; done <"$out/bg.times"
+    record "(waiting for builds)" - $((SECONDS - t0))
+}
+[ "$overlap" = none ] && bg_wait
+
+if [ "${status[setup]}" = PASS ]; then
+    run bridge mk bridge
+    for s in "${host_suites[@]}"; do wanted "$s" && run "$s" mk "$s"; done
+    [ "$overlap" = host ] && bg_wait
+    for s in "${qemu_suites[@]}"; do wanted "$s" && run "$s" mk "$s"; done
+fi
+bg_wait
+
+total=$((SECONDS - t_start))
+{
+    echo
+    echo "================ snd-voip: make $tier, wall time per step ================"
+    for n in "${order[@]}"; do printf '  %-22s %-4s %6d s  (%d:%02d)\n' "$n" "${status[$n]}" "${secs[$n]}" $((secs[$n] / 60)) $((secs[$n] % 60)); done
+    printf '  %-22s %-4s %6d s  (%d:%02d)   overlap=%s, %s, %s\n' total "" "$total" $((total / 60)) $((total % 60)) "$overlap" "$(nproc) CPUs" "$(date +%F)"
+    echo "  (background builds overlap the foreground steps: the total is the wall time, not the sum)"
+    echo "$passed passed, $failed failed"
+} | tee -a "$times"
+[ "$failed" = 0 ]
