@@ -98,7 +98,10 @@ record() { # NAME RC SECONDS (RC "-": a wait, not a step)
 }
 mk() { make --no-print-directory -C "$root" "$@"; }
 
-run setup mk setup || { echo "run-suites: setup failed; nothing else can run" >&2; }
+# setup.sh itself, not `make setup`: SND_VOIP_SETUP_DONE (exported above for
+# the sub-makes) would make the target skip it, and a fresh machine would
+# then have no qemu, kamailio or kernel sources.
+run setup "$root/scripts/setup.sh" || { echo "run-suites: setup failed; nothing else can run" >&2; }
 
 # The background builder: one step after another, niced; each step's time
 # and status in $out/bg.times (read into the table at the end).
