@@ -30,6 +30,10 @@
 #   -p PKG           build this workspace package's binary of the same name
 #                    instead of the test set (e.g. aec-eval, for the
 #                    canceller's arm64 bench) and print its path
+#   --features F     voipbridge alone with only these cargo features (a
+#                    comma list of tls, srtp, aec, or "none"; README "Cargo
+#                    features"), into a directory of its own, and print its
+#                    path (for the footprint bench: what leaving them out saves)
 #   -j N      cargo jobs (default: $XBUILD_JOBS, else 1: a cold build takes
 #             ~5 min on one core and leaves the other to running tests)
 # Needs: make setup (dpkg --add-architecture arm64, rustc-web, clang, lld).
@@ -43,6 +47,7 @@ bindir=$SND_VOIP_BIN-arm64
 bin=$bindir/voipbridge
 BINS=(voipbridge audiotest pcmcheck)
 profile=${XBUILD_PROFILE:-release-embedded}
+feat_args=()
 
 jobs=${XBUILD_JOBS:-1}
 while [ $# -gt 0 ]; do
@@ -51,7 +56,15 @@ while [ $# -gt 0 ]; do
         --print-bin-dir) echo "$bindir"; exit 0 ;;
         -j) jobs=$2; shift 2 ;;
         -p) BINS=("$2"); bin=$bindir/$2; shift 2 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        --features)
+            case "$2" in
+                none) feat_args=(--no-default-features) ;;
+                *[!a-z,]*|"") echo "xbuild-arm64: --features wants a comma list of tls, srtp, aec, or none" >&2; exit 2 ;;
+                *) feat_args=(--no-default-features --features "$2") ;;
+            esac
+            BINS=(voipbridge); bindir=$SND_VOIP_BIN-arm64-features-$(echo "$2" | tr , -); bin=$bindir/voipbridge
+            shift 2 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "xbuild-arm64: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -133,7 +146,7 @@ unset PKG_CONFIG_PATH
 build() {
     local t0=$SECONDS b
     cd "$root"
-    if ! cargo build -q --profile "$profile" --locked -j "$jobs" --target "$TRIPLE" "${BINS[@]/#/-p}" >&2; then
+    if ! cargo build -q --profile "$profile" --locked -j "$jobs" --target "$TRIPLE" "${feat_args[@]}" "${BINS[@]/#/-p}" >&2; then
         die "xbuild-arm64: cargo build for $TRIPLE failed (see above)"
     fi
     [ $((SECONDS - t0)) -lt 5 ] || log "cargo build: $((SECONDS - t0)) s"
@@ -147,7 +160,7 @@ build() {
         llvm-strip --strip-debug -o "$bindir/.$b.tmp" "$tdir/$TRIPLE/$profile/$b"
         mv -f "$bindir/.$b.tmp" "$bindir/$b"
     done
-    log "voipbridge: profile $profile, $(stat -c %s "$bindir/voipbridge") bytes stripped"
+    log "voipbridge: profile $profile${feat_args:+, ${feat_args[*]}}, $(stat -c %s "$bindir/voipbridge") bytes stripped"
 }
 with_lock "$tdir" build
 echo "$bin"

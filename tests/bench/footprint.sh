@@ -14,6 +14,14 @@ size=$(stat -c %s "$bin")
 echo "voipbridge, arm64 release-embedded, stripped: $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.2f MiB", s / 1048576 }')); $(file -b "$bin" | cut -d, -f1-2)"
 echo "  segments: $(llvm-size "$bin" 2>/dev/null | awk 'NR == 2 { printf "text %d, data %d, bss %d bytes", $1, $2, $3 }')"
 echo "  shared libraries: $(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')"
+# What the optional features cost (README "Cargo features"): voipbridge
+# built with fewer, same profile. FOOTPRINT_FEATURES lists the builds
+# (comma lists or "none"; "" skips them: each is a cold LTO build, minutes).
+for f in ${FOOTPRINT_FEATURES-none tls srtp aec}; do
+    fb=$("$root/scripts/xbuild-arm64.sh" -j "${XBUILD_JOBS:-2}" --features "$f" 2>/dev/null) || { echo "bench: the arm64 cross build with features $f failed"; exit 1; }
+    fs=$(stat -c %s "$fb")
+    echo "  with features \"$f\" only: $fs bytes ($(awk -v s="$fs" -v t="$size" 'BEGIN { printf "%.2f MiB, %+.2f MiB", s / 1048576, (s - t) / 1048576 }'))"
+done
 crates=$(cd "$root" && cargo tree --locked --offline -q -p voipbridge --target aarch64-unknown-linux-gnu -e normal --prefix none 2>/dev/null | sed 's/ (\*)//' | sort -u | wc -l)
 echo "crates in voipbridge's arm64 dependency tree (normal, itself included): $crates"
 if command -v baresip >/dev/null; then

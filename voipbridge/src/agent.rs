@@ -658,7 +658,12 @@ impl Loop {
             // outbound proxy routed.
             latch: m.latch,
             // SRTP/SRTCP with the keys SDES negotiated for this call.
+            #[cfg(feature = "srtp")]
             transform: m.crypto.map(crate::srtp::transform_factory),
+            // Without the transform, config refuses [media] srtp other than
+            // "off", so no call negotiates keys.
+            #[cfg(not(feature = "srtp"))]
+            transform: None,
             period_ms: s.audio.period_ms,
             buffer_ms: s.audio.buffer_ms,
             ..MediaParams::default()

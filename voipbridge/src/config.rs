@@ -574,6 +574,13 @@ impl Config {
                 ))
             }
         };
+        if kind == TransportKind::Tls && !crate::tls::TLS_BUILT {
+            return Err(bad(
+                "sip",
+                "transport",
+                crate::tls::TlsError::NotBuilt.to_string(),
+            ));
+        }
         let transport = match kind {
             TransportKind::Udp => Transport::Udp,
             TransportKind::Tcp => Transport::Tcp,
@@ -626,6 +633,13 @@ impl Config {
             .srtp
             .parse()
             .map_err(|e| bad("media", "srtp", e))?;
+        if srtp != SrtpMode::Off && !crate::srtp::SRTP_BUILT {
+            return Err(bad(
+                "media",
+                "srtp",
+                format!("\"{}\": this voipbridge was built without SRTP (cargo feature \"srtp\"); use \"off\"", self.media.srtp),
+            ));
+        }
         let sdes_allowed = kind == TransportKind::Tls || self.media.srtp_over_udp;
         if srtp == SrtpMode::Mandatory && !sdes_allowed {
             return Err(bad(
@@ -851,6 +865,13 @@ impl Config {
                 ))
             }
         };
+        if echo_cancel == crate::dsp::EchoMode::On && !crate::dsp::AEC_BUILT {
+            return Err(bad(
+                "audio",
+                "echo_cancel",
+                crate::dsp::DspError::NotBuilt.to_string(),
+            ));
+        }
         let user = crate::sip::message::uri_user(&self.account.uri).unwrap_or_default();
         Ok(Settings {
             ua: UaConfig {
@@ -950,6 +971,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "aec")]
     fn echo_cancel_and_noise_suppression() {
         use crate::dsp::{DspSettings, EchoMode};
         let base = "[account]\nuri = \"sip:b@127.0.0.1\"\n";
@@ -1143,6 +1165,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(feature = "tls", feature = "srtp"))]
     fn tls_srtp_and_security_keys() {
         let s = settings(
             "[account]\nuri = \"sips:b@example.org\"\n[sip]\ntransport = \"tls\"\nmax_connections = 10\nidle_timeout_s = 60\nkeepalive_s = 0\n[tls]\nca_file = \"/x/ca.pem\"\nmin_version = \"1.3\"\n[media]\nsrtp = \"mandatory\"\n[ban]\nmax_requests = 50\nexempt = [\"10.0.0.1\"]\n[control]\ngroup = \"voip\"\n",
@@ -1181,6 +1204,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(feature = "tls", feature = "srtp"))]
     fn unsafe_combinations_are_refused_with_the_key() {
         for (text, key, words) in [
             ("[account]\nuri = \"sip:b@h\"\n[media]\nsrtp = \"mandatory\"\n", "[media] srtp", "over TLS"),
@@ -1203,5 +1227,45 @@ mod tests {
         )
         .unwrap();
         assert!(s.sdes_allowed);
+    }
+
+    /// A binary built without a feature refuses the keys that need it,
+    /// naming the feature, and runs without them.
+    #[test]
+    fn keys_of_features_not_built_are_refused() {
+        let base = "[account]\nuri = \"sip:b@h\"\n";
+        let cases = [
+            (
+                !crate::tls::TLS_BUILT,
+                "[sip]\ntransport = \"tls\"\n",
+                "[sip] transport",
+                "\"tls\"",
+            ),
+            (
+                !crate::srtp::SRTP_BUILT,
+                "[media]\nsrtp = \"optional\"\nsrtp_over_udp = true\n",
+                "[media] srtp",
+                "\"srtp\"",
+            ),
+            (
+                !crate::dsp::AEC_BUILT,
+                "[audio]\necho_cancel = true\n",
+                "[audio] echo_cancel",
+                "\"aec\"",
+            ),
+        ];
+        for (absent, text, key, feature) in cases {
+            let r = settings(&format!("{base}{text}"));
+            if absent {
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains(key) && e.contains(feature), "{text}: {e}");
+            } else {
+                assert!(r.is_ok(), "{text}: {r:?}");
+            }
+        }
+        assert!(
+            settings(base).is_ok(),
+            "the defaults need no optional feature"
+        );
     }
 }

@@ -425,12 +425,10 @@ impl SipIo {
                 io.listening = true;
             }
             TransportKind::Tls => {
-                let server = cfg.tls.as_ref().and_then(|t| t.server.clone());
-                match server {
-                    Some(server) => {
+                match cfg.tls.as_ref().and_then(|t| t.acceptor()) {
+                    Some(acc) => {
                         let listener = TcpListener::bind(local).await.map_err(bind_err)?;
                         io.bound = listener.local_addr().map_err(bind_err)?;
-                        let acc = tokio_rustls::TlsAcceptor::from(server);
                         tokio::spawn(acceptor(listener, Some(acc), events, shared));
                         io.listening = true;
                     }
@@ -516,7 +514,7 @@ impl SipIo {
             transport: self.kind,
             listen: self.local,
             listening: self.listening,
-            tls_trust: self.tls.as_ref().map(|t| t.trust.clone()),
+            tls_trust: self.tls.as_ref().map(|t| t.trust().to_owned()),
             connections_in: self.shared.inbound.load(Ordering::Relaxed),
             connections_out: self.shared.outbound.load(Ordering::Relaxed),
             received: c.received.load(Ordering::Relaxed),
@@ -610,14 +608,13 @@ impl SipIo {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.conns.insert(to, Conn { id, tx });
         let tls = match (&self.tls, self.kind) {
-            (Some(t), TransportKind::Tls) => {
-                let name = self
-                    .names
+            (Some(t), TransportKind::Tls) => Some((
+                t.clone(),
+                self.names
                     .get(&to)
                     .cloned()
-                    .unwrap_or_else(|| to.ip().to_string());
-                Some((t.clone(), name))
-            }
+                    .unwrap_or_else(|| to.ip().to_string()),
+            )),
             _ => None,
         };
         tracing::debug!(%to, tls = tls.is_some(), "opening a connection");
@@ -710,7 +707,7 @@ async fn udp_receiver(sock: Arc<UdpSocket>, events: mpsc::Sender<NetEvent>, shar
 
 async fn acceptor(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::tls::Acceptor>,
     events: mpsc::Sender<NetEvent>,
     shared: Arc<Shared>,
 ) {
@@ -759,6 +756,9 @@ async fn acceptor(
                         connection(stream, peer, id, rx, events, shared, slot, false).await;
                     }
                 }
+                #[cfg(not(feature = "tls"))]
+                Some(acc) => match acc {},
+                #[cfg(feature = "tls")]
                 Some(acc) => {
                     let limit = shared.limits.handshake_timeout;
                     match tokio::time::timeout(limit, acc.accept(stream)).await {
@@ -820,6 +820,9 @@ async fn connect(
     let _ = stream.set_nodelay(true);
     match tls {
         None => connection(stream, to, id, rx, events, shared, slot, true).await,
+        #[cfg(not(feature = "tls"))]
+        Some((ctx, _)) => match ctx {},
+        #[cfg(feature = "tls")]
         Some((ctx, name)) => {
             let sn = match crate::tls::server_name(&name) {
                 Ok(n) => n,
@@ -1432,6 +1435,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[cfg(feature = "tls")]
     async fn tls_connections_count_against_the_limits() {
         // A TLS listener: connections that never finish their handshake
         // hold a slot only until the handshake timeout, and count against

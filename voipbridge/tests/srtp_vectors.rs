@@ -5,6 +5,8 @@
 //! window, forged and tampered packets, rollover of the sequence number,
 //! malformed input.
 
+#![cfg(feature = "srtp")]
+
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
 use voipbridge::srtp::{MasterKey, SrtpError, SrtpSession, Suite, MAX_SSRCS};

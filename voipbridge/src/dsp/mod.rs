@@ -25,9 +25,12 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use serde::Serialize;
+#[cfg(feature = "aec")]
 use snd_voip_aec::{Config, EchoCanceller};
 
-use crate::media::hooks::{AudioProcessor, DeviceTiming, ProcessorFactory};
+use crate::media::hooks::ProcessorFactory;
+#[cfg(feature = "aec")]
+use crate::media::hooks::{AudioProcessor, DeviceTiming};
 use crate::media::AudioSpec;
 
 /// The rate the media engine hands its processors (the calls' G.711 rate).
@@ -184,11 +187,16 @@ pub struct EchoStats {
 #[derive(Debug, thiserror::Error)]
 pub enum DspError {
     /// The canceller refused the stream.
+    #[cfg(feature = "aec")]
     #[error("echo canceller: {0}")]
     Aec(#[from] snd_voip_aec::AecError),
+    /// This voipbridge was built without the canceller.
+    #[error("this voipbridge was built without the echo canceller (cargo feature \"aec\")")]
+    NotBuilt,
 }
 
 /// One call's capture processing (see the module documentation).
+#[cfg(feature = "aec")]
 pub struct CaptureProcessor {
     aec: EchoCanceller,
     rate: u32,
@@ -227,6 +235,7 @@ pub fn delay_from_timings(
     d.max(0.0).round() as u64
 }
 
+#[cfg(feature = "aec")]
 impl CaptureProcessor {
     /// A processor for mono audio at `rate` Hz.
     pub fn new(rate: u32, noise_suppression: bool) -> Result<CaptureProcessor, DspError> {
@@ -342,6 +351,7 @@ impl CaptureProcessor {
 /// from the capture device with their [`DeviceTiming`]s, which are exactly
 /// what [`CaptureProcessor::far_end_timed`] and
 /// [`CaptureProcessor::process_timed`] take.
+#[cfg(feature = "aec")]
 impl AudioProcessor for CaptureProcessor {
     fn far_end(&mut self, pcm: &[i16], timing: DeviceTiming) {
         self.far_end_timed(pcm, timing.at, timing.delay);
@@ -363,6 +373,7 @@ impl AudioProcessor for CaptureProcessor {
 /// The factory [`crate::media::MediaParams::processors`] takes: one fresh
 /// canceller (with noise suppression when `settings` asks) per call, so
 /// no call's adaptive filter ever sees another call's audio.
+#[cfg(feature = "aec")]
 pub fn processor_factory(settings: &DspSettings) -> ProcessorFactory {
     let ns = settings.noise_suppression;
     ProcessorFactory(std::sync::Arc::new(move || {
@@ -379,14 +390,27 @@ pub fn processors_for(
     capture: &AudioSpec,
     playback: &AudioSpec,
 ) -> Vec<ProcessorFactory> {
-    if echo_wanted(settings, capture, playback) {
-        vec![processor_factory(settings)]
-    } else {
+    if !echo_wanted(settings, capture, playback) {
+        return Vec::new();
+    }
+    #[cfg(feature = "aec")]
+    return vec![processor_factory(settings)];
+    // `echo_cancel = true` is refused at start without the canceller
+    // (Config::settings); `auto` that would want it says so per call.
+    #[cfg(not(feature = "aec"))]
+    {
+        tracing::warn!(
+            "echo_cancel = \"auto\": capture and playback are one RTOS-routed device, but {}",
+            DspError::NotBuilt
+        );
         Vec::new()
     }
 }
 
-#[cfg(test)]
+/// Whether this binary has the echo canceller (cargo feature `aec`).
+pub const AEC_BUILT: bool = cfg!(feature = "aec");
+
+#[cfg(all(test, feature = "aec"))]
 mod call_tests;
 
 #[cfg(test)]
@@ -480,6 +504,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "aec")]
     fn processor_cancels_a_delayed_echo_with_hook_timings() {
         // The hooks' view of a steady call: each 20 ms a block is written
         // behind 400 queued frames and read back 1 ms later with 40
@@ -523,6 +548,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "aec")]
     fn processor_cancels_a_delayed_echo() {
         // The reference comes back 60 ms later, 10 dB down, with the
         // device delays reported: after 2 s the echo is 20 dB down.

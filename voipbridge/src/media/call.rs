@@ -1353,6 +1353,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "srtp")]
     fn srtp_protects_rtp_and_rtcp_both_ways_and_drops_forgeries_and_replays() {
         use crate::srtp::{sdes::Negotiated, transform_factory, MasterKey, Suite};
         for suite in Suite::ALL {

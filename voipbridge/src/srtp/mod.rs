@@ -22,10 +22,16 @@
 
 pub mod sdes;
 
+/// Whether this binary has the SRTP transform (cargo feature `srtp`).
+pub const SRTP_BUILT: bool = cfg!(feature = "srtp");
+
 use std::fmt;
 use thiserror::Error;
+#[cfg(feature = "srtp")]
 use webrtc_srtp::context::Context;
+#[cfg(feature = "srtp")]
 use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
+#[cfg(feature = "srtp")]
 use webrtc_srtp::protection_profile::ProtectionProfile;
 use zeroize::Zeroizing;
 
@@ -35,6 +41,7 @@ pub const MAX_SSRCS: usize = 8;
 pub const REPLAY_WINDOW: usize = 128;
 /// Master key plus master salt length of the AES_CM_128 suites.
 pub const KEY_SALT_LEN: usize = 30;
+#[cfg(feature = "srtp")]
 const KEY_LEN: usize = 16;
 
 /// SRTP crypto suites we offer and accept (RFC 4568 6.2).
@@ -65,6 +72,7 @@ impl Suite {
         Suite::ALL.into_iter().find(|x| x.name() == s)
     }
 
+    #[cfg(feature = "srtp")]
     fn profile(self) -> ProtectionProfile {
         match self {
             Suite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
@@ -117,10 +125,12 @@ impl MasterKey {
         &self.0
     }
 
+    #[cfg(feature = "srtp")]
     fn key(&self) -> &[u8] {
         &self.0[..KEY_LEN]
     }
 
+    #[cfg(feature = "srtp")]
     fn salt(&self) -> &[u8] {
         &self.0[KEY_LEN..]
     }
@@ -161,6 +171,7 @@ pub enum SrtpError {
     NoRoom,
 }
 
+#[cfg(feature = "srtp")]
 fn map_err(e: webrtc_srtp::Error) -> SrtpError {
     use webrtc_srtp::Error as E;
     match e {
@@ -194,6 +205,7 @@ pub struct SrtpStats {
 
 /// One call's SRTP: what we send is protected with our key, what we
 /// receive is checked and decrypted with the peer's.
+#[cfg(feature = "srtp")]
 pub struct SrtpSession {
     suite: Suite,
     tx: Context,
@@ -204,6 +216,7 @@ pub struct SrtpSession {
     stats: SrtpStats,
 }
 
+#[cfg(feature = "srtp")]
 impl fmt::Debug for SrtpSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SrtpSession")
@@ -213,6 +226,7 @@ impl fmt::Debug for SrtpSession {
     }
 }
 
+#[cfg(feature = "srtp")]
 fn rx_context(suite: Suite, key: &MasterKey) -> Result<Context, SrtpError> {
     Context::new(
         key.key(),
@@ -227,6 +241,7 @@ fn rx_context(suite: Suite, key: &MasterKey) -> Result<Context, SrtpError> {
 /// The most protecting adds: SRTCP's index (4) and tag (10).
 pub const MAX_OVERHEAD: usize = 14;
 
+#[cfg(feature = "srtp")]
 fn put(buf: &mut [u8], out: &[u8]) -> Result<usize, SrtpError> {
     buf.get_mut(..out.len())
         .ok_or(SrtpError::NoRoom)?
@@ -235,10 +250,12 @@ fn put(buf: &mut [u8], out: &[u8]) -> Result<usize, SrtpError> {
 }
 
 /// Smallest SRTCP packet: RTCP header + SSRC, E flag + index, tag.
+#[cfg(feature = "srtp")]
 fn min_srtcp(suite: Suite) -> usize {
     8 + 4 + suite.rtcp_tag_len()
 }
 
+#[cfg(feature = "srtp")]
 impl SrtpSession {
     /// A session sending with `local` and receiving with `remote`.
     pub fn new(suite: Suite, local: &MasterKey, remote: &MasterKey) -> Result<Self, SrtpError> {
@@ -389,6 +406,7 @@ impl From<SrtpError> for crate::media::hooks::TransformError {
 /// SRTP/SRTCP as the media engine's per-call packet transform. The
 /// engine's buffers have `media::hooks::MAX_OVERHEAD` bytes of room after
 /// the packet (more than our [`MAX_OVERHEAD`]), so protection is in place.
+#[cfg(feature = "srtp")]
 impl crate::media::hooks::PacketTransform for SrtpSession {
     fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, TransformError> {
         Ok(self.protect_rtp_in(buf, len)?)
@@ -407,11 +425,13 @@ impl crate::media::hooks::PacketTransform for SrtpSession {
     }
 }
 
+#[cfg(feature = "srtp")]
 use crate::media::hooks::TransformError;
 
 /// The media engine's factory for a call's SRTP (`MediaParams::transform`):
 /// a fresh session per media start, from the keys SDES negotiated (the
 /// closure holds them; they are wiped when the call's parameters drop).
+#[cfg(feature = "srtp")]
 pub fn transform_factory(n: sdes::Negotiated) -> crate::media::hooks::TransformFactory {
     crate::media::hooks::TransformFactory(std::sync::Arc::new(move || {
         let s = SrtpSession::new(n.suite, &n.local, &n.remote)?;

@@ -15,4 +15,13 @@ VOIPBRIDGE_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude=/target
 VOIPBRIDGE_DEPENDENCIES = alsa-lib host-pkgconf
 VOIPBRIDGE_SUBDIR = voipbridge
 
+# The optional cargo features (README "Cargo features"): all on by default.
+VOIPBRIDGE_FEATURES = \
+	$(if $(BR2_PACKAGE_VOIPBRIDGE_TLS),tls) \
+	$(if $(BR2_PACKAGE_VOIPBRIDGE_SRTP),srtp) \
+	$(if $(BR2_PACKAGE_VOIPBRIDGE_AEC),aec)
+VOIPBRIDGE_CARGO_BUILD_OPTS = \
+	--no-default-features \
+	--features "$(subst $(space),$(comma),$(strip $(VOIPBRIDGE_FEATURES)))"
+
 $(eval $(cargo-package))
