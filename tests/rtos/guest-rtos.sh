@@ -188,8 +188,10 @@ main)
     later=$(sed -n 's/^1 s after release: .* ring \(-*[0-9]*\)$/\1/p' "$O/pause-c.txt")
     check "release re-synced the microphone ring: ring part ${later:-?} 1 s after the release (target 320, at most 640; the stale ring would be ~8192)" \
         sh -c "[ -n '$later' ] && [ $later -le 640 ] && [ $later -ge 0 ]"
-    known "the microphone ring's part of the delay right after the release is within 0..640: ${rel:-?}" \
-        "the delay reported in the first period after PAUSE_RELEASE on an RTOS capture can be negative (-1300 measured), issue 12" \
+    # (Read by pcmstress right after the ioctl: a negative figure once
+    # measured here was the capture overrunning its buffer while the loaded
+    # guest printed, delay 0 in XRUN state, not the driver's delay.)
+    check "the microphone ring's part of the delay right after the release is within 0..640: ${rel:-?}" \
         sh -c "[ -n '$rel' ] && [ $rel -le 640 ] && [ $rel -ge 0 ]"
     cp /tmp/pause.raw "$O/pause.raw"
 
@@ -246,9 +248,7 @@ main)
         wait $sp; rp=$?
         for f in susp-c susp-p; do grep -E '^(PASS|FAIL)' "$O/$f.txt" | sed "s/^/  $f: /"; done
         if [ $rc != 0 ]; then tail -n 8 "$O/susp-c.txt" | sed "s/^/  susp-c (exit $rc): /"; fi
-        known "suspend: the running RTOS capture got ESTRPIPE, resumed and streams on" \
-            "a running RTOS capture does not stream again after a system suspend and SNDRV_PCM_IOCTL_RESUME (ESTRPIPE is seen, RESUME succeeds), issue 12" \
-            [ $rc = 0 ]
+        check "suspend: the running RTOS capture got ESTRPIPE, resumed and streams on" [ $rc = 0 ]
         [ $rp = 0 ] && pass "suspend: the paused RTOS playback released after the resume and streams on" || fail "suspend of the paused RTOS playback (see above)"
     fi
     host stop
@@ -274,11 +274,12 @@ main)
     rec=$!
     aplay -D hw:VoIP,0,0 "$O/tone440.wav" 2>"$O/aplay-corrupt.log" &
     ply=$!
-    wait_for 30 sh -c "ring microphone | grep -q 'used by cable' && ring speaker | grep -q 'used by cable'"
+    wait_for 60 sh -c "ring microphone | grep -q 'used by cable' && ring speaker | grep -q 'used by cable'" ||
+        fail "corruption: the streams had not both started on their rings after 60 s: $(cat "$O/arecord-corrupt.log" "$O/aplay-corrupt.log" | tr '\n' ' ')"
     host freeze
     host corrupt fill-beyond-ring mic
     host corrupt read-beyond-write speaker
-    wait_for 20 sh -c "dmesg | tail -n +$((log_at + 1)) | grep -q 'speaker ring: .*giving silence' && dmesg | tail -n +$((log_at + 1)) | grep -q 'microphone ring: .*giving silence'"
+    wait_for 60 sh -c "dmesg | tail -n +$((log_at + 1)) | grep -q 'speaker ring: .*giving silence' && dmesg | tail -n +$((log_at + 1)) | grep -q 'microphone ring: .*giving silence'"
     cat /proc/asound/VoIP/rtos >"$O/rtos-corrupt.txt"
     check "the streams still run with broken rings" sh -c "kill -0 $rec && kill -0 $ply"
     kill -INT $rec $ply 2>/dev/null
