@@ -93,6 +93,7 @@ bridge: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(ROOT)/scripts/cargo-ci.sh clippy -- -D warnings
+	$(ROOT)/scripts/cargo-ci.sh clippy-lean -- -D warnings
 	rustfmt --check --edition 2021 --config-path $(KFMT_CONFIG) kmod-snd-voip/snd_voip_main.rs
 	$(ROOT)/scripts/kmod-safe-check.sh
 

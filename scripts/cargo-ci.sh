@@ -9,6 +9,9 @@
 #                                  into SND_VOIP_BIN (printed)
 #   scripts/cargo-ci.sh test [ARGS...]    cargo test --workspace in the profile
 #   scripts/cargo-ci.sh clippy [ARGS...]  cargo clippy --workspace --all-targets
+#   scripts/cargo-ci.sh clippy-lean [ARGS...]  the same for voipbridge built
+#                                  without its optional features (tls, srtp,
+#                                  aec), so that build keeps compiling clean
 #   scripts/cargo-ci.sh print-bin | print-target   print SND_VOIP_BIN / SND_VOIP_TARGET
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -32,7 +35,8 @@ case "$cmd" in
     bins) with_lock "$SND_VOIP_TARGET" bins; echo "$SND_VOIP_BIN" ;;
     test) with_lock "$SND_VOIP_TARGET" cargo_ test --workspace "$@" ;;
     clippy) with_lock "$SND_VOIP_TARGET" cargo_ clippy --workspace --all-targets "$@" ;;
+    clippy-lean) with_lock "$SND_VOIP_TARGET" cargo_ clippy -p voipbridge --no-default-features --all-targets "$@" ;;
     print-bin) echo "$SND_VOIP_BIN" ;;
     print-target) echo "$SND_VOIP_TARGET" ;;
-    *) die "usage: $0 bins | test [ARGS] | clippy [ARGS] | print-bin | print-target" ;;
+    *) die "usage: $0 bins | test [ARGS] | clippy [ARGS] | clippy-lean [ARGS] | print-bin | print-target" ;;
 esac
