@@ -274,8 +274,12 @@ main)
     rec=$!
     aplay -D hw:VoIP,0,0 "$O/tone440.wav" 2>"$O/aplay-corrupt.log" &
     ply=$!
-    wait_for 60 sh -c "ring microphone | grep -q 'used by cable' && ring speaker | grep -q 'used by cable'" ||
-        fail "corruption: the streams had not both started on their rings after 60 s: $(cat "$O/arecord-corrupt.log" "$O/aplay-corrupt.log" | tr '\n' ' ')"
+    # (A function, not `sh -c`: a child shell does not have `ring`; this
+    # wait used to time out always and the phase passed only while the
+    # 40 s aplay outlived it.)
+    both_rings_used() { ring microphone | grep -q 'used by cable' && ring speaker | grep -q 'used by cable'; }
+    wait_for 60 both_rings_used ||
+        fail "corruption: the streams had not both started on their rings after 60 s: $(cat "$O/arecord-corrupt.log" "$O/aplay-corrupt.log" | tr '\n' ' '); rtos: $(tr '\n' ' ' </proc/asound/VoIP/rtos); routes: $(amixer -c VoIP cget name='Capture Source' | tail -n 1) / $(amixer -c VoIP cget name='Playback Sink' | tail -n 1); cable0: $(tr '\n' ' ' </proc/asound/VoIP/cable0)"
     host freeze
     host corrupt fill-beyond-ring mic
     host corrupt read-beyond-write speaker
