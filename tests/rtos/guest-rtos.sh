@@ -281,6 +281,13 @@ main)
     wait_for 60 both_rings_used ||
         fail "corruption: the streams had not both started on their rings after 60 s: $(cat "$O/arecord-corrupt.log" "$O/aplay-corrupt.log" | tr '\n' ' '); rtos: $(tr '\n' ' ' </proc/asound/VoIP/rtos); routes: $(amixer -c VoIP cget name='Capture Source' | tail -n 1) / $(amixer -c VoIP cget name='Playback Sink' | tail -n 1); cable0: $(tr '\n' ' ' </proc/asound/VoIP/cable0)"
     host freeze
+    # A speaker read counter one past Linux's write counter is impossible
+    # only while Linux cannot write: with room in the ring Linux's next
+    # write makes it plausible again (the driver cannot tell it from an
+    # early read). So corrupt it once the frozen RTOS has let the ring
+    # fill (about 1 s), as a hung RTOS would.
+    speaker_full() { ring speaker | head -n 1 | awk '{ exit !($7 == $NF) }'; }
+    wait_for 30 speaker_full || fail "corruption: the speaker ring did not fill up behind the frozen RTOS in 30 s: $(ring speaker | tr '\n' ' ')"
     host corrupt fill-beyond-ring mic
     host corrupt read-beyond-write speaker
     wait_for 60 sh -c "dmesg | tail -n +$((log_at + 1)) | grep -q 'speaker ring: .*giving silence' && dmesg | tail -n +$((log_at + 1)) | grep -q 'microphone ring: .*giving silence'"
