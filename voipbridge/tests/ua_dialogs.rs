@@ -28,7 +28,11 @@ fn callee() -> (Ua, Instant, String) {
 
 /// An answered outgoing call: (ua, t0, the INVITE). We are the caller.
 fn caller() -> (Ua, Instant, Message) {
-    let mut ua = new_ua(cfg());
+    caller_with(new_ua(cfg()))
+}
+
+/// [`caller`] with a given UA (its own seed): a confirmed call we placed.
+fn caller_with(mut ua: Ua) -> (Ua, Instant, Message) {
     let t0 = Instant::now();
     let a = ua.handle(
         t0,
@@ -173,24 +177,7 @@ fn glare(ua: &mut Ua, t0: Instant, peer_reinvite: Vec<u8>) -> Duration {
 fn glare_as_the_caller_retries_after_2_1_to_4_s() {
     let mut waits = Vec::new();
     for seed in 0..8 {
-        let mut ua = Ua::with_seed(cfg(), seed);
-        let t0 = Instant::now();
-        let a = ua.handle(
-            t0,
-            Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
-        );
-        let inv = find(&a, "INVITE").unwrap();
-        let a = ua.handle(
-            t0,
-            dgram(response_to(
-                &inv,
-                "200 OK",
-                Some("al1"),
-                "Contact: <sip:alice@127.0.0.1:5080>\r\n",
-                SDP,
-            )),
-        );
-        media_done(&mut ua, t0, &a);
+        let (mut ua, t0, inv) = caller_with(Ua::with_seed(cfg(), seed));
         let our_tag = inv.from_tag().unwrap();
         // Their re-INVITE: From is them (al1), To is us.
         let theirs = format!(
