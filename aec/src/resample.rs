@@ -12,7 +12,7 @@ pub const HALF_TAPS: usize = 32;
 const PHASES: usize = 256;
 const BETA: f64 = 8.0;
 
-fn bessel_i0(x: f64) -> f64 {
+pub(crate) fn bessel_i0(x: f64) -> f64 {
     let (mut sum, mut term) = (1.0, 1.0);
     for k in 1..50 {
         term *= (x / 2.0) / k as f64;
