@@ -8,11 +8,17 @@
 #          covering every format, rate, channel count, mmap and period bound
 #   long   the whole format x rate x channels matrix, 10 minutes of drift,
 #          1000 load/unload cycles (make test-long)
+#   matrix SPEC...  only these matrix combinations (SPEC as in batch()
+#          below), then stop: for chasing one combination. A SCHED_FIFO 99
+#          watchdog prints the CPU time of every busy task and the cables'
+#          states every MATRIX_WATCHDOG seconds (default 60).
 # More checks live in tests/kmod/guest.d/*.sh: each is sourced, in order, in
 # the same boot after the checks below (snd-voip unloaded on entry and on
 # exit; lib.sh's check/pass/fail and $AT/$PC are theirs to use).
 . "$SND_VOIP_ROOT/tests/kmod/lib.sh"
 mode=${1:-full}
+matrix_only=""
+if [ "$mode" = matrix ]; then shift; matrix_only="$*"; set --; fi
 # A second argument "trace" logs every command to $GUEST_OUT/trace.log.
 if [ "${2:-}" = trace ]; then exec 2>"$GUEST_OUT/trace.log"; set -x; fi
 # Record into the guest's tmpfs: writing every period to the 9p share stalls
@@ -79,7 +85,12 @@ freq_of() { if [ "$2" = a ]; then echo $((300 + 400 * $1)); else echo $((500 + 4
 if command -v chrt >/dev/null; then RT="chrt -f 10"; else RT="${SND_VOIP_BIN:-/nonexistent}/pcmstress rt 10"; fi
 check "SCHED_FIFO is available for the players and recorders ($RT)" $RT true || RT=""
 # batch SPEC...: one job per substream, SPEC = FORMAT:RATE:CHANNELS[:EXTRA],
-# EXTRA = extra aplay/arecord arguments joined by commas.
+# EXTRA = extra aplay/arecord arguments joined by commas, or "mmap": both
+# ends through the mmap'd buffer, by pcmcheck's mmap client (S16_LE only;
+# 20 ms periods, 16 of them). Not aplay/arecord -M: their emulated
+# read/write on the mapping busy-polls the position on any card whose
+# position moves between periods (snd-dummy too: a whole vCPU each on the
+# emulated arm64 board, which starved the guest; pcmcheck's mmap doc).
 batch() {
     b_t0=$(date +%s)
     echo "guest-card: matrix batch: $*"
@@ -93,10 +104,15 @@ batch() {
         echo "$f $r $c $extra" >"job-$b_n"
         echo "$spec" >"spec-$b_n"
         # a: hw:VoIP,0,n -> hw:VoIP,1,n (cable 2n); b: hw:VoIP,1,n -> hw:VoIP,0,n (cable 2n+1)
-        $RT arecord -D "hw:VoIP,1,$b_n" -t raw -f "$f" -r "$r" -c "$c" $extra "rec-$b_n-a.raw" 2>"arecord-$b_n-a.log" &
-        b_recs="$b_recs $!"
-        $RT arecord -D "hw:VoIP,0,$b_n" -t raw -f "$f" -r "$r" -c "$c" $extra "rec-$b_n-b.raw" 2>"arecord-$b_n-b.log" &
-        b_recs="$b_recs $!"
+        for d in a b; do
+            if [ $d = a ]; then dev=1; else dev=0; fi
+            if [ "$extra" = mmap ]; then
+                $RT $PC mmap record "hw:VoIP,$dev,$b_n" "rec-$b_n-$d.raw" "$r" "$c" $((r / 50)) $((r / 50 * 16)) >/dev/null 2>"arecord-$b_n-$d.log" &
+            else
+                $RT arecord -D "hw:VoIP,$dev,$b_n" -t raw -f "$f" -r "$r" -c "$c" $extra "rec-$b_n-$d.raw" 2>"arecord-$b_n-$d.log" &
+            fi
+            b_recs="$b_recs $!"
+        done
         b_files="$b_files /proc/asound/VoIP/cable$((2 * b_n)) /proc/asound/VoIP/cable$((2 * b_n + 1))"
         b_n=$((b_n + 1))
     done
@@ -105,10 +121,15 @@ batch() {
     i=0
     while [ $i -lt $b_n ]; do
         read -r f r c extra <"job-$i"
-        $RT aplay -D "hw:VoIP,0,$i" -t raw -f "$f" -r "$r" -c "$c" $extra "tone-$i-a.raw" 2>"aplay-$i-a.log" &
-        b_plays="$b_plays $!"
-        $RT aplay -D "hw:VoIP,1,$i" -t raw -f "$f" -r "$r" -c "$c" $extra "tone-$i-b.raw" 2>"aplay-$i-b.log" &
-        b_plays="$b_plays $!"
+        for d in a b; do
+            if [ $d = a ]; then dev=0; else dev=1; fi
+            if [ "$extra" = mmap ]; then
+                $RT $PC mmap play "hw:VoIP,$dev,$i" "tone-$i-$d.raw" "$r" "$c" $((r / 50)) $((r / 50 * 16)) >/dev/null 2>"aplay-$i-$d.log" &
+            else
+                $RT aplay -D "hw:VoIP,$dev,$i" -t raw -f "$f" -r "$r" -c "$c" $extra "tone-$i-$d.raw" 2>"aplay-$i-$d.log" &
+            fi
+            b_plays="$b_plays $!"
+        done
         i=$((i + 1))
     done
     echo "guest-card: ... captures ran after $(($(date +%s) - b_t0)) s; playing"
@@ -145,8 +166,22 @@ batch() {
     done
     echo "guest-card: ... batch done in $(($(date +%s) - b_t0)) s"
 }
-if [ "$mode" = quick ]; then
-    specs="S16_LE:48000:2 MU_LAW:8000:1 A_LAW:16000:2 S16_LE:16000:1:-M"
+if [ "$mode" = matrix ]; then
+    specs=$matrix_only
+    $RT true && wd_rt=$(echo "$RT" | sed 's/ 10$/ 99/') || wd_rt=""
+    # shellcheck disable=SC2016
+    $wd_rt sh -c 'while sleep "$1"; do
+        echo "guest-card: watchdog: $(head -n 1 /proc/stat); CPU ticks (user system) per task:"
+        for p in /proc/[0-9]*; do
+            [ -r "$p/stat" ] || continue
+            set -- $(sed "s/.*) //" "$p/stat")
+            [ $((${12} + ${13})) -gt 10 ] && echo "guest-card: watchdog:   ${p#/proc/} $(tr "\0" " " <"$p/cmdline" | cut -c1-60): ${12} ${13} state $1"
+        done
+        grep -h "capture: \|playback: " /proc/asound/VoIP/cable* 2>/dev/null | sort | uniq -c | sed "s/^/guest-card: watchdog: /"
+    done' wd "${MATRIX_WATCHDOG:-60}" &
+    wd_pid=$!
+elif [ "$mode" = quick ]; then
+    specs="S16_LE:48000:2 MU_LAW:8000:1 A_LAW:16000:2 S16_LE:16000:1:mmap"
 elif [ "$mode" = full ]; then
     # make test: every format, every rate and both channel counts at least
     # once (each format at its low and high rates), mmap, and the smallest
@@ -154,7 +189,7 @@ elif [ "$mode" = full ]; then
     # batches, ~15 minutes of the emulated guest) is the long mode's.
     specs="S16_LE:8000:1 S16_LE:16000:2 S16_LE:32000:1 S16_LE:44100:2 S16_LE:48000:1"
     specs="$specs MU_LAW:8000:2 MU_LAW:16000:1 MU_LAW:48000:2 A_LAW:8000:1 A_LAW:32000:2 A_LAW:44100:1"
-    specs="$specs S16_LE:16000:1:-M"
+    specs="$specs S16_LE:16000:1:mmap"
     for p in 80 160 512 1024; do specs="$specs S16_LE:8000:1:--period-size=$p,--buffer-size=$((p * 16))"; done
 else
     specs=""
@@ -166,7 +201,7 @@ else
     # mmap access on both ends; periods from 80 to 1024 frames (16 periods
     # a buffer: the emulated guest under KASAN can stall an application for
     # tens of milliseconds).
-    specs="$specs S16_LE:16000:1:-M"
+    specs="$specs S16_LE:16000:1:mmap"
     for p in 80 160 256 512 1024; do specs="$specs S16_LE:8000:1:--period-size=$p,--buffer-size=$((p * 16))"; done
 fi
 t_matrix=$(date +%s)
@@ -185,6 +220,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$retries" -eq 0 ] || echo "guest-card: $retries combination(s) run again after application xruns (RETRY lines above)"
 echo "guest-card: the matrix took $(($(date +%s) - t_matrix)) s"
+if [ "$mode" = matrix ]; then kill "$wd_pid" 2>/dev/null; rmmod snd_voip; summary; exit; fi
 
 # --- position vs CLOCK_MONOTONIC, pause/resume, xrun recovery (pcmcheck) -----------
 secs=30; [ "$mode" = quick ] && secs=6; [ "$mode" = long ] && secs=600

@@ -6,7 +6,7 @@
 # with Debian's arm64 alsa-utils and arm64 builds of audiotest and pcmcheck
 # (scripts/xbuild-arm64.sh).
 #
-# usage: tests/kmod/run-arm64.sh [quick|full|long]
+# usage: tests/kmod/run-arm64.sh [quick|full|long|matrix SPEC...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export BOARD=qemu-arm64
@@ -28,6 +28,6 @@ dtb=$out/nonode.dtb
 timeout=${TIMEOUT:-2400}; [ "$mode" = long ] && timeout=${TIMEOUT:-14400}
 "$root/tests/qemu/run-guest.sh" --debug-kernel --kernel "$kernel" --kdir "$kdir" --module "$ko" \
     --mode rootdir --rootdir "$rootfs" --dtb "$dtb" --bin-dir "$bindir" --mem $mem --smp $smp \
-    --timeout "$timeout" --out "$out" "$root/tests/kmod/guest-card.sh" "$mode" 2>&1 |
-    tee "$out/console.log" | grep -aE "^(PASS|FAIL|SKIP)|passed, .* failed|run-guest:|guest-card:|snd_voip|BUG|WARNING|KASAN"
+    --timeout "$timeout" --out "$out" "$root/tests/kmod/guest-card.sh" "$mode" "${@:2}" 2>&1 |
+    tee "$out/console.log" | grep -aE "^(PASS|FAIL|SKIP)|passed, .* failed|run-guest:|guest-card:|snd_voip|BUG|WARNING|KASAN|RETRY"
 exit "${PIPESTATUS[0]}"

@@ -9,6 +9,8 @@
 //! pcmcheck roundtrip PLAY REC SECONDS        benchmark: chirp round trip PLAY -> ... -> REC
 //! pcmcheck wakeups DEVICE|idle RATE PERIOD SECONDS
 //!                                             benchmark: wakeup jitter, drift, kernel CPU and timer events
+//! pcmcheck mmap play|record DEVICE FILE RATE CHANNELS PERIOD BUFFER
+//!                                             raw S16_LE through the mmap'd buffer, period by period
 //! ```
 //! Each prints its measurements, then PASS or FAIL (exit 1).
 
@@ -535,6 +537,121 @@ impl KernelCounters {
 /// /proc/stat counts in USER_HZ, which is 100 on every Linux architecture.
 const USER_HZ: f64 = 100.0;
 
+/// Set by SIGINT: `mmap record` stops, writes its file and exits.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Plays FILE to, or records FILE from (until SIGINT), DEVICE through its
+/// mmap'd buffer the way mmap clients such as PulseAudio and JACK do: wait
+/// until a period is there (`snd_pcm_wait`, i.e. poll on avail_min), then
+/// map, copy and commit what is available.
+///
+/// Why not `aplay -M`/`arecord -M`: they emulate read/write on the mapping
+/// (alsa-lib's `snd_pcm_read_areas`/`write_areas`), which re-reads the
+/// hardware position until a whole chunk is done and waits only when
+/// nothing at all is available. On a card whose position moves by the
+/// frame between period interrupts (snd-voip's clock, snd-dummy's hrtimer,
+/// DMA residue), that is a busy loop: measured on the emulated arm64 board,
+/// `arecord -M` on snd-voip and on snd-dummy alike took a whole vCPU
+/// (snd-aloop, whose position moves by the jiffy, did not); at SCHED_FIFO
+/// sixteen such clients starved the guest. Prints "underrun"/"overrun" on
+/// an xrun (the card matrix greps for them) and fails.
+fn mmap(dir: &str, dev: &str, file: &str, rate: u32, channels: u32, period: i64, buffer: i64) -> Result<bool> {
+    let direction = match dir {
+        "play" => Direction::Playback,
+        "record" => Direction::Capture,
+        _ => bail!("mmap: play or record, not {dir:?}"),
+    };
+    let pcm = PCM::new(dev, direction, false).with_context(|| format!("open {dev}"))?;
+    {
+        let hw = HwParams::any(&pcm)?;
+        hw.set_access(Access::MMapInterleaved)?;
+        hw.set_format(Format::s16())?;
+        hw.set_channels(channels)?;
+        hw.set_rate(rate, ValueOr::Nearest)?;
+        hw.set_period_size(period, ValueOr::Nearest)?;
+        hw.set_buffer_size(buffer)?;
+        pcm.hw_params(&hw).with_context(|| format!("hw_params {dev}"))?;
+        let sw = pcm.sw_params_current()?;
+        sw.set_avail_min(period)?;
+        // Playback starts once the buffer is full (the loop below fills it).
+        sw.set_start_threshold(buffer)?;
+        pcm.sw_params(&sw)?;
+    }
+    let io = pcm.io_i16()?;
+    let ch = channels as usize;
+    let xrun = |what: &str| -> Result<bool> {
+        eprintln!("pcmcheck mmap: {what}!!! on {dev} ({:?})", pcm.state());
+        Ok(false)
+    };
+    if direction == Direction::Playback {
+        let bytes = std::fs::read(file).with_context(|| format!("read {file}"))?;
+        let mut data: Vec<i16> = bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        data.truncate(data.len() / ch * ch);
+        let mut done = 0;
+        while done < data.len() {
+            match pcm.avail_update() {
+                Ok(0) => {}
+                Ok(_) => {
+                    done += ch * io.mmap(data.len() - done, |buf| {
+                        let n = buf.len().min(data.len() - done) / ch * ch;
+                        buf[..n].copy_from_slice(&data[done..done + n]);
+                        n / ch
+                    })?;
+                    continue;
+                }
+                Err(e) if e.errno() == libc::EPIPE => return xrun("underrun"),
+                Err(e) => return Err(e.into()),
+            }
+            // The buffer is full: start it (mmap commits never do), or
+            // wait for a period's room.
+            if pcm.state() == State::Prepared {
+                pcm.start()?;
+            }
+            pcm.wait(Some(1000))?;
+        }
+        if pcm.state() == State::Prepared {
+            pcm.start()?;
+        }
+        if pcm.state() == State::XRun {
+            return xrun("underrun");
+        }
+        pcm.drain()?;
+        return Ok(true);
+    }
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    let mut out: Vec<u8> = Vec::new();
+    pcm.start()?;
+    while !INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        match pcm.wait(Some(100)) {
+            Ok(_) => {}
+            Err(e) if e.errno() == libc::EINTR => continue,
+            Err(e) if e.errno() == libc::EPIPE => return xrun("overrun"),
+            Err(e) => return Err(e.into()),
+        }
+        match pcm.avail_update() {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(e) if e.errno() == libc::EPIPE => return xrun("overrun"),
+            Err(e) => return Err(e.into()),
+        }
+        io.mmap(buffer as usize * ch, |buf| {
+            let n = buf.len() / ch * ch;
+            out.extend(buf[..n].iter().flat_map(|v| v.to_le_bytes()));
+            n / ch
+        })?;
+    }
+    std::fs::write(file, &out).with_context(|| format!("write {file}"))?;
+    Ok(true)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -545,8 +662,17 @@ fn main() -> Result<()> {
         "wakeups" => wakeups(a(1), a(2).parse()?, a(3).parse()?, a(4).parse()?)?,
         "realtime" => realtime(a(1), a(2), a(3).parse()?, a(4).parse()?)?,
         "roundtrip" => roundtrip(a(1), a(2), a(3).parse()?)?,
+        "mmap" => mmap(
+            a(1),
+            a(2),
+            a(3),
+            a(4).parse()?,
+            a(5).parse()?,
+            a(6).parse()?,
+            a(7).parse()?,
+        )?,
         _ => bail!(
-            "usage: pcmcheck drift DEVICE RATE PERIOD SECONDS | pause PLAY REC | xrun PLAY REC | realtime DEVICE playback|capture SECONDS MAX_LATE_MS | roundtrip PLAY REC SECONDS | wakeups DEVICE|idle RATE PERIOD SECONDS"
+            "usage: pcmcheck drift DEVICE RATE PERIOD SECONDS | pause PLAY REC | xrun PLAY REC | realtime DEVICE playback|capture SECONDS MAX_LATE_MS | roundtrip PLAY REC SECONDS | wakeups DEVICE|idle RATE PERIOD SECONDS | mmap play|record DEVICE FILE RATE CHANNELS PERIOD BUFFER"
         ),
     };
     println!("{}", if ok { "PASS" } else { "FAIL" });
