@@ -39,6 +39,7 @@ help:
 	@echo "  make bridge      build the workspace's binaries in the tests' profile (ci) into SND_VOIP_BIN"
 	@echo "  make test-host   cargo tests and host integration tests (no qemu)"
 	@echo "  make test-kmod   the card tests in qemu (debug kernel); test-kmod-arm64: the same on the arm64 board"
+	@echo "  make test-kmod-arm64-matrix   the card's format/rate/channels/mmap/period matrix on the arm64 board (in make test)"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
 	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu, production kernel)"
 	@echo "  make demo-x86 / demo-board   one of the two demos alone"
@@ -107,6 +108,12 @@ test-kmod: kernel bridge
 
 test-kmod-arm64: kernel-arm64 bridge xbuild-arm64
 	@$(DEBUG_KERNEL) tests/kmod/run-arm64.sh
+
+# make test's card run on the arm64 board: the slot/parameter checks and
+# the whole card matrix (tests/kmod/guest-card.sh matrix), then kmemleak and
+# the kernel log; test-kmod-arm64 (make test-long) is the whole card suite.
+test-kmod-arm64-matrix: kernel-arm64 bridge xbuild-arm64
+	@$(DEBUG_KERNEL) tests/kmod/run-arm64.sh matrix
 
 test-kmod-long: kernel bridge
 	@$(DEBUG_KERNEL) tests/kmod/run.sh long
@@ -231,5 +238,5 @@ test-host-long: bridge
 
 .PHONY: buildroot-check demo-x86 demo-board kernel-arm64 kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup \
 	kernel kernel-prod kmods print-kdir print-kernel kmod bridge lint dtbs-check kconfig-check template-build \
-	test-host test-kmod test-kmod-arm64 test-kmod-long test-intree test-linphone test test-long bench bench-kmod demo \
+	test-host test-kmod test-kmod-arm64 test-kmod-arm64-matrix test-kmod-long test-intree test-linphone test test-long bench bench-kmod demo \
 	xbuild-arm64 fuzz test-fuzz fuzz-long test-host-long

@@ -8,10 +8,11 @@
 #          covering every format, rate, channel count, mmap and period bound
 #   long   the whole format x rate x channels matrix, 10 minutes of drift,
 #          1000 load/unload cycles (make test-long)
-#   matrix SPEC...  only these matrix combinations (SPEC as in batch()
-#          below), then stop: for chasing one combination. A SCHED_FIFO 99
-#          watchdog prints the CPU time of every busy task and the cables'
-#          states every MATRIX_WATCHDOG seconds (default 60).
+#   matrix [SPEC...]  the parameter and slot checks, then only the matrix
+#          (full's combinations, or these: SPEC as in batch() below), then
+#          kmemleak and the kernel log: make test's arm64 card run. A
+#          SCHED_FIFO 99 watchdog prints the CPU time of every busy task and
+#          the cables' states every 60 s while the matrix runs.
 # More checks live in tests/kmod/guest.d/*.sh: each is sourced, in order, in
 # the same boot after the checks below (snd-voip unloaded on entry and on
 # exit; lib.sh's check/pass/fail and $AT/$PC are theirs to use).
@@ -166,8 +167,20 @@ batch() {
     done
     echo "guest-card: ... batch done in $(($(date +%s) - b_t0)) s"
 }
+# make test: every format, every rate and both channel counts at least
+# once (each format at its low and high rates), mmap, and the smallest and
+# largest periods: two batches. The whole cross product (five batches, ~15
+# minutes of the emulated guest) is the long mode's.
+full_specs() {
+    fs="S16_LE:8000:1 S16_LE:16000:2 S16_LE:32000:1 S16_LE:44100:2 S16_LE:48000:1"
+    fs="$fs MU_LAW:8000:2 MU_LAW:16000:1 MU_LAW:48000:2 A_LAW:8000:1 A_LAW:32000:2 A_LAW:44100:1"
+    fs="$fs S16_LE:16000:1:mmap"
+    for p in 80 160 512 1024; do fs="$fs S16_LE:8000:1:--period-size=$p,--buffer-size=$((p * 16))"; done
+    echo "$fs"
+}
 if [ "$mode" = matrix ]; then
     specs=$matrix_only
+    [ -n "$specs" ] || specs=$(full_specs)
     $RT true && wd_rt=$(echo "$RT" | sed 's/ 10$/ 99/') || wd_rt=""
     # shellcheck disable=SC2016
     $wd_rt sh -c 'while sleep "$1"; do
@@ -183,14 +196,7 @@ if [ "$mode" = matrix ]; then
 elif [ "$mode" = quick ]; then
     specs="S16_LE:48000:2 MU_LAW:8000:1 A_LAW:16000:2 S16_LE:16000:1:mmap"
 elif [ "$mode" = full ]; then
-    # make test: every format, every rate and both channel counts at least
-    # once (each format at its low and high rates), mmap, and the smallest
-    # and largest periods: two batches. The whole cross product (five
-    # batches, ~15 minutes of the emulated guest) is the long mode's.
-    specs="S16_LE:8000:1 S16_LE:16000:2 S16_LE:32000:1 S16_LE:44100:2 S16_LE:48000:1"
-    specs="$specs MU_LAW:8000:2 MU_LAW:16000:1 MU_LAW:48000:2 A_LAW:8000:1 A_LAW:32000:2 A_LAW:44100:1"
-    specs="$specs S16_LE:16000:1:mmap"
-    for p in 80 160 512 1024; do specs="$specs S16_LE:8000:1:--period-size=$p,--buffer-size=$((p * 16))"; done
+    specs=$(full_specs)
 else
     specs=""
     for f in S16_LE MU_LAW A_LAW; do
@@ -220,7 +226,14 @@ while [ $# -gt 0 ]; do
 done
 [ "$retries" -eq 0 ] || echo "guest-card: $retries combination(s) run again after application xruns (RETRY lines above)"
 echo "guest-card: the matrix took $(($(date +%s) - t_matrix)) s"
-if [ "$mode" = matrix ]; then kill "$wd_pid" 2>/dev/null; rmmod snd_voip; summary; exit; fi
+if [ "$mode" = matrix ]; then
+    kill "$wd_pid" 2>/dev/null
+    check "rmmod after the matrix" rmmod snd_voip
+    check_kmemleak
+    check_dmesg
+    summary
+    exit
+fi
 
 # --- position vs CLOCK_MONOTONIC, pause/resume, xrun recovery (pcmcheck) -----------
 secs=30; [ "$mode" = quick ] && secs=6; [ "$mode" = long ] && secs=600

@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export BOARD=qemu-arm64
 mode=${1:-full}
-out=${OUT:-$root/target/test-out/kmod-arm64}
+out=${OUT:-$root/target/test-out/kmod-arm64$([ "$mode" = matrix ] && echo -matrix)}
 rm -rf "$out"; mkdir -p "$out"
 kernel=$("$root/scripts/kernel.sh" --print-kernel)
 kdir=$("$root/scripts/kernel.sh" --print-kdir)
