@@ -13,8 +13,7 @@
 //! across a call into the PCM core or a control notification.
 
 use crate::clock::{crossed_period, next_period_boundary, StreamClock};
-use crate::counter::{PeerCounter, Reading};
-use crate::fifo::FifoError;
+use crate::counter::PeerCounter;
 use crate::follow::{target_fill, Follower, Role};
 use crate::format::{
     Constraint, StreamParams, CHANNELS_MAX, CHANNELS_MIN, RATE_BITS, RATE_MAX, RATE_MIN,
@@ -1106,60 +1105,42 @@ impl Cable {
         let want = n - quiet;
         let mut got = 0;
         if want > 0 && !link.released && !port.broken.load(Ordering::Acquire) {
-            let (lo, hi) = port.read_peer_words();
-            let mismatches = link.peer.high_mismatches();
-            let reading = link.peer.update(lo, hi, link.linux + cap);
-            if link.peer.high_mismatches() != mismatches {
-                port.high_mismatches.fetch_add(1, Ordering::Relaxed);
-            }
-            match reading {
-                Reading::Broken => port.mark_broken(FifoError::BadIndices),
-                r => {
-                    if matches!(r, Reading::Transient(_)) {
-                        port.transients.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let w = r.value().unwrap_or(link.linux);
-                    port.saw_peer(w);
-                    let mut fill = w.saturating_sub(link.linux);
-                    // Late frames already given as silence are dropped first.
-                    let skip = link.owed.min(fill);
-                    link.owed -= skip;
-                    link.linux += skip;
-                    fill -= skip;
-                    got = fill.min(want);
-                    if got > 0 {
-                        let copied = match buf {
-                            Some(b) => port.copy_out(
-                                link.linux,
-                                b,
-                                geo.buffer_frames,
-                                end.done + quiet,
-                                got,
-                            ),
-                            None => Ok(()),
-                        };
-                        if copied.is_err() {
-                            dev_err_ratelimited!(
-                                self.dev,
-                                "cable {}: microphone frames do not fit the capture buffer\n",
-                                self.index
-                            );
+            if let Some(w) = port.read_peer(&mut link.peer, link.linux + cap) {
+                let mut fill = w.saturating_sub(link.linux);
+                // Late frames already given as silence are dropped first.
+                let skip = link.owed.min(fill);
+                link.owed -= skip;
+                link.linux += skip;
+                fill -= skip;
+                got = fill.min(want);
+                if got > 0 {
+                    let copied = match buf {
+                        Some(b) => {
+                            port.copy_out(link.linux, b, geo.buffer_frames, end.done + quiet, got)
                         }
-                        link.linux += got;
+                        None => Ok(()),
+                    };
+                    if copied.is_err() {
+                        dev_err_ratelimited!(
+                            self.dev,
+                            "cable {}: microphone frames do not fit the capture buffer\n",
+                            self.index
+                        );
                     }
-                    if skip > 0 || got > 0 {
-                        port.publish_linux(link.linux);
-                    }
-                    let short = got < want;
-                    if short {
-                        link.owed = (link.owed + (want - got)).min(cap);
-                        if !link.in_xrun && port.peer_running() {
-                            port.count_xrun();
-                        }
-                    }
-                    link.in_xrun = short;
-                    link.fill = w.saturating_sub(link.linux);
+                    link.linux += got;
                 }
+                if skip > 0 || got > 0 {
+                    port.publish_linux(link.linux);
+                }
+                let short = got < want;
+                if short {
+                    link.owed = (link.owed + (want - got)).min(cap);
+                    if !link.in_xrun && port.peer_running() {
+                        port.count_xrun();
+                    }
+                }
+                link.in_xrun = short;
+                link.fill = w.saturating_sub(link.linux);
             }
         }
         end.delay = link.lead + link.fill;
@@ -1201,44 +1182,30 @@ impl Cable {
             Some(appl) => n.min(appl.saturating_sub(end.done)),
             None => n,
         };
-        let (lo, hi) = port.read_peer_words();
-        let mismatches = link.peer.high_mismatches();
-        let reading = link.peer.update(lo, hi, link.linux);
-        if link.peer.high_mismatches() != mismatches {
-            port.high_mismatches.fetch_add(1, Ordering::Relaxed);
-        }
-        match reading {
-            Reading::Broken => port.mark_broken(FifoError::BadIndices),
-            r => {
-                if matches!(r, Reading::Transient(_)) {
-                    port.transients.fetch_add(1, Ordering::Relaxed);
+        if let Some(read) = port.read_peer(&mut link.peer, link.linux) {
+            let fill = link.linux.saturating_sub(read);
+            let put = valid.min(port.ring.capacity().saturating_sub(fill));
+            if put > 0 {
+                let src = buf.map(|b| (b, prep.geo.buffer_frames, end.done));
+                if port.copy_in(link.linux, src, put).is_err() {
+                    dev_err_ratelimited!(
+                        self.dev,
+                        "cable {}: playback frames do not fit the speaker ring\n",
+                        self.index
+                    );
                 }
-                let read = r.value().unwrap_or(link.linux);
-                port.saw_peer(read);
-                let fill = link.linux.saturating_sub(read);
-                let put = valid.min(port.ring.capacity().saturating_sub(fill));
-                if put > 0 {
-                    let src = buf.map(|b| (b, prep.geo.buffer_frames, end.done));
-                    if port.copy_in(link.linux, src, put).is_err() {
-                        dev_err_ratelimited!(
-                            self.dev,
-                            "cable {}: playback frames do not fit the speaker ring\n",
-                            self.index
-                        );
-                    }
-                    link.linux += put;
-                    port.publish_linux(link.linux);
-                }
-                let short = put < valid;
-                if short {
-                    end.unconnected += valid - put;
-                    if !link.in_xrun && port.peer_running() {
-                        port.count_xrun();
-                    }
-                }
-                link.in_xrun = short;
-                link.fill = link.linux.saturating_sub(read);
+                link.linux += put;
+                port.publish_linux(link.linux);
             }
+            let short = put < valid;
+            if short {
+                end.unconnected += valid - put;
+                if !link.in_xrun && port.peer_running() {
+                    port.count_xrun();
+                }
+            }
+            link.in_xrun = short;
+            link.fill = link.linux.saturating_sub(read);
         }
         end.delay = link.fill;
         end.link = Some(link);

@@ -11,7 +11,7 @@
 //! A corrupt header refuses the probe; impossible counters at run time are
 //! transients, then (after a run of them) silence and a log line.
 
-use crate::counter::PeerCounter;
+use crate::counter::{PeerCounter, Reading};
 use crate::fifo::{self, off, CaptureSource, FifoError, PlaybackSink, Ring};
 use crate::ring::{ring_pieces, Segments};
 use crate::route::{RingId, RouteDefaults};
@@ -210,6 +210,33 @@ impl PortRef<'_> {
         let lo = self.mem.read_u32(f).unwrap_or(0);
         let hi = (self.port.ring.minor == 0).then(|| self.mem.read_u32(f + 4).unwrap_or(0));
         (lo, hi)
+    }
+
+    /// Reads the RTOS side's counter into `peer` (values beyond `max` are
+    /// implausible) and keeps the port's statistics: torn high words and
+    /// transient readings counted, the value seen noted for /proc, the ring
+    /// latched broken on a reading that cannot be. The counter's value, or
+    /// `None` once the ring is broken.
+    pub(crate) fn read_peer(&self, peer: &mut PeerCounter, max: u64) -> Option<u64> {
+        let (lo, hi) = self.read_peer_words();
+        let mismatches = peer.high_mismatches();
+        let reading = peer.update(lo, hi, max);
+        if peer.high_mismatches() != mismatches {
+            self.high_mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+        if matches!(reading, Reading::Transient(_)) {
+            self.transients.fetch_add(1, Ordering::Relaxed);
+        }
+        match reading.value() {
+            Some(v) => {
+                self.saw_peer(v);
+                Some(v)
+            }
+            None => {
+                self.mark_broken(FifoError::BadIndices);
+                None
+            }
+        }
     }
 
     /// Starts tracking the RTOS counter given Linux's counter `linux`;
