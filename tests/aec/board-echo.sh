@@ -16,6 +16,8 @@
 #                     peak (double talk for the whole call; ERLE is then
 #                     measured outside 1 kHz +- 300 Hz); default: a silent
 #                     room, the microphone hears only the echo
+# Environment: TEST_AEC_AUDIO: more [audio] lines of the bridge's config
+# (e.g. "period_ms = 20" and "buffer_ms = 40" on two lines).
 # Output: $OUT (default target/aec-board-echo): the demo's files, echo.png.
 # The echo path is a pure delay (--echo-rir delta) so the echo's level is
 # known exactly from the speaker's recording; rooms, double talk, steps and
@@ -49,7 +51,10 @@ if [ "$near" = 1 ]; then
 else
     export DEMO_SIM_SOURCE="--silent"
 fi
-if [ -n "$ec" ]; then export DEMO_BRIDGE_AUDIO="echo_cancel = $ec"; else unset DEMO_BRIDGE_AUDIO; fi
+audio=${ec:+echo_cancel = $ec}
+if [ -n "${TEST_AEC_AUDIO:-}" ]; then audio=${audio:+$audio
+}$TEST_AEC_AUDIO; fi
+if [ -n "$audio" ]; then export DEMO_BRIDGE_AUDIO=$audio; else unset DEMO_BRIDGE_AUDIO; fi
 echo "board-echo: the board demo with the echo path on (echo_cancel = ${ec:-auto}); its own 1 kHz and 440 Hz checks do not apply here"
 drc=0
 OUT=$out "$root/tests/demo/board.sh" --call-seconds "$call_seconds" || drc=$?

@@ -143,7 +143,7 @@ sim_stop() {
 }
 
 # ---------------------------------------------------------------- the board
-echo "demo-board: booting the arm64 board (qemu TCG, KASAN/lockdep kernel): 1.5 to 4 minutes, with the host's load"
+echo "demo-board: booting the arm64 board (qemu TCG, $([ "${SND_VOIP_KERNEL:-debug}" = prod ] && echo production || echo KASAN/lockdep) kernel): 1.5 to 4 minutes, with the host's load"
 t0=$SECONDS
 "$root/tests/qemu/run-guest.sh" --kernel "$kernel" --kdir "$kdir" --module "$ko" \
     --mode rootdir --rootdir "$rootfs" --region "$ram" --dtb "$out/board.dtb" \
