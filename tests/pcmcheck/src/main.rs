@@ -559,7 +559,15 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// (snd-aloop, whose position moves by the jiffy, did not); at SCHED_FIFO
 /// sixteen such clients starved the guest. Prints "underrun"/"overrun" on
 /// an xrun (the card matrix greps for them) and fails.
-fn mmap(dir: &str, dev: &str, file: &str, rate: u32, channels: u32, period: i64, buffer: i64) -> Result<bool> {
+fn mmap(
+    dir: &str,
+    dev: &str,
+    file: &str,
+    rate: u32,
+    channels: u32,
+    period: i64,
+    buffer: i64,
+) -> Result<bool> {
     let direction = match dir {
         "play" => Direction::Playback,
         "record" => Direction::Capture,
@@ -574,7 +582,8 @@ fn mmap(dir: &str, dev: &str, file: &str, rate: u32, channels: u32, period: i64,
         hw.set_rate(rate, ValueOr::Nearest)?;
         hw.set_period_size(period, ValueOr::Nearest)?;
         hw.set_buffer_size(buffer)?;
-        pcm.hw_params(&hw).with_context(|| format!("hw_params {dev}"))?;
+        pcm.hw_params(&hw)
+            .with_context(|| format!("hw_params {dev}"))?;
         let sw = pcm.sw_params_current()?;
         sw.set_avail_min(period)?;
         // Playback starts once the buffer is full (the loop below fills it).
@@ -599,11 +608,12 @@ fn mmap(dir: &str, dev: &str, file: &str, rate: u32, channels: u32, period: i64,
             match pcm.avail_update() {
                 Ok(0) => {}
                 Ok(_) => {
-                    done += ch * io.mmap(data.len() - done, |buf| {
-                        let n = buf.len().min(data.len() - done) / ch * ch;
-                        buf[..n].copy_from_slice(&data[done..done + n]);
-                        n / ch
-                    })?;
+                    done += ch
+                        * io.mmap(data.len() - done, |buf| {
+                            let n = buf.len().min(data.len() - done) / ch * ch;
+                            buf[..n].copy_from_slice(&data[done..done + n]);
+                            n / ch
+                        })?;
                     continue;
                 }
                 Err(e) if e.errno() == libc::EPIPE => return xrun("underrun"),
