@@ -24,19 +24,34 @@ use std::time::{Duration, Instant};
 
 const RATE: u32 = 8000;
 
-fn open(dev: &str, dir: Direction, rate: u32, period: i64, buffer: i64) -> Result<PCM> {
+/// Opens `dev` with S16_LE `channels` at `rate` (nearest), `period` frames
+/// (nearest) and exactly `buffer` frames, in `access`.
+fn open_hw(
+    dev: &str,
+    dir: Direction,
+    access: Access,
+    channels: u32,
+    rate: u32,
+    period: i64,
+    buffer: i64,
+) -> Result<PCM> {
     let pcm = PCM::new(dev, dir, false).with_context(|| format!("open {dev}"))?;
     {
         let hw = HwParams::any(&pcm)?;
-        hw.set_access(Access::RWInterleaved)?;
+        hw.set_access(access)?;
         hw.set_format(Format::s16())?;
-        hw.set_channels(1)?;
+        hw.set_channels(channels)?;
         hw.set_rate(rate, ValueOr::Nearest)?;
         hw.set_period_size(period, ValueOr::Nearest)?;
         hw.set_buffer_size(buffer)?;
         pcm.hw_params(&hw)
             .with_context(|| format!("hw_params {dev}"))?;
     }
+    Ok(pcm)
+}
+
+fn open(dev: &str, dir: Direction, rate: u32, period: i64, buffer: i64) -> Result<PCM> {
+    let pcm = open_hw(dev, dir, Access::RWInterleaved, 1, rate, period, buffer)?;
     {
         let sw = pcm.sw_params_current()?;
         sw.set_tstamp_mode(true)?;
@@ -573,17 +588,16 @@ fn mmap(
         "record" => Direction::Capture,
         _ => bail!("mmap: play or record, not {dir:?}"),
     };
-    let pcm = PCM::new(dev, direction, false).with_context(|| format!("open {dev}"))?;
+    let pcm = open_hw(
+        dev,
+        direction,
+        Access::MMapInterleaved,
+        channels,
+        rate,
+        period,
+        buffer,
+    )?;
     {
-        let hw = HwParams::any(&pcm)?;
-        hw.set_access(Access::MMapInterleaved)?;
-        hw.set_format(Format::s16())?;
-        hw.set_channels(channels)?;
-        hw.set_rate(rate, ValueOr::Nearest)?;
-        hw.set_period_size(period, ValueOr::Nearest)?;
-        hw.set_buffer_size(buffer)?;
-        pcm.hw_params(&hw)
-            .with_context(|| format!("hw_params {dev}"))?;
         let sw = pcm.sw_params_current()?;
         sw.set_avail_min(period)?;
         // Playback starts once the buffer is full (the loop below fills it).
