@@ -92,6 +92,18 @@ check "SCHED_FIFO is available for the players and recorders ($RT)" $RT true || 
 # read/write on the mapping busy-polls the position on any card whose
 # position moves between periods (snd-dummy too: a whole vCPU each on the
 # emulated arm64 board, which starved the guest; pcmcheck's mmap doc).
+# start_end play|record DEV SUB FILE LOG: starts, in the background ($! is
+# its pid, at $RT), the player or recorder of hw:VoIP,DEV,SUB for the job
+# in $f $r $c $extra, FILE its audio, LOG its stderr.
+start_end() {
+    if [ "$extra" = mmap ]; then
+        $RT $PC mmap "$1" "hw:VoIP,$2,$3" "$4" "$r" "$c" $((r / 50)) $((r / 50 * 16)) >/dev/null 2>"$5" &
+    elif [ "$1" = play ]; then
+        $RT aplay -D "hw:VoIP,$2,$3" -t raw -f "$f" -r "$r" -c "$c" $extra "$4" 2>"$5" &
+    else
+        $RT arecord -D "hw:VoIP,$2,$3" -t raw -f "$f" -r "$r" -c "$c" $extra "$4" 2>"$5" &
+    fi
+}
 batch() {
     b_t0=$(date +%s)
     echo "guest-card: matrix batch: $*"
@@ -105,15 +117,10 @@ batch() {
         echo "$f $r $c $extra" >"job-$b_n"
         echo "$spec" >"spec-$b_n"
         # a: hw:VoIP,0,n -> hw:VoIP,1,n (cable 2n); b: hw:VoIP,1,n -> hw:VoIP,0,n (cable 2n+1)
-        for d in a b; do
-            if [ $d = a ]; then dev=1; else dev=0; fi
-            if [ "$extra" = mmap ]; then
-                $RT $PC mmap record "hw:VoIP,$dev,$b_n" "rec-$b_n-$d.raw" "$r" "$c" $((r / 50)) $((r / 50 * 16)) >/dev/null 2>"arecord-$b_n-$d.log" &
-            else
-                $RT arecord -D "hw:VoIP,$dev,$b_n" -t raw -f "$f" -r "$r" -c "$c" $extra "rec-$b_n-$d.raw" 2>"arecord-$b_n-$d.log" &
-            fi
-            b_recs="$b_recs $!"
-        done
+        start_end record 1 "$b_n" "rec-$b_n-a.raw" "arecord-$b_n-a.log"
+        b_recs="$b_recs $!"
+        start_end record 0 "$b_n" "rec-$b_n-b.raw" "arecord-$b_n-b.log"
+        b_recs="$b_recs $!"
         b_files="$b_files /proc/asound/VoIP/cable$((2 * b_n)) /proc/asound/VoIP/cable$((2 * b_n + 1))"
         b_n=$((b_n + 1))
     done
@@ -122,15 +129,10 @@ batch() {
     i=0
     while [ $i -lt $b_n ]; do
         read -r f r c extra <"job-$i"
-        for d in a b; do
-            if [ $d = a ]; then dev=0; else dev=1; fi
-            if [ "$extra" = mmap ]; then
-                $RT $PC mmap play "hw:VoIP,$dev,$i" "tone-$i-$d.raw" "$r" "$c" $((r / 50)) $((r / 50 * 16)) >/dev/null 2>"aplay-$i-$d.log" &
-            else
-                $RT aplay -D "hw:VoIP,$dev,$i" -t raw -f "$f" -r "$r" -c "$c" $extra "tone-$i-$d.raw" 2>"aplay-$i-$d.log" &
-            fi
-            b_plays="$b_plays $!"
-        done
+        start_end play 0 "$i" "tone-$i-a.raw" "aplay-$i-a.log"
+        b_plays="$b_plays $!"
+        start_end play 1 "$i" "tone-$i-b.raw" "aplay-$i-b.log"
+        b_plays="$b_plays $!"
         i=$((i + 1))
     done
     echo "guest-card: ... captures ran after $(($(date +%s) - b_t0)) s; playing"
