@@ -23,10 +23,36 @@
 //! canceller's filter (0.3 ms a second at 300 ppm), which no adaptive
 //! filter tracks well. The aligner instead reads the reference at
 //! fractional positions `p, p + ρ, p + 2ρ, …` ([`crate::resample`]), and
-//! keeps `ρ` and `p` locked to the target above with a PI loop on the
-//! position error averaged over 500 ms: the canceller sees the speaker on
-//! the microphone's clock, and a fixed echo path. A target that jumps
-//! (a delay step the card sees, a stall) re-synchronises `p` at once.
+//! steers `ρ` and `p` towards a line fitted to the targets above: the
+//! canceller sees the speaker on the microphone's clock, and a fixed echo
+//! path.
+//!
+//! **Which line.** The devices' delays are read at whole transfers, and
+//! an RTOS moves its rings in bursts (its DMA periods): the microphone
+//! ring's newest frame is up to a burst older than "now", and the speaker
+//! ring has up to a burst more in flight than its fill says. Both errors
+//! make the measured target too *new*, never too old, by up to a burst,
+//! and which of the two values a read sees depends on the phase between
+//! the card's clock and the RTOS's, which drifts over seconds (measured on
+//! the emulated board: targets in two states a 20 ms period apart, in
+//! proportions that changed over ten seconds). A mean follows those
+//! proportions; a phase-locked loop fast enough to track a drift within
+//! seconds chases them (its ratio swung between −2000 and +2000 ppm there,
+//! sliding the echo path through the canceller). So the line goes through
+//! the *lower envelope*: the smallest target of each second, least
+//! squares over the last [`MINIMA`] seconds. Its slope is the drift; the
+//! read position glides onto it over [`GLIDE_BLOCKS`] blocks, so it moves
+//! by a fraction of a sample per block.
+//!
+//! **Discontinuities.** A playback underrun plays silence the reference
+//! does not have; an overrun drops microphone frames: the echo path jumps.
+//! The media engine knows when ([`Aligner::discontinuity`]): the line
+//! starts again from the lowest target of the next [`RESTART_BLOCKS`]
+//! blocks (slope kept), the canceller getting a silent reference
+//! meanwhile. Unannounced, a target more than [`JUMP_BLOCKS`] blocks newer
+//! than the read starts a new line; a lower one shows at once in the
+//! envelope and a higher one after a whole second, and the read jumps
+//! onto the line when it is [`MOVE_BLOCKS`] off, else glides.
 //!
 //! The reference is kept with absolute indices (bounded), so a playback
 //! thread that writes in bursts changes nothing: only the positions do.
@@ -35,16 +61,179 @@ use std::collections::VecDeque;
 
 use crate::resample::{self, HALF_TAPS};
 
-/// Blocks averaged for the position error (500 ms of 10 ms blocks).
-const AVERAGE: usize = 50;
-/// PI gains per sample of averaged position error: at 100 blocks/s of 80
-/// samples a loop of 0.28 rad/s, damping 0.85 (locks to 300 ppm in about
-/// 15 s; a delay measurement jittering by ±40 frames moves the read
-/// position by under 0.02 samples a block).
-const KP: f64 = 6.0e-5;
-const KI: f64 = 1.0e-7;
-/// The most the two clocks may differ: 2000 ppm.
+/// Blocks (10 ms) per second of the lower envelope: the smallest target
+/// of each is one point of the line.
+const BUCKET_BLOCKS: u32 = 100;
+/// Seconds of minima the line is fitted to.
+const MINIMA: usize = 20;
+/// Minima after which the slope is taken whatever its standard error
+/// (before: from five, when that is under [`SLOPE_SE`]; else the previous
+/// one): with ten, ±10 frames of scatter leave ±70 ppm.
+const MINIMA_FOR_SLOPE: usize = 10;
+/// A slope whose standard error is under this (50 ppm) is known early.
+const SLOPE_SE: f64 = 50e-6;
+/// The read position closes its distance to the line over this many
+/// blocks (1 s).
+const GLIDE_BLOCKS: f64 = 100.0;
+/// The most the two clocks may differ: 2000 ppm (and the fastest glide
+/// beyond the drift).
 const MAX_DRIFT: f64 = 2.0e-3;
+/// Blocks looked at after a discontinuity before the new line starts at
+/// their smallest target (60 ms: three 20 ms transfers).
+const RESTART_BLOCKS: u32 = 6;
+/// A target this many blocks newer than the read position starts a new
+/// line at once (80 ms: a capture overrun nobody announced).
+const JUMP_BLOCKS: f64 = 8.0;
+/// The read position jumps onto the line when this many blocks off it
+/// (10 ms, the lead), and glides when closer: the canceller re-converges
+/// after a jump, but a slide is what it cannot follow.
+const MOVE_BLOCKS: f64 = 1.0;
+/// A whole second whose smallest target is this many blocks above the
+/// line (10 ms; the seconds' minima scattered by ±10 to ±35 frames in
+/// emulated board calls: a ramp-and-jump pattern of the RTOS's bursts)
+/// moves the line up to it.
+const RISE_BLOCKS: f64 = 1.0;
+/// The same below the line (7.5 ms): nothing makes a target too old but
+/// that scatter.
+const FALL_BLOCKS: f64 = 0.75;
+
+/// The lower envelope of the targets as a line: `y = a + s·k`, `y` the
+/// target less the nominal position (a block per block), `k` the block
+/// count since the line started.
+#[derive(Debug, Clone)]
+struct Envelope {
+    minima: VecDeque<(f64, f64)>,
+    bucket_min: f64,
+    bucket_k: f64,
+    bucket_n: u32,
+    k: f64,
+    slope: f64,
+    /// `slope` was fitted to these minima (not carried over).
+    fitted: bool,
+    /// How far above or below the line a second's smallest target must be
+    /// to start the line from it (samples).
+    rise: f64,
+    fall: f64,
+    /// How far below the line a target in the running second must be to
+    /// pull the line down at once (samples).
+    drop: f64,
+    max_slope: f64,
+    /// Samples per block.
+    block: f64,
+}
+
+impl Envelope {
+    /// For blocks of `b` samples, starting with `slope` (samples per block).
+    fn new(slope: f64, b: f64) -> Envelope {
+        Envelope {
+            minima: VecDeque::with_capacity(MINIMA),
+            bucket_min: f64::INFINITY,
+            bucket_k: 0.0,
+            bucket_n: 0,
+            k: 0.0,
+            slope,
+            fitted: false,
+            rise: RISE_BLOCKS * b,
+            fall: FALL_BLOCKS * b,
+            drop: MOVE_BLOCKS * b,
+            max_slope: MAX_DRIFT * b,
+            block: b,
+        }
+    }
+
+    /// The next block; `y`: its target less the nominal position (`None`:
+    /// no usable target).
+    fn block(&mut self, y: Option<f64>) {
+        self.k += 1.0;
+        if let Some(y) = y {
+            if y < self.bucket_min {
+                self.bucket_min = y;
+                self.bucket_k = self.k;
+            }
+        }
+        self.bucket_n += 1;
+        // The first minima come four times as often, so that a steady
+        // drift shows (and is fitted) within a second.
+        let len = if self.minima.len() < 5 && !self.fitted {
+            BUCKET_BLOCKS / 4
+        } else {
+            BUCKET_BLOCKS
+        };
+        if self.bucket_n < len {
+            return;
+        }
+        if self.bucket_min.is_finite() {
+            // A whole second off the line by more than its minima scatter
+            // (above: by more than a burst explains): the echo path moved.
+            // Start from this second.
+            if self
+                .line_at(self.bucket_k)
+                .is_some_and(|l| self.bucket_min > l + self.rise || self.bucket_min < l - self.fall)
+            {
+                self.minima.clear();
+            }
+            if self.minima.len() == MINIMA {
+                self.minima.pop_front();
+            }
+            self.minima.push_back((self.bucket_k, self.bucket_min));
+        }
+        self.bucket_min = f64::INFINITY;
+        self.bucket_n = 0;
+        if self.minima.len() >= 5 {
+            let n = self.minima.len() as f64;
+            let mk = self.minima.iter().map(|m| m.0).sum::<f64>() / n;
+            let my = self.minima.iter().map(|m| m.1).sum::<f64>() / n;
+            let (sxx, sxy) = self.minima.iter().fold((0.0, 0.0), |(xx, xy), m| {
+                (xx + (m.0 - mk) * (m.0 - mk), xy + (m.0 - mk) * (m.1 - my))
+            });
+            if sxx > 0.0 {
+                let slope = sxy / sxx;
+                // Known once its standard error (from the minima's scatter
+                // about it) is under SLOPE_SE: a steady drift, or none, on
+                // a quiet path within two seconds; on a bursty one (±10
+                // frames of scatter) at MINIMA_FOR_SLOPE.
+                let ss = self.minima.iter().map(|m| {
+                    let r = m.1 - my - slope * (m.0 - mk);
+                    r * r
+                });
+                let se = (ss.sum::<f64>() / (n - 2.0) / sxx).sqrt();
+                let n = self.minima.len();
+                if n >= MINIMA_FOR_SLOPE || (n >= 5 && se < SLOPE_SE * self.block) {
+                    self.slope = slope.clamp(-self.max_slope, self.max_slope);
+                    self.fitted = true;
+                }
+            }
+        }
+    }
+
+    /// The fitted line at block `k` (`None` before the first second).
+    fn line_at(&self, k: f64) -> Option<f64> {
+        let n = self.minima.len() as f64;
+        let a = self
+            .minima
+            .iter()
+            .map(|m| m.1 - self.slope * m.0)
+            .sum::<f64>()
+            / n;
+        (!self.minima.is_empty()).then_some(a + self.slope * k)
+    }
+
+    /// The line at the current block (`None` before any target): the
+    /// fitted one, or the running second's smallest target where that is
+    /// far enough below it for the read to jump (a fall shows at once;
+    /// smaller ones wait for the second's end, or the line would flip
+    /// with the minima's scatter and the read slide after it).
+    fn now(&self) -> Option<f64> {
+        let running = self
+            .bucket_min
+            .is_finite()
+            .then_some(self.bucket_min + self.slope * (self.k - self.bucket_k));
+        match (self.line_at(self.k), running) {
+            (Some(l), Some(r)) if r < l - self.drop => Some(r),
+            (l, r) => l.or(r),
+        }
+    }
+}
 
 /// Hands out reference blocks aligned to microphone blocks.
 #[derive(Debug)]
@@ -63,8 +252,13 @@ pub struct Aligner {
     pos: Option<f64>,
     /// Reference samples per microphone sample.
     ratio: f64,
-    integral: f64,
-    errors: VecDeque<f64>,
+    /// The line the read position is steered to, over `target − nominal`,
+    /// `nominal` advancing a block per block from where the line started.
+    line: Envelope,
+    nominal: f64,
+    /// After [`Aligner::discontinuity`]: blocks still to look at before
+    /// the new line starts, and the smallest `target − nominal` seen.
+    restart_pending: Option<(u32, f64)>,
     max_queue: usize,
     /// Blocks that needed reference not yet written (given as silence).
     starved: u64,
@@ -75,6 +269,8 @@ pub struct Aligner {
     scratch: Vec<f32>,
     /// `written` when the previous block was handed out.
     written_before: u64,
+    /// Blocks handed out since the reference last grew.
+    unwritten: u32,
 }
 
 impl Aligner {
@@ -90,13 +286,15 @@ impl Aligner {
             delay: 0,
             pos: None,
             ratio: 1.0,
-            integral: 0.0,
-            errors: VecDeque::with_capacity(AVERAGE),
+            line: Envelope::new(0.0, block as f64),
+            nominal: 0.0,
+            restart_pending: None,
             max_queue: max_queue.max(4 * block + 2 * HALF_TAPS),
             starved: 0,
             dropped: 0,
             resyncs: 0,
             written_before: 0,
+            unwritten: 0,
             scratch: vec![0.0; 2 * HALF_TAPS],
         }
     }
@@ -105,10 +303,13 @@ impl Aligner {
     pub fn push(&mut self, reference: &[i16]) {
         self.queue.extend(reference.iter().map(|&v| f32::from(v)));
         self.written += reference.len() as u64;
+        let read = self.pos.map_or(0, |p| p.floor().max(0.0) as u64);
         while self.queue.len() > self.max_queue {
             self.queue.pop_front();
+            if self.base >= read {
+                self.dropped += 1;
+            }
             self.base += 1;
-            self.dropped += 1;
         }
     }
 
@@ -142,41 +343,68 @@ impl Aligner {
     pub fn next_block(&mut self, newer: usize, out: &mut Vec<i16>) {
         let b = self.block as f64;
         let target = self.target(newer);
-        // Nothing written since the last block: the playback side stalled
-        // (the speaker plays nothing). The loop then holds still, and a
-        // target that fell back must not make it replay old reference: it
-        // goes on past the end of what was written, which reads as silence.
-        let stalled = self.pos.is_some() && self.written == self.written_before;
+        // The targets count only while the reference is being written (a
+        // block or two without a write is the usual rhythm: 20 ms writes,
+        // 10 ms blocks). When the playback side stalls, the speaker soon
+        // plays nothing and the target falls back: that is not an older
+        // echo path, and the read must not replay old reference. It reads
+        // on along the line, past the end of what was written: silence.
+        if self.written == self.written_before {
+            self.unwritten = self.unwritten.saturating_add(1);
+        } else {
+            self.unwritten = 0;
+        }
+        let fresh = self.unwritten <= 1;
         self.written_before = self.written;
-        let resync = match self.pos {
-            None => true,
-            Some(_) if stalled => false,
-            Some(p) => {
-                let e = target - (p + b * self.ratio);
-                if self.errors.len() == AVERAGE {
-                    self.errors.pop_front();
-                }
-                self.errors.push_back(e);
-                let avg = self.errors.iter().sum::<f64>() / self.errors.len() as f64;
-                if e.abs() > 8.0 * b || avg.abs() > 2.0 * b {
-                    true
+        match (self.pos, self.restart_pending) {
+            (Some(p), Some((left, low))) => {
+                // The path jumped: wait for the new one's lower envelope
+                // to show (one target may be a burst too new), then start
+                // there. Meanwhile the canceller gets silence: the old
+                // line's reference is the wrong one, and adapting to it
+                // would spoil the filter the new line can keep.
+                self.nominal += b;
+                let low = if fresh {
+                    low.min(target - self.nominal)
                 } else {
-                    // PI on the averaged error, per sample of the block.
-                    self.integral += avg;
-                    let drift = (KP * avg + KI * self.integral).clamp(-MAX_DRIFT, MAX_DRIFT);
-                    // Anti-windup: keep the integral where the clamp bites.
-                    if drift.abs() >= MAX_DRIFT {
-                        self.integral -= avg;
-                    }
-                    self.ratio = 1.0 + drift;
-                    false
+                    low
+                };
+                if left <= 1 && low.is_finite() {
+                    self.restart_pending = None;
+                    self.restart(self.nominal + low, b);
+                } else {
+                    self.restart_pending = Some((left.saturating_sub(1), low));
+                    self.pos = Some(p + b * self.ratio);
+                    out.clear();
+                    out.resize(self.block, 0);
+                    return;
                 }
             }
-        };
-        if resync {
-            self.pos = Some(target - b * self.ratio);
-            self.errors.clear();
-            self.resyncs += 1;
+            (Some(p), None) => {
+                self.nominal += b;
+                let y = fresh.then_some(target - self.nominal);
+                self.line.block(y);
+                let end = p + b * self.ratio;
+                let line = self.line.now().map(|y| self.nominal + y);
+                if fresh && target - end > JUMP_BLOCKS * b {
+                    self.restart(target, b);
+                } else if let Some(l) = line {
+                    let slope = self.line.slope / b;
+                    if fresh && (l - end).abs() > MOVE_BLOCKS * b {
+                        // Jump onto the line (an older path shows at once
+                        // as a lower target; a later one after a second).
+                        self.ratio = 1.0 + slope;
+                        self.pos = Some(l - b * self.ratio);
+                        self.resyncs += 1;
+                    } else {
+                        // Glide onto it: its slope, plus the distance left
+                        // spread over GLIDE_BLOCKS blocks.
+                        let gap = (l - end) / (GLIDE_BLOCKS * b);
+                        self.ratio = 1.0 + slope + gap.clamp(-MAX_DRIFT, MAX_DRIFT);
+                    }
+                }
+            }
+            _ => self.restart(target, b),
         }
         let mut p = self.pos.unwrap_or(0.0);
         out.clear();
@@ -223,12 +451,36 @@ impl Aligner {
             self.starved += 1;
         }
         self.pos = Some(p);
-        // Forget what no later block can need.
-        let keep_from = (p.floor() as i64 - HALF_TAPS as i64 - 1).max(0) as u64;
+        // Forget what no later block can need: up to half the queue's
+        // bound behind the read position stays (a discontinuity moves the
+        // read back by the underrun's gap, onto samples already read).
+        let keep_from =
+            (p.floor() as i64 - HALF_TAPS as i64 - 1 - (self.max_queue / 2) as i64).max(0) as u64;
         while self.base < keep_from && !self.queue.is_empty() {
             self.queue.pop_front();
             self.base += 1;
         }
+    }
+
+    /// A new line whose current block ends at `end` (the drift kept):
+    /// the read position goes there at once.
+    fn restart(&mut self, end: f64, b: f64) {
+        let (slope, fitted) = (self.line.slope, self.line.fitted);
+        self.line = Envelope::new(slope, b);
+        // A fitted drift stays fitted: the clocks did not change.
+        self.line.fitted = fitted;
+        self.nominal = end;
+        self.line.block(Some(0.0));
+        self.ratio = 1.0 + slope / b;
+        self.pos = Some(end - b * self.ratio);
+        self.resyncs += 1;
+    }
+
+    /// The echo path jumped (a playback underrun played silence the
+    /// reference does not have, microphone frames were lost): the line
+    /// starts again at the next block.
+    pub fn discontinuity(&mut self) {
+        self.restart_pending = Some((RESTART_BLOCKS, f64::INFINITY));
     }
 
     /// (blocks starved, samples dropped unread, re-synchronisations).
@@ -287,34 +539,100 @@ mod tests {
         assert_eq!(out, (400..480).collect::<Vec<i16>>());
     }
 
+    /// Delays as an RTOS with 20 ms bursts shows them: the true delay, or
+    /// up to a burst less (the target too new), in runs whose proportions
+    /// change.
+    fn bursty(k: usize, truth: i64) -> u64 {
+        let less = match (k / 37) % 3 {
+            0 => [0, 160, 0, 160][k % 4],
+            1 => [160, 160, 150, 0][k % 4],
+            _ => [0, 0, 10, 0][k % 4],
+        };
+        (truth - less) as u64
+    }
+
     #[test]
-    fn a_delay_step_resynchronises_jitter_does_not() {
+    fn bursts_hold_the_line_a_fall_resynchronises() {
         let mut a = Aligner::new(80, 0, 100_000);
         let mut out = Vec::new();
-        let r = ramp(40_000);
+        let r = ramp(60_000);
         let mut w = 0;
-        // 80 written per block; the measured delay wobbles +-40 frames.
-        for k in 0..200 {
+        for k in 0..400 {
             a.push(&r[w..w + 80]);
             w += 80;
-            let jitter = [0, 40, -40, 0][k % 4];
-            a.measure(Some((1000 + jitter) as u64));
+            a.measure(Some(bursty(k, 1000)));
             a.next_block(0, &mut out);
+            if k >= 100 {
+                // The reference 1000 back (the true delay), within a
+                // sample, all along: the bursts never move it.
+                let want = ((w - 1000 - 80) % 30000) as i16;
+                assert!(
+                    (out[0] - want).abs() <= 1,
+                    "block {k}: {} vs {want}",
+                    out[0]
+                );
+                assert!((a.ratio() - 1.0).abs() < 1e-5, "ratio {}", a.ratio());
+            }
         }
         assert_eq!(a.counters().2, 1, "only the start");
-        // The block is the reference 1000 back, within a sample.
-        let want = (w - 1000 - 80) as i16;
-        assert!((out[0] - want).abs() <= 1, "{} vs {want}", out[0]);
-        // A 40 ms step (320 frames): re-synchronised within 300 ms.
-        for _ in 0..30 {
+        // The echo path 40 ms later (320 frames): re-synchronised within
+        // three blocks.
+        for k in 0..30 {
             a.push(&r[w..w + 80]);
             w += 80;
-            a.measure(Some(1320));
+            a.measure(Some(bursty(k, 1320)));
             a.next_block(0, &mut out);
         }
         assert_eq!(a.counters().2, 2);
-        let want = (w - 1320 - 80) as i16;
+        let want = ((w - 1320 - 80) % 30000) as i16;
         assert!((out[0] - want).abs() <= 1, "{} vs {want}", out[0]);
+    }
+
+    /// `blocks` blocks with the true delay `truth`: how far the last
+    /// block's first sample is from the reference `truth` back.
+    fn run(a: &mut Aligner, r: &[i16], w: &mut usize, blocks: usize, truth: i64) -> i64 {
+        let mut out = Vec::new();
+        for k in 0..blocks {
+            a.push(&r[*w..*w + 80]);
+            *w += 80;
+            a.measure(Some(bursty(k, truth)));
+            a.next_block(0, &mut out);
+        }
+        // The ramp wraps at 30000.
+        let d = (i64::from(out[0]) - (*w as i64 - truth - 80)).rem_euclid(30_000);
+        if d > 15_000 {
+            d - 30_000
+        } else {
+            d
+        }
+    }
+
+    #[test]
+    fn a_discontinuity_restarts_at_once_a_small_fall_glides() {
+        let mut a = Aligner::new(80, 0, 100_000);
+        let r = ramp(60_000);
+        let mut w = 0;
+        assert_eq!(run(&mut a, &r, &mut w, 200, 1000), 0);
+        // A playback underrun played 15 ms (120 frames) of silence: the
+        // engine says so, and within 60 ms the read is on the new path
+        // (the lowest of those targets: the bursts make some too new).
+        a.discontinuity();
+        assert_eq!(run(&mut a, &r, &mut w, 6, 1120), 0);
+        assert_eq!(a.counters().2, 2);
+        assert_eq!(run(&mut a, &r, &mut w, 100, 1120), 0, "and stays there");
+        // The same fall unannounced: the first lower target drops the line
+        // (an envelope), and the read jumps onto it.
+        assert_eq!(run(&mut a, &r, &mut w, 2, 1240), 0);
+        assert_eq!(a.counters().2, 3);
+        // A 5 ms fall (40 frames) glides: no jump, there within 4 s, a
+        // fraction of a sample per block.
+        let off: Vec<i64> = (0..40).map(|_| run(&mut a, &r, &mut w, 10, 1280)).collect();
+        assert_eq!(a.counters().2, 3);
+        assert!(off[0] > 30, "{off:?}");
+        assert!(off[39].abs() <= 1, "{off:?}");
+        for p in off.windows(2) {
+            assert!((p[0] - p[1]).abs() <= 2, "{off:?}");
+        }
     }
 
     #[test]
@@ -394,8 +712,9 @@ mod tests {
         a.next_block(0, &mut out);
         // Nobody reads for a while: at most 1600 samples kept.
         a.push(&ramp(6800)[800..]);
-        // After the first block the queue held 800 - (768 - 33) = 65.
-        assert_eq!(a.counters().1, 65 + 6000 - 1600);
+        // The first block read up to 768: of the 6800 - 1600 samples
+        // dropped, those 768 had been read.
+        assert_eq!(a.counters().1, 6800 - 1600 - 768);
         a.next_block(0, &mut out);
         let end = 6800 - HALF_TAPS as i16;
         assert_eq!(out, (end - 80..end).collect::<Vec<i16>>());

@@ -242,6 +242,12 @@ impl EchoCanceller {
         self.meter.far(reference);
     }
 
+    /// The devices lost their continuity (a playback underrun, a capture
+    /// overrun): the reference is aligned afresh from the next block.
+    pub fn discontinuity(&mut self) {
+        self.aligner.discontinuity();
+    }
+
     /// Microphone samples just read (the newest last), cleaned in place.
     /// `device_delay`: the playback device's plus the capture device's
     /// `snd_pcm_delay()` in frames, measured around this read (`None` when

@@ -303,6 +303,11 @@ pub fn run(sc: &Scenario, b: &mut dyn Backend, lat: usize) -> anyhow::Result<Fig
             Some((t, db(pe, power(&res))))
         })
         .collect();
+    if std::env::var_os("AEC_EVAL_WINDOWS").is_some() {
+        for (t, e) in &wins {
+            eprintln!("{} {} {t:.2} {e:.1}", sc.name, b.name());
+        }
+    }
     let step_at = sc.path.step.map(|(_, at)| at);
     let end_of_first = step_at.unwrap_or(f64::MAX);
     let mut fig = Figures {
