@@ -267,6 +267,7 @@ impl CaptureProcessor {
         let d = self
             .last_write
             .map(|(w_at, dp, len)| delay_from_timings(self.rate, w_at, dp, len, at, delay.max(0)));
+        tracing::trace!(?d, written = self.written, capture_delay = delay, last_write = ?self.last_write.map(|(w, dp, len)| (at.saturating_duration_since(w), dp, len)), "aec timing");
         self.aec.near_end(mic, d);
     }
 
@@ -359,6 +360,10 @@ impl AudioProcessor for CaptureProcessor {
 
     fn process(&mut self, pcm: &mut [i16], timing: DeviceTiming) {
         self.process_timed(pcm, timing.at, timing.delay);
+    }
+
+    fn discontinuity(&mut self) {
+        self.aec.discontinuity();
     }
 
     fn name(&self) -> &str {

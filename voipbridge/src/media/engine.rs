@@ -432,7 +432,15 @@ impl Pipeline {
         inner.capture_delay = self.capture.delay();
         inner.playback_delay = self.playback.delay();
         inner.playback_target = self.playback.fill_target();
-        inner.xruns = self.capture.xruns() + self.playback.xruns();
+        let xruns = self.capture.xruns() + self.playback.xruns();
+        if xruns != inner.xruns {
+            // An underrun played silence the reference does not have, an
+            // overrun lost microphone frames: the echo path jumped.
+            for p in inner.processors.iter_mut() {
+                p.discontinuity();
+            }
+        }
+        inner.xruns = xruns;
         while let Some(ev) = inner.core.poll_event() {
             if let Err(e) = self.shared.events.try_send(ev) {
                 tracing::warn!("media event dropped: {e}");

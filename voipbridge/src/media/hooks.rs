@@ -100,6 +100,10 @@ pub trait AudioProcessor: Send {
     fn far_end(&mut self, pcm: &[i16], timing: DeviceTiming);
     /// Processes a captured block in place (the near end, to be sent).
     fn process(&mut self, pcm: &mut [i16], timing: DeviceTiming);
+    /// A device lost its continuity (a playback underrun, a capture
+    /// overrun): what the speaker played and the microphone heard no
+    /// longer line up as before.
+    fn discontinuity(&mut self) {}
     /// Short name for `status` (e.g. `aec3`, `ns`).
     fn name(&self) -> &str;
     /// Figures for `status` (e.g. `("erle_db", 31.5)`, `("delay_ms", 52.0)`);

@@ -607,6 +607,13 @@ impl Sim {
         }
     }
 
+    /// The engine thread is not scheduled for `d` (a loaded board): time
+    /// passes, the devices play and capture on, nothing is serviced.
+    pub fn stall(&mut self, d: Duration) {
+        self.now += d;
+        self.net.set_now(self.now);
+    }
+
     /// Runs every event up to `end`, servicing the calls that have one, as
     /// the engine thread does.
     pub fn run_until(&mut self, end: Instant) {
@@ -860,6 +867,8 @@ mod tests {
         near_blocks: usize,
         near_delays: Vec<i64>,
         log: ProbeLog,
+        /// Discontinuities announced (shared with the test).
+        gaps: Arc<Mutex<u32>>,
     }
 
     impl AudioProcessor for Probe {
@@ -877,6 +886,9 @@ mod tests {
             let mut l = self.log.lock().unwrap();
             l.2 += 1;
             l.3.push(timing.delay);
+        }
+        fn discontinuity(&mut self) {
+            *self.gaps.lock().unwrap() += 1;
         }
         fn name(&self) -> &str {
             "probe"
@@ -935,5 +947,47 @@ mod tests {
         assert!(!s.capture_passthrough);
         assert_eq!(s.processing_stats[0].0, "probe.blocks");
         assert!(s.processing_stats[0].1 > 90.0);
+    }
+
+    #[test]
+    fn a_stall_that_underruns_tells_the_processors() {
+        let t0 = Instant::now();
+        let mut sim = Sim::new(t0, Duration::from_millis(5));
+        let (a, b) = (addr(0), addr(1));
+        let gaps = Arc::new(Mutex::new(0u32));
+        let g2 = gaps.clone();
+        let spec_a = EndSpec {
+            seconds: 4,
+            processors: vec![Arc::new(move || {
+                Box::new(Probe {
+                    gaps: g2.clone(),
+                    ..Probe::default()
+                }) as Box<dyn AudioProcessor>
+            })],
+            ..EndSpec::default()
+        };
+        let ea = sim.add_end(a, b, &spec_a, 1);
+        let _eb = sim.add_end(
+            b,
+            a,
+            &EndSpec {
+                seconds: 4,
+                ..EndSpec::default()
+            },
+            2,
+        );
+        sim.run_until(t0 + Duration::from_secs(1));
+        assert_eq!(*gaps.lock().unwrap(), 0, "no xrun, nothing announced");
+        // 300 ms without the engine: the playback ring runs dry and the
+        // capture ring overflows.
+        sim.stall(Duration::from_millis(300));
+        sim.run_until(t0 + Duration::from_secs(2));
+        let xruns = tape(&ea.played).xruns + tape(&ea.captured).xruns;
+        assert!(xruns >= 1, "the stall caused no xrun");
+        let g = *gaps.lock().unwrap();
+        assert!(
+            (1..=xruns as u32).contains(&g),
+            "{g} announced for {xruns} xruns"
+        );
     }
 }
