@@ -41,6 +41,8 @@
 #                      (e.g. --silent: the microphone hears only the echo)
 #   DEMO_FAR_WAV       the far end's audio instead of 440 Hz (guest: $GUEST_OUT/far.wav)
 #   DEMO_BRIDGE_AUDIO  extra [audio] lines of the bridge's config (e.g. echo_cancel = false)
+#   VB_LOG             the bridge's RUST_LOG in the guest (default info; e.g.
+#                      info,voipbridge::dsp=trace logs the canceller's timings)
 # Needs: make setup. A cold cache builds the arm64 kernel (~5 min) and
 # cross-builds voipbridge (~6 min on one core); a warm run takes about two
 # minutes on an idle machine, three to four beside other qemu jobs.
@@ -65,6 +67,7 @@ case "$call_seconds" in ''|*[!0-9]*) echo "demo-board: --call-seconds wants whol
 t_all=$SECONDS
 out=${OUT:-$root/target/demo-board}
 rm -rf "$out"; mkdir -p "$out"; out=$(readlink -f "$out")
+[ -z "${VB_LOG:-}" ] || echo "$VB_LOG" >"$out/vb-log"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/snd-voip-demo-board.XXXXXX")
 ram=$scratch/ram
 sim_pid="" guest_pid=""

@@ -90,6 +90,7 @@ BSP=$!
 # ---- the board's phone: voipbridge on the card's application side
 demo_bridge_config $W/bridge.toml hw:VoIP,0,0 $W/bridge.sock $O/bridge-audio.toml
 st() { $VB status --config $W/bridge.toml 2>/dev/null; }
+[ -f $O/vb-log ] && VB_LOG=$(cat $O/vb-log)
 RUST_LOG=${VB_LOG:-info} $VB run --config $W/bridge.toml 2>$W/voipbridge.log &
 VBP=$!
 wait_for 60 test -S $W/bridge.sock
