@@ -867,13 +867,18 @@ pub struct AlsaPlayback {
 /// * grows at once to cover a gap it has just seen (and by a period after
 ///   an underrun, or when the low water of a two-second window came within
 ///   half a period of empty);
-/// * after three calm windows in a row (every gap and the low water leaving
-///   more than a period to spare), shrinks halfway towards what the longest
-///   gap of those windows needed, never below `[audio] buffer_ms`.
+/// * after the first calm window (every gap and the low water leaving more
+///   than a period to spare), drops straight to what its longest gap needed
+///   and a period more; after that, after three calm windows in a row,
+///   shrinks halfway towards what the longest gap of those windows needed,
+///   never below `[audio] buffer_ms`.
 ///
 /// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
 /// emulated one) does not glitch while it learns; an on-time engine brings
-/// it down to `buffer_ms` within about twenty seconds.
+/// it to `buffer_ms` and a period after one window (2 s), to `buffer_ms`
+/// within about ten more. Each descent also drops what the device no
+/// longer holds from the playout queue (`CallCore::shed_playout`), or the
+/// latency would only move there.
 #[derive(Debug, Clone)]
 struct Fill {
     period: i64,
@@ -888,6 +893,8 @@ struct Fill {
     window: Option<Instant>,
     last: Option<Instant>,
     calm: u32,
+    /// The first descent (from the start) was made, or an underrun came.
+    settled: bool,
 }
 
 /// `v` rounded up to a multiple of `step` (both positive).
@@ -920,6 +927,7 @@ impl Fill {
             window: None,
             last: None,
             calm: 0,
+            settled: false,
         }
     }
 
@@ -960,7 +968,16 @@ impl Fill {
             } else if low > self.period + self.period / 2 && self.need + self.period <= self.target
             {
                 self.calm += 1;
-                if self.calm >= 3 {
+                if !self.settled {
+                    // The first calm window: straight down to what its
+                    // longest gap needed and a period more, not halfway
+                    // (100 ms for a whole call is what users hear).
+                    self.settled = true;
+                    let to = up_to(self.need + self.period, self.period);
+                    self.target = to.clamp(self.min, self.target);
+                    self.calm = 0;
+                    self.need = 0;
+                } else if self.calm >= 3 {
                     let half = (self.target + self.need) / 2;
                     let to = up_to(half, self.period).min(self.target - self.period);
                     self.target = to.max(self.min);
@@ -987,6 +1004,7 @@ impl Fill {
         self.need = 0;
         self.low = i64::MAX;
         self.window = None;
+        self.settled = true;
     }
 }
 
@@ -1556,7 +1574,9 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         let mut f = Fill::new(80, 8000, 160, 2560);
         assert_eq!(f.target, 800, "starts at 100 ms");
         // An engine on time (a look every period, the device holding
-        // target - period before each write): down to buffer_ms in ~20 s.
+        // target - period before each write): after the first 2 s window
+        // straight to what a 10 ms gap needs and a period more (30 ms),
+        // then down to buffer_ms in ~10 s more.
         let mut t = t0;
         let run = |f: &mut Fill, t: &mut Instant, secs: u64, late_every: u64, late_ms: u64| {
             for k in 0..(secs * 100) {
@@ -1570,7 +1590,9 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
                 f.observe(q, *t);
             }
         };
-        run(&mut f, &mut t, 25, 0, 0);
+        run(&mut f, &mut t, 3, 0, 0);
+        assert_eq!(f.target, 240);
+        run(&mut f, &mut t, 22, 0, 0);
         assert_eq!(f.target, 160);
         // A look 45 ms late now and then (a 55 ms gap): at once it covers
         // it (seven periods), and a period more since that look found the

@@ -699,6 +699,13 @@ impl CallCore {
         }
     }
 
+    /// The playback device's fill target came down by `samples` (8 kHz):
+    /// drop that much from the playout queue, a quiet sample at a time, so
+    /// the latency saved there is not parked here instead.
+    pub fn shed_playout(&mut self, samples: usize) {
+        self.playout.shed(samples);
+    }
+
     /// Fills a playback buffer of any length with codes of the call's law
     /// at `now` (silence when not receiving). Frames that play as they
     /// arrived are the peer's codes, bit for bit.

@@ -23,6 +23,10 @@ const SMOOTHING: f64 = 1.0 / 64.0;
 /// At most one correction per this many samples (1000 ppm at most: ten
 /// times what real clocks need, and rare enough to be inaudible).
 const MIN_SPACING: usize = 1000;
+/// The spacing of the drops [`PlayoutQueue::shed`] asks for, and at most
+/// one per request: 1 % with the bridge's 10 ms periods (40 ms of audio in
+/// four seconds), still the quietest sample of each chunk.
+const SHED_SPACING: usize = 100;
 
 /// Sample-exact playout with drift correction; see the module documentation.
 ///
@@ -41,6 +45,8 @@ pub struct PlayoutQueue {
     since_adjust: usize,
     inserted: u64,
     dropped: u64,
+    /// Samples still to drop for [`PlayoutQueue::shed`].
+    shed: usize,
 }
 
 impl PlayoutQueue {
@@ -58,7 +64,17 @@ impl PlayoutQueue {
             since_adjust: 0,
             inserted: 0,
             dropped: 0,
+            shed: 0,
         }
+    }
+
+    /// Drops `samples` more than drift needs, a quiet sample every
+    /// [`SHED_SPACING`], as the playback device's fill target came down by
+    /// that much: the audio it no longer holds would otherwise wait here,
+    /// and the latency the smaller fill saved would stay (the drift band
+    /// sheds at 1000 ppm, and not at all within the band).
+    pub fn shed(&mut self, samples: usize) {
+        self.shed = self.shed.saturating_add(samples).min(8000);
     }
 
     /// Samples repeated so far to slow playout down.
@@ -127,7 +143,21 @@ impl PlayoutQueue {
         let high = (low + 1.5 * (n.max(self.frame) as f64)).max(natural);
         self.since_adjust += n;
         let may = jb.is_playing() && n >= 2 && self.since_adjust >= MIN_SPACING;
+        // Shed only above what a jitter buffer at its target of T frames
+        // leaves between requests ((T - 1) frames, and up to one more by
+        // the arrival phase): the surplus may be smaller than asked (its
+        // own bound drops whole frames beyond T + 2), and below that
+        // shedding would starve it.
+        let natural_level = jb.target_frames().saturating_sub(1) * self.frame + self.frame / 2;
+        if self.level(jb) <= natural_level {
+            self.shed = 0;
+        }
+        let shed = self.shed > 0 && jb.is_playing() && n >= 2 && self.since_adjust >= SHED_SPACING;
         let adjust: i32 = match self.avg {
+            _ if shed => {
+                self.shed -= 1;
+                -1
+            }
             Some(a) if may && a > high => -1,
             Some(a) if may && a < low => 1,
             _ => 0,
@@ -306,5 +336,59 @@ mod tests {
         let irregular = steps.iter().filter(|&&d| d != 1).count() as u64;
         assert_eq!(irregular, q.inserted() + q.dropped());
         assert!(played.len() > 2000);
+    }
+
+    #[test]
+    fn a_shed_drops_quiet_samples_at_one_percent_until_done() {
+        // Matched clocks, a packet every 20 ms, the device taking 160
+        // samples every 20 ms; it skips three requests at 1 s (its fill
+        // target came down by 60 ms), and the engine asks to shed them.
+        let frame = 160usize;
+        let mut jb = JitterBuffer::new(MU, frame, 2, 2, 10);
+        let mut q = PlayoutQueue::new(MU, frame);
+        let mut out = vec![0u8; frame];
+        let mut levels = Vec::new();
+        for tick in 0..700u64 {
+            let now = tick * 160;
+            q.on_arrival(&jb, now);
+            jb.push(
+                tick as u16,
+                (tick * 160) as u32,
+                now,
+                &vec![(tick % 200) as u8 + 1; frame],
+            );
+            if tick == 53 {
+                q.shed(480);
+            }
+            if !(50..53).contains(&tick) {
+                q.fill(&mut jb, &mut out, now);
+            }
+            levels.push(q.level(&jb));
+        }
+        let before = levels[49];
+        // The jitter buffer's own bound (its target and two frames) took
+        // one frame of the three; the shed takes the rest and no more.
+        assert_eq!(jb.stats().overflow_drops, 1, "{:?}", jb.stats());
+        assert!(
+            levels[53] >= before + 2 * frame - 1,
+            "{} vs {before}",
+            levels[53]
+        );
+        // One sample per request at most (the device asks for 160 here, 80
+        // with the bridge's 10 ms periods: 1 %): 320 samples in 6.4 s.
+        assert!(levels[253] <= before + frame, "{} vs {before}", levels[253]);
+        assert!(
+            levels[380] <= before + frame / 2,
+            "{} vs {before}",
+            levels[380]
+        );
+        assert!(
+            (320..=480).contains(&q.dropped()),
+            "dropped {}",
+            q.dropped()
+        );
+        assert!(levels[690] + frame >= before, "{} vs {before}", levels[690]);
+        assert_eq!(jb.stats().concealed, 0, "{:?}", jb.stats());
+        assert_eq!(jb.stats().underruns, 0, "{:?}", jb.stats());
     }
 }

@@ -431,7 +431,15 @@ impl Pipeline {
         self.core_timeout = inner.core.next_timeout();
         inner.capture_delay = self.capture.delay();
         inner.playback_delay = self.playback.delay();
-        inner.playback_target = self.playback.fill_target();
+        let target = self.playback.fill_target();
+        if target < inner.playback_target {
+            // A smaller device fill: the audio the device no longer holds
+            // would wait in the playout queue; drop it there.
+            inner
+                .core
+                .shed_playout((inner.playback_target - target) as usize);
+        }
+        inner.playback_target = target;
         let xruns = self.capture.xruns() + self.playback.xruns();
         if xruns != inner.xruns {
             // An underrun played silence the reference does not have, an

@@ -186,6 +186,9 @@ pub struct Tape {
     pub transfers: u64,
     /// Largest queued delay seen at a write, in samples.
     pub max_delay: i64,
+    /// Playback: keep at most this many samples queued (the test lowers
+    /// it as [`super::audio`]'s fill control does; `None`: the ring).
+    pub fill_target: Option<u64>,
 }
 
 /// What a simulated microphone hears.
@@ -361,6 +364,14 @@ impl SimPlayback {
         )
     }
 
+    /// What the device keeps queued: the tape's fill target, at most the ring.
+    fn target(&self) -> u64 {
+        let t = self.tape.lock().unwrap_or_else(|p| p.into_inner());
+        t.fill_target
+            .unwrap_or(self.ring)
+            .clamp(self.period, self.ring)
+    }
+
     fn played(&self, now: Instant) -> u64 {
         match self.start {
             Some(s) => samples_in(now.saturating_duration_since(s)),
@@ -382,7 +393,8 @@ impl PlaybackDevice for SimPlayback {
         }
         let fill = self.written - played;
         self.delay = fill as i64;
-        Ok((self.ring - fill.min(self.ring)) as usize)
+        let target = self.target();
+        Ok((target - fill.min(target)) as usize)
     }
 
     fn write_codes(
@@ -420,7 +432,7 @@ impl PlaybackDevice for SimPlayback {
             // The period boundary at which a period of room opens.
             Some(s) => {
                 s + time_of(
-                    (self.written.saturating_sub(self.ring) / self.period + 1) * self.period,
+                    (self.written.saturating_sub(self.target()) / self.period + 1) * self.period,
                 )
             }
             None => self.last_now,
@@ -429,6 +441,10 @@ impl PlaybackDevice for SimPlayback {
 
     fn delay(&self) -> i64 {
         self.delay
+    }
+
+    fn fill_target(&self) -> i64 {
+        self.target() as i64
     }
 
     fn xruns(&self) -> u64 {
@@ -989,5 +1005,46 @@ mod tests {
             (1..=xruns as u32).contains(&g),
             "{g} announced for {xruns} xruns"
         );
+    }
+
+    #[test]
+    fn a_smaller_playback_fill_does_not_park_its_audio_in_the_queue() {
+        // B's device holds 100 ms, then 20 ms from 2 s: the 80 ms it no
+        // longer holds must leave the playout queue too (a quiet sample
+        // at a time), or the far end's voice stays as late as before.
+        let t0 = Instant::now();
+        let mut sim = Sim::new(t0, Duration::from_millis(5));
+        let (a, b) = (addr(0), addr(1));
+        let spec = EndSpec {
+            ring: 800,
+            seconds: 14,
+            ..EndSpec::default()
+        };
+        let _ea = sim.add_end(a, b, &spec, 1);
+        let eb = sim.add_end(b, a, &spec, 2);
+        sim.run_until(t0 + Duration::from_secs(2));
+        let before = eb.shared.stats().queued_ms;
+        tape(&eb.played).fill_target = Some(160);
+        sim.run_until(t0 + Duration::from_millis(2100));
+        let parked = eb.shared.stats().queued_ms;
+        // Parked (what the jitter buffer's own bound, its target and two
+        // frames, did not drop whole).
+        assert!(parked >= before + 30, "{parked} ms queued, {before} before");
+        sim.run_until(t0 + Duration::from_secs(12));
+        let s = eb.shared.stats();
+        assert!(
+            s.queued_ms <= before + 10,
+            "{} ms queued, {before} before",
+            s.queued_ms
+        );
+        assert_eq!(tape(&eb.played).xruns, 0);
+        // Never starved: every 20 ms written from 1 s to 11 s carries the
+        // tone at its level (RMS: a dropped sample shifts its phase, which
+        // a one-second tone measurement would count against it).
+        let t = tape(&eb.played);
+        for (k, w) in t.samples[8000..88_000].chunks(160).enumerate() {
+            let rms = (w.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / 160.0).sqrt();
+            assert!((rms - 11585.0).abs() < 600.0, "window {k}: RMS {rms}");
+        }
     }
 }
