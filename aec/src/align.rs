@@ -72,6 +72,9 @@ const MINIMA: usize = 20;
 const MINIMA_FOR_SLOPE: usize = 10;
 /// A slope whose standard error is under this (50 ppm) is known early.
 const SLOPE_SE: f64 = 50e-6;
+/// Minima that come a quarter second apart at a line's start, and the
+/// fewest a slope is fitted from.
+const EARLY_MINIMA: usize = 5;
 /// The read position closes its distance to the line over this many
 /// blocks (1 s).
 const GLIDE_BLOCKS: f64 = 100.0;
@@ -153,8 +156,8 @@ impl Envelope {
         }
         self.bucket_n += 1;
         // The first minima come four times as often, so that a steady
-        // drift shows (and is fitted) within a second.
-        let len = if self.minima.len() < 5 && !self.fitted {
+        // drift shows (and is fitted) within a second or two.
+        let len = if self.minima.len() < EARLY_MINIMA && !self.fitted {
             BUCKET_BLOCKS / 4
         } else {
             BUCKET_BLOCKS
@@ -163,9 +166,9 @@ impl Envelope {
             return;
         }
         if self.bucket_min.is_finite() {
-            // A whole second off the line by more than its minima scatter
-            // (above: by more than a burst explains): the echo path moved.
-            // Start from this second.
+            // A whole bucket (a second; a quarter at first) off the line by
+            // more than the minima scatter (above: by more than a burst
+            // explains): the echo path moved. Start from this bucket.
             if self
                 .line_at(self.bucket_k)
                 .is_some_and(|l| self.bucket_min > l + self.rise || self.bucket_min < l - self.fall)
@@ -179,7 +182,7 @@ impl Envelope {
         }
         self.bucket_min = f64::INFINITY;
         self.bucket_n = 0;
-        if self.minima.len() >= 5 {
+        if self.minima.len() >= EARLY_MINIMA {
             let n = self.minima.len() as f64;
             let mk = self.minima.iter().map(|m| m.0).sum::<f64>() / n;
             let my = self.minima.iter().map(|m| m.1).sum::<f64>() / n;
@@ -197,8 +200,7 @@ impl Envelope {
                     r * r
                 });
                 let se = (ss.sum::<f64>() / (n - 2.0) / sxx).sqrt();
-                let n = self.minima.len();
-                if n >= MINIMA_FOR_SLOPE || (n >= 5 && se < SLOPE_SE * self.block) {
+                if self.minima.len() >= MINIMA_FOR_SLOPE || se < SLOPE_SE * self.block {
                     self.slope = slope.clamp(-self.max_slope, self.max_slope);
                     self.fitted = true;
                 }
