@@ -113,15 +113,7 @@ struct Envelope {
     slope: f64,
     /// `slope` was fitted to these minima (not carried over).
     fitted: bool,
-    /// How far above or below the line a second's smallest target must be
-    /// to start the line from it (samples).
-    rise: f64,
-    fall: f64,
-    /// How far below the line a target in the running second must be to
-    /// pull the line down at once (samples).
-    drop: f64,
-    max_slope: f64,
-    /// Samples per block.
+    /// Samples per block (the thresholds are in blocks).
     block: f64,
 }
 
@@ -136,10 +128,6 @@ impl Envelope {
             k: 0.0,
             slope,
             fitted: false,
-            rise: RISE_BLOCKS * b,
-            fall: FALL_BLOCKS * b,
-            drop: MOVE_BLOCKS * b,
-            max_slope: MAX_DRIFT * b,
             block: b,
         }
     }
@@ -169,10 +157,10 @@ impl Envelope {
             // A whole bucket (a second; a quarter at first) off the line by
             // more than the minima scatter (above: by more than a burst
             // explains): the echo path moved. Start from this bucket.
-            if self
-                .line_at(self.bucket_k)
-                .is_some_and(|l| self.bucket_min > l + self.rise || self.bucket_min < l - self.fall)
-            {
+            if self.line_at(self.bucket_k).is_some_and(|l| {
+                self.bucket_min > l + RISE_BLOCKS * self.block
+                    || self.bucket_min < l - FALL_BLOCKS * self.block
+            }) {
                 self.minima.clear();
             }
             if self.minima.len() == MINIMA {
@@ -201,7 +189,8 @@ impl Envelope {
                 });
                 let se = (ss.sum::<f64>() / (n - 2.0) / sxx).sqrt();
                 if self.minima.len() >= MINIMA_FOR_SLOPE || se < SLOPE_SE * self.block {
-                    self.slope = slope.clamp(-self.max_slope, self.max_slope);
+                    let max = MAX_DRIFT * self.block;
+                    self.slope = slope.clamp(-max, max);
                     self.fitted = true;
                 }
             }
@@ -231,7 +220,8 @@ impl Envelope {
             .is_finite()
             .then_some(self.bucket_min + self.slope * (self.k - self.bucket_k));
         match (self.line_at(self.k), running) {
-            (Some(l), Some(r)) if r < l - self.drop => Some(r),
+            // Far enough below for the read to jump.
+            (Some(l), Some(r)) if r < l - MOVE_BLOCKS * self.block => Some(r),
             (l, r) => l.or(r),
         }
     }
