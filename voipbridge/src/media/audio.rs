@@ -973,8 +973,8 @@ impl Fill {
                     // longest gap needed and a period more, not halfway
                     // (100 ms for a whole call is what users hear).
                     self.settled = true;
-                    let to = up_to(self.need + self.period, self.period);
-                    self.target = to.clamp(self.min, self.target);
+                    // (`need` is whole periods: `cover` rounds it up.)
+                    self.target = (self.need + self.period).clamp(self.min, self.target);
                     self.calm = 0;
                     self.need = 0;
                 } else if self.calm >= 3 {
