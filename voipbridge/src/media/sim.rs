@@ -876,6 +876,15 @@ mod tests {
     /// Far-end samples, their delays, near-end blocks, their delays.
     type ProbeLog = Arc<Mutex<(Vec<i16>, Vec<i64>, usize, Vec<i64>)>>;
 
+    /// The processor list of an end that runs `make()`'s probe.
+    fn probed(
+        make: impl Fn() -> Probe + Send + Sync + 'static,
+    ) -> Vec<Arc<dyn Fn() -> Box<dyn AudioProcessor> + Send + Sync>> {
+        vec![Arc::new(move || {
+            Box::new(make()) as Box<dyn AudioProcessor>
+        })]
+    }
+
     #[derive(Default)]
     struct Probe {
         far: Vec<i16>,
@@ -924,12 +933,10 @@ mod tests {
         let spec_a = EndSpec {
             signal: Signal::Sine(600.0),
             seconds: 3,
-            processors: vec![Arc::new(move || {
-                Box::new(Probe {
-                    log: l2.clone(),
-                    ..Probe::default()
-                }) as Box<dyn AudioProcessor>
-            })],
+            processors: probed(move || Probe {
+                log: l2.clone(),
+                ..Probe::default()
+            }),
             ..EndSpec::default()
         };
         let ea = sim.add_end(a, b, &spec_a, 1);
@@ -974,12 +981,10 @@ mod tests {
         let g2 = gaps.clone();
         let spec_a = EndSpec {
             seconds: 4,
-            processors: vec![Arc::new(move || {
-                Box::new(Probe {
-                    gaps: g2.clone(),
-                    ..Probe::default()
-                }) as Box<dyn AudioProcessor>
-            })],
+            processors: probed(move || Probe {
+                gaps: g2.clone(),
+                ..Probe::default()
+            }),
             ..EndSpec::default()
         };
         let ea = sim.add_end(a, b, &spec_a, 1);
