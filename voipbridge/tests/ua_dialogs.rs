@@ -407,3 +407,71 @@ fn a_refused_reinvite_leaves_the_session_as_it_was() {
     assert!(!call_ended(&a));
     assert_eq!(ua.calls(t0)[0].state, CallState::Active);
 }
+
+/// A Record-Route we cannot route through (a strict router whose URI is no
+/// SIP URI; the fuzzer found us sending a BYE with `<sip:85ag=2` as its
+/// Request-URI): the INVITE that brings it gets 400 and makes no call.
+#[test]
+fn an_invite_with_an_unroutable_record_route_gets_400() {
+    let mut ua = new_ua(cfg());
+    let t0 = Instant::now();
+    let inv = String::from_utf8(request("INVITE", "rr1", "z9hG4bKrr1", 5, None, SDP))
+        .unwrap()
+        .replace(
+            "Contact: ",
+            "Record-Route: <<sip:85ag=2>, <sip:127.0.0.1:5090;lr>\r\nContact: ",
+        );
+    let a = ua.handle(t0, dgram(inv.into_bytes()));
+    assert_eq!(statuses(&a), vec![400]);
+    let resp = find_status(&a, 400).unwrap();
+    assert!(
+        resp.header("warning")
+            .is_some_and(|w| w.contains("Record-Route")),
+        "{:?}",
+        resp.header("warning")
+    );
+    assert!(started(&a).is_none());
+    assert!(ua.calls(t0).is_empty());
+}
+
+/// The same in the 2xx to our INVITE: the ACK goes to the Contact (no
+/// route set), then a BYE with `Reason: SIP;cause=400`; the call ends.
+#[test]
+fn a_2xx_with_an_unroutable_record_route_is_acked_and_ended() {
+    let mut ua = new_ua(cfg());
+    let t0 = Instant::now();
+    let a = ua.handle(
+        t0,
+        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
+    );
+    let inv = find(&a, "INVITE").unwrap();
+    let a = ua.handle(
+        t0,
+        dgram(response_to(
+            &inv,
+            "200 OK",
+            Some("al1"),
+            "Record-Route: <sip:127.0.0.1:5090;lr>, <<sip:85ag=2>\r\nContact: <sip:alice@127.0.0.1:5081>\r\n",
+            SDP,
+        )),
+    );
+    let sent = sent_to(&a);
+    let methods: Vec<&str> = sent.iter().map(|(_, m)| m.method()).collect();
+    assert_eq!(methods, vec!["ACK", "BYE"]);
+    for (to, m) in &sent {
+        assert_eq!(m.uri, "sip:alice@127.0.0.1:5081");
+        assert!(m.header("route").is_none());
+        assert_eq!(*to, "127.0.0.1:5081".parse().unwrap());
+    }
+    let bye = &sent[1].1;
+    assert!(
+        bye.header("reason")
+            .is_some_and(|r| r.contains("cause=400")),
+        "{:?}",
+        bye.header("reason")
+    );
+    assert!(started(&a).is_none(), "no media for a call being ended");
+    let a = ua.handle(t0 + T1, dgram(response_to(bye, "200 OK", None, "", "")));
+    media_done(&mut ua, t0 + T1, &a);
+    assert!(ua.calls(t0 + T1).is_empty());
+}

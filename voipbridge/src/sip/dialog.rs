@@ -6,7 +6,7 @@
 //! decides what to send and the transaction layer carries it.
 
 use super::message::{addr_uri, param, Builder, Message};
-use super::uri::{is_dialable, is_loose_router, uri_addr};
+use super::uri::{is_dialable, is_loose_router, is_route, uri_addr};
 use rand::Rng;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,6 +20,22 @@ pub enum DialogError {
     /// The Contact of a dialog-creating request is no SIP URI we can reach: 400.
     #[error("bad Contact URI")]
     BadContact,
+    /// A Record-Route value is no name-addr we can route through: 400
+    /// for a dialog-creating request; a 2xx's ends the call.
+    #[error("bad Record-Route")]
+    BadRoute,
+}
+
+/// A message's Record-Route values in order (12.1.1, 12.1.2), each one
+/// checked by [`is_route`]: they become Route headers and, behind a strict
+/// router, the Request-URI of every in-dialog request.
+fn route_set(msg: &Message) -> Result<Vec<String>, DialogError> {
+    let rr = msg.header_values("record-route");
+    if rr.iter().all(|v| is_route(v)) {
+        Ok(rr)
+    } else {
+        Err(DialogError::BadRoute)
+    }
 }
 
 /// Dialog identity (12): Call-ID, local tag and remote tag.
@@ -100,6 +116,7 @@ impl Dialog {
             .header_uri("contact")
             .filter(|t| is_dialable(t))
             .ok_or(DialogError::BadContact)?;
+        let route_set = route_set(req)?;
         Ok(Dialog {
             call_id: req.call_id().to_string(),
             local_tag: local_tag.to_string(),
@@ -109,7 +126,7 @@ impl Dialog {
             local_seq: 0,
             remote_seq: req.cseq().map(|c| c.0),
             remote_target: target,
-            route_set: req.header_values("record-route"),
+            route_set,
             confirmed: false,
             caller: false,
             fallback,
@@ -144,23 +161,28 @@ impl Dialog {
     /// A UAC learns the dialog from a tagged response (12.1.2): remote
     /// tag, route set (the Record-Route reversed), remote target (Contact).
     /// A 2xx confirms it and recomputes both; an early dialog's are
-    /// replaced by the 2xx's (13.2.2.4).
-    pub fn uac_update(&mut self, resp: &Message) {
+    /// replaced by the 2xx's (13.2.2.4). A Record-Route we cannot route
+    /// through leaves the route set empty (requests go to the remote
+    /// target) and is reported: the caller ends a confirmed dialog.
+    pub fn uac_update(&mut self, resp: &Message) -> Result<(), DialogError> {
         let code = resp.status.unwrap_or(0);
         if self.confirmed || resp.to_tag().is_none() || code <= 100 {
-            return;
+            return Ok(());
         }
         self.remote_tag = resp.to_tag();
         if let Some(to) = resp.header("to") {
             self.remote_hdr = to.to_string();
         }
-        let mut rr = resp.header_values("record-route");
-        rr.reverse();
-        self.route_set = rr;
         if let Some(t) = resp.header_uri("contact").filter(|t| is_dialable(t)) {
             self.remote_target = t;
         }
         self.confirmed = (200..300).contains(&code);
+        let routes = route_set(resp).map(|mut rr| {
+            rr.reverse();
+            rr
+        });
+        self.route_set = routes.clone().unwrap_or_default();
+        routes.map(|_| ())
     }
 
     /// The remote CSeq rule for a new in-dialog request (12.2.2): lower
@@ -348,6 +370,49 @@ mod tests {
     }
 
     #[test]
+    fn an_unroutable_record_route_refuses_the_dialog() {
+        // The first is a strict router whose URI would become the
+        // Request-URI: `<sip:85ag=2` (found by the fuzzer: a BYE we could
+        // not parse back). Then values that are not name-addrs.
+        for rr in [
+            "<<sip:85ag=2>, <sip:127.0.0.1;lr>",
+            "sip:127.0.0.1;lr",
+            "<sip:127.0.0.1;lr>, <http://example.com>",
+            "<sip:127.0.0.1:99999;lr>",
+        ] {
+            assert_eq!(
+                Dialog::uas(&invite(&format!("Record-Route: {rr}\r\n")), "t", fallback()),
+                Err(DialogError::BadRoute),
+                "{rr}"
+            );
+        }
+        let d = Dialog::uas(
+            &invite("Record-Route: \"p\" <sip:p1;lr>;x=1\r\n"),
+            "t",
+            fallback(),
+        )
+        .unwrap();
+        assert_eq!(d.route_set, vec!["\"p\" <sip:p1;lr>;x=1"]);
+        // A UAC keeps no route set from such a response and says so.
+        let mut d = Dialog::uac(
+            "c1",
+            "us",
+            "<sip:bob@127.0.0.1>;tag=us".into(),
+            "<sip:alice@127.0.0.1>".into(),
+            "sip:alice@127.0.0.1",
+            1,
+            fallback(),
+        );
+        let ok = Message::parse(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nRecord-Route: <sip:127.0.0.2;lr>, <<sip:x>\r\nFrom: <sip:bob@127.0.0.1>;tag=us\r\nTo: <sip:alice@127.0.0.1>;tag=them\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5090>\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(d.uac_update(&ok), Err(DialogError::BadRoute));
+        assert!(d.confirmed && d.route_set.is_empty());
+        assert_eq!(d.route().0, "sip:alice@127.0.0.1:5090");
+    }
+
+    #[test]
     fn uac_dialog_reverses_record_route_and_strict_routers_swap_the_uri() {
         let mut d = Dialog::uac(
             "c1",
@@ -363,7 +428,7 @@ mod tests {
         )
         .unwrap();
         assert!(d.matches_response(&ok));
-        d.uac_update(&ok);
+        assert_eq!(d.uac_update(&ok), Ok(()));
         assert!(d.confirmed);
         assert_eq!(d.remote_tag.as_deref(), Some("them"));
         let (ruri, routes, dest) = d.route();
@@ -385,7 +450,7 @@ mod tests {
         )
         .unwrap();
         assert!(!d.matches_response(&other));
-        d.uac_update(&other);
+        assert_eq!(d.uac_update(&other), Ok(()));
         assert_eq!(d.remote_tag.as_deref(), Some("them"));
     }
 

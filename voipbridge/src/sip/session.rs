@@ -34,7 +34,7 @@
 //!   `media_failed` event. RTP timeout and device errors end the call the
 //!   same way.
 
-use super::dialog::{Dialog, DialogError};
+use super::dialog::Dialog;
 use super::digest::{Authenticator, Credentials};
 use super::message::{Builder, Message};
 use super::offer_answer::{self, LocalMedia, Negotiated, OaError, SdpVersion};
@@ -852,8 +852,8 @@ impl Calls {
         }
         let code = resp.status.unwrap_or(0);
         if code < 200 {
-            if code > 100 {
-                c.dialog.uac_update(resp);
+            if code > 100 && c.dialog.uac_update(resp).is_err() {
+                tracing::warn!(call = %id, code, "unusable Record-Route in a provisional response: ignored");
             }
             let cancel = c.uac.as_ref().map(|u| u.cancel);
             if cancel == Some(Cancel::Pending) {
@@ -919,7 +919,7 @@ impl Calls {
             }
             return;
         }
-        c.dialog.uac_update(resp);
+        let routed = c.dialog.uac_update(resp);
         let branch = env.branch();
         let (mut b, dest) = c.dialog.request("ACK", uac.cseq, &env.via(&branch));
         for (n, v) in &uac.auth_headers {
@@ -932,6 +932,15 @@ impl Calls {
         if uac.cancel != Cancel::No || c.state == CallState::Terminating {
             tracing::info!(call = %id, "answered while we were cancelling: ACK and BYE");
             c.give_up_at = None;
+            c.state = CallState::Active;
+            self.send_bye(env, now, id);
+            return;
+        }
+        if let Err(e) = routed {
+            // In-dialog requests would bypass the proxies the peer's
+            // dialog runs through: the ACK went to the Contact; end it.
+            tracing::error!(call = %id, "{e} in the 2xx; hanging up");
+            c.bye_reason = Some(reason(400, &e.to_string()));
             c.state = CallState::Active;
             self.send_bye(env, now, id);
             return;
@@ -965,7 +974,8 @@ impl Calls {
         let mut d = c.dialog.clone();
         d.confirmed = false;
         d.route_set.clear();
-        d.uac_update(resp);
+        // Unroutable or not, it is acknowledged and ended.
+        let _ = d.uac_update(resp);
         tracing::info!(call = %c.id, tag = ?resp.to_tag(), "2xx from another fork: ACK and BYE it");
         let branch = env.branch();
         let (b, dest) = d.request("ACK", uac.cseq, &env.via(&branch));
@@ -1102,8 +1112,9 @@ impl Calls {
         let local_tag = env.token(10);
         let dialog = match Dialog::uas(&req, &local_tag, from) {
             Ok(d) => d,
-            Err(DialogError::BadContact) | Err(DialogError::OutOfOrder) => {
-                let w = [("Warning", "399 voipbridge \"bad Contact URI\"")];
+            Err(e) => {
+                let warning = format!("399 voipbridge \"{e}\"");
+                let w = [("Warning", warning.as_str())];
                 env.reply(
                     now,
                     Some(tx),

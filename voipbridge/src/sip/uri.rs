@@ -94,17 +94,33 @@ pub fn is_dialable(uri: &str) -> bool {
         && !uri
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
-    shape
-        && Message::parse(
-            &Builder::request("OPTIONS", uri)
-                .header("Via", "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKcheck")
-                .header("From", "<sip:a@127.0.0.1>;tag=a")
-                .header("To", "<sip:b@127.0.0.1>")
-                .header("Call-ID", "check")
-                .header("CSeq", "1 OPTIONS")
-                .build(),
-        )
-        .is_ok()
+    shape && probe(uri, None)
+}
+
+/// Whether a Record-Route value can enter a dialog's route set (RFC 3261
+/// 20.30: `rec-route = name-addr *( SEMI rr-param )`): a name-addr whose
+/// URI [`is_dialable`] (a strict router's becomes a Request-URI), and a
+/// request carrying the value as its Route parses.
+pub fn is_route(value: &str) -> bool {
+    let name_addr = matches!((value.find('<'), value.find('>')), (Some(a), Some(b)) if a < b);
+    name_addr
+        && !value.chars().any(|c| c.is_control())
+        && is_dialable(&addr_uri(value))
+        && probe("sip:check@127.0.0.1", Some(value))
+}
+
+/// Whether an OPTIONS to `uri`, with `route` as its Route when given, parses.
+fn probe(uri: &str, route: Option<&str>) -> bool {
+    let mut b = Builder::request("OPTIONS", uri)
+        .header("Via", "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKcheck")
+        .header("From", "<sip:a@127.0.0.1>;tag=a")
+        .header("To", "<sip:b@127.0.0.1>")
+        .header("Call-ID", "check")
+        .header("CSeq", "1 OPTIONS");
+    if let Some(r) = route {
+        b = b.header("Route", r);
+    }
+    Message::parse(&b.build()).is_ok()
 }
 
 /// `user@host` of a header value's URI (name-addr or addr-spec, as in From) for exact comparison (RFC 3261 19.1.4: the user
