@@ -56,6 +56,7 @@ help:
 	@echo "                   engine, the card beside snd-aloop and snd-dummy (production kernel); not in make test"
 	@echo "  make bench-kmod  the card part alone: period wake-ups, drift, kernel CPU and timer events of snd-voip,"
 	@echo "                   snd-aloop and snd-dummy in one qemu boot (production kernel)"
+	@echo "  make bench-kmod-trace  the same on a production kernel with tracepoints: each timer callback and softirq timed"
 	@echo "  make bench-media the media engine on the host: CPU per call, allocations per packet, resampler, latency"
 	@echo "  make bench-aec   echo cancellers on the simulated acoustic path (host; BENCH_AEC_FEATURES=speex,webrtc adds the C ones)"
 	@echo "  make bench-aec-arm64  the echo canceller's figures and CPU on the emulated arm64 board"
@@ -178,6 +179,14 @@ test-long:
 bench-kmod: kernel-prod bridge
 	@$(PROD_KERNEL) tests/bench/kernel.sh
 
+# The card part again on the production kernel built with
+# board-configs/common/trace.config (exact irq/softirq time, timer and
+# softirq tracepoints; its own cached kernel, ~10 min to build), timing
+# every hrtimer callback and softirq run of each module.
+bench-kmod-trace: setup bridge
+	@$(PROD_KERNEL) EXTRA_FRAGMENTS=$(ROOT)/board-configs/common/trace.config $(ROOT)/scripts/kernel.sh
+	@$(PROD_KERNEL) tests/bench/kernel.sh --trace
+
 # Every figure of issue 16 in one run (README "Performance"): footprint,
 # CPU per call beside baresip, the media engine, and the card beside
 # snd-aloop and snd-dummy on the production kernel. Not part of `make test`.
@@ -249,5 +258,5 @@ test-host-long: bridge
 
 .PHONY: buildroot-check demo-x86 demo-board kernel-arm64 kernel-arm64-prod kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup \
 	kernel kernel-prod kmods print-kdir print-kernel kmod bridge lint dtbs-check kconfig-check template-build \
-	test-host test-kmod test-kmod-arm64 test-kmod-arm64-matrix test-kmod-long test-intree test-linphone test test-long bench bench-kmod demo \
+	test-host test-kmod test-kmod-arm64 test-kmod-arm64-matrix test-kmod-long test-intree test-linphone test test-long bench bench-kmod bench-kmod-trace demo \
 	xbuild-arm64 fuzz test-fuzz fuzz-long test-host-long

@@ -37,3 +37,32 @@ for i in 1 2 3 4 5 6 7 8; do
         w "phase, start=$i" $dev 8000 160 3
     done
 done
+# With the argument "trace" (tests/bench/kernel.sh --trace: a production
+# kernel built with board-configs/common/trace.config), one more 5 s window
+# per module and configuration with the timer and softirq tracepoints on,
+# each one's trace saved as trace-N.txt for the host to time every hrtimer
+# callback and softirq run.
+if [ "${1:-}" = trace ]; then
+    T=/sys/kernel/tracing
+    mountpoint -q $T || mount -t tracefs nodev $T
+    if [ -d $T/events/timer/hrtimer_expire_entry ]; then
+        echo 8192 >$T/buffer_size_kb
+        n=0
+        for cfg in "48000 480" "8000 160"; do
+            for dev in $devs; do
+                echo 0 >$T/tracing_on
+                echo >$T/trace
+                for e in timer/hrtimer_expire_entry timer/hrtimer_expire_exit irq/softirq_entry irq/softirq_exit; do
+                    echo 1 >$T/events/$e/enable
+                done
+                echo 1 >$T/tracing_on
+                w "traced, trace=$n" $dev $cfg 5
+                echo 0 >$T/tracing_on
+                cat $T/trace >trace-$n.txt
+                n=$((n + 1))
+            done
+        done
+    else
+        echo "failed, tracing: this kernel has no timer tracepoints (build it with trace.config)" >>results
+    fi
+fi

@@ -10,11 +10,22 @@
 # TIMER) and local timer interrupts per period, net of an idle window
 # measured the same way. Prints numbers, asserts nothing about them (exit
 # status: the boot and the tools worked).
+#
+# --trace: boot the production kernel built with
+# board-configs/common/trace.config as well (exact irq/softirq time,
+# timer and softirq tracepoints; `make bench-kmod-trace` builds it) and
+# time every hrtimer callback and softirq run in one more 5 s window per
+# module and configuration.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export SND_VOIP_KERNEL=${SND_VOIP_KERNEL:-prod}
+trace=
+if [ "${1:-}" = --trace ]; then
+    trace=trace
+    export EXTRA_FRAGMENTS="${EXTRA_FRAGMENTS:+$EXTRA_FRAGMENTS }$root/board-configs/common/trace.config"
+fi
 kdir=$("$root/scripts/kernel.sh" --print-kdir)
-[ -f "$kdir/.snd-voip-built" ] || { echo "bench: $kdir is not built: run 'make kernel-prod'" >&2; exit 2; }
+[ -f "$kdir/.snd-voip-built" ] || { echo "bench: $kdir is not built: run 'make kernel-prod'${trace:+ with EXTRA_FRAGMENTS=board-configs/common/trace.config (make bench-kmod-trace does)}" >&2; exit 2; }
 for opt in CONFIG_KASAN CONFIG_PROVE_LOCKING CONFIG_DEBUG_KMEMLEAK; do
     if grep -q "^$opt=y" "$kdir/.config"; then
         echo "bench: $kdir has $opt=y: benchmarks run on the production kernel (SND_VOIP_KERNEL=prod)" >&2; exit 2
@@ -28,7 +39,7 @@ echo "kernel $(cat "$kdir/include/config/kernel.release") ($(basename "$kdir")):
 echo "qemu TCG, 2 vCPUs, on $(nproc) host CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)), host load $(cut -d' ' -f1-3 /proc/loadavg)"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$root/tests/qemu/run-guest.sh" --timeout 600 --out "$out" "$root/tests/bench/guest-kernel.sh" >"$out/console.log" 2>&1 || {
+"$root/tests/qemu/run-guest.sh" --timeout 600 --out "$out" "$root/tests/bench/guest-kernel.sh" $trace >"$out/console.log" 2>&1 || {
     rc=$?; tail -n 30 "$out/console.log"; echo "bench: the guest failed (exit $rc)" >&2; exit "$rc"; }
 [ -s "$out/results" ] || { tail -n 30 "$out/console.log"; echo "bench: the guest wrote no figures" >&2; exit 1; }
 [ -z "${BENCH_KEEP:-}" ] || cp "$out/results" "$BENCH_KEEP"
@@ -66,7 +77,61 @@ END {
             sprintf("%d/%d/%d", v["p50_us"], v["p99_us"], v["max_us"]), v["drift_ppm"], v["sys_pct"], v["softirq_pct"], v["softirq_max_cpu_pct"], \
             (v["hrtimer_per_period"] * pps - ih) / pps, (v["timer_per_period"] * pps - it) / pps, (v["loc_per_period"] * pps - il) / pps
     }
-    print "softirq % (all CPUs, tick-sampled) of 3 s windows, each a new stream start, 8 kHz/20 ms:"
+    print "softirq % (all CPUs, " acct ") of 3 s windows, each a new stream start, 8 kHz/20 ms:"
     for (m in ph) printf "  %-9s %s   (HRTIMER softirqs per period, gross:%s)\n", m, ph[m], phh[m]
     if (bad) exit 1
-}' "$out/results"
+}' acct="$acct" "$out/results"
+[ -n "$trace" ] || exit 0
+# The traced windows: every hrtimer callback timed from its
+# hrtimer_expire_entry to its exit, every softirq run from entry to exit
+# (per CPU; tracing adds its own cost to each event, the same for every
+# module).
+echo "each hrtimer callback and softirq run, traced (one 5 s window each; the tracepoints add their own cost, alike for all three):"
+printf "%-9s %-14s %-34s %8s %9s %9s %8s | %-24s %-24s\n" module rate/period "top hrtimer callbacks" calls/s "mean us" "max us" "% core" "HRTIMER softirq" "TIMER softirq"
+printf "%-9s %-14s %-34s %8s %9s %9s %8s | %-24s %-24s\n" "" "" "" "" "" "" "" "% core, runs/s, max us" "% core, runs/s, max us"
+grep -a "^traced," "$out/results" | while IFS= read -r line; do
+    n=$(echo "$line" | sed -n 's/.*trace=\([0-9]*\).*/\1/p')
+    dev=$(echo "$line" | sed -n 's/.* dev=\([^ ]*\).*/\1/p')
+    rp=$(echo "$line" | sed -n 's/.* rate=\([0-9]*\).* period=\([0-9]*\).*/\1\/\2/p')
+    [ -s "$out/trace-$n.txt" ] || { echo "bench: trace $n is empty"; continue; }
+    awk -v dev="$dev" -v rp="$rp" '
+    function mod(d) { return d ~ /VoIP/ ? "snd-voip" : d ~ /Loopback/ ? "snd-aloop" : d ~ /Dummy/ ? "snd-dummy" : d }
+    /^ *#/ { next }
+    {
+        cpu = ""; ts = ""
+        for (i = 1; i <= NF; i++) {
+            if (cpu == "" && $i ~ /^\[[0-9]+\]$/) cpu = substr($i, 2, length($i) - 2)
+            if (ts == "" && $i ~ /^[0-9]+\.[0-9]+:$/) { ts = substr($i, 1, length($i) - 1) + 0; ev = $(i + 1) }
+        }
+        if (cpu == "" || ts == "") next
+        if (first == "") first = ts
+        last = ts
+        if (ev == "hrtimer_expire_entry:") {
+            fn = "?"; for (i = 1; i <= NF; i++) if ($i ~ /^function=/) fn = substr($i, 10)
+            hs[cpu] = ts; hf[cpu] = fn
+        } else if (ev == "hrtimer_expire_exit:" && (cpu in hs)) {
+            d = (ts - hs[cpu]) * 1e6; f = hf[cpu]; delete hs[cpu]
+            hc[f]++; ht[f] += d; if (d > hm[f]) hm[f] = d
+        } else if (ev == "softirq_entry:" || ev == "softirq_exit:") {
+            v = ""; for (i = 1; i <= NF; i++) if ($i ~ /^vec=/) v = substr($i, 5) + 0
+            if (ev == "softirq_entry:") ss[cpu, v] = ts
+            else if ((cpu, v) in ss) {
+                d = (ts - ss[cpu, v]) * 1e6; delete ss[cpu, v]
+                sc[v]++; st[v] += d; if (d > sm[v]) sm[v] = d
+            }
+        }
+    }
+    END {
+        span = last - first; if (span <= 0) span = 1
+        k = 0
+        for (f in hc) { keys[++k] = f }
+        # top three by total time
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (ht[keys[j]] > ht[keys[i]]) { t = keys[i]; keys[i] = keys[j]; keys[j] = t }
+        for (i = 1; i <= 3 && i <= k; i++) {
+            f = keys[i]; name = f; if (length(name) > 34) name = substr(name, 1, 31) "..."
+            soft = i == 1 ? sprintf("%5.2f %6.0f %9.0f", st[8] / span / 1e4, sc[8] / span, sm[8]) : ""
+            tim = i == 1 ? sprintf("%5.2f %6.0f %9.0f", st[1] / span / 1e4, sc[1] / span, sm[1]) : ""
+            printf "%-9s %-14s %-34s %8.1f %9.1f %9.0f %8.3f | %-24s %-24s\n", i == 1 ? mod(dev) : "", i == 1 ? rp : "", name, hc[f] / span, ht[f] / hc[f], hm[f], ht[f] / span / 1e4, soft, tim
+        }
+    }' "$out/trace-$n.txt"
+done
