@@ -208,6 +208,14 @@ pub struct CaptureProcessor {
     last_write: Option<(Instant, i64, usize)>,
 }
 
+/// A block's level, dBFS, to a tenth (−100 for digital silence).
+#[cfg(feature = "aec")]
+fn dbfs(x: &[i16]) -> f64 {
+    let energy: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let p = energy / (x.len().max(1) as f64) / (32768.0 * 32768.0);
+    (10.0 * p.max(1e-10).log10() * 10.0).round() / 10.0
+}
+
 /// The device delay `Dp + Dc` (frames at `rate`) a capture block read at
 /// `read_at` with `capture_delay` frames still in the device implies, from
 /// the last reference block (written at `write_at`, `len` samples, behind
@@ -267,8 +275,16 @@ impl CaptureProcessor {
         let d = self
             .last_write
             .map(|(w_at, dp, len)| delay_from_timings(self.rate, w_at, dp, len, at, delay.max(0)));
-        tracing::trace!(?d, written = self.written, capture_delay = delay, last_write = ?self.last_write.map(|(w, dp, len)| (at.saturating_duration_since(w), dp, len)), "aec timing");
+        if !tracing::enabled!(tracing::Level::TRACE) {
+            self.aec.near_end(mic, d);
+            return;
+        }
+        // Traced (VB_LOG=voipbridge::dsp=trace on the board): each block's
+        // timing, its level before and after, and what AEC3 makes of it.
+        let before = dbfs(mic);
         self.aec.near_end(mic, d);
+        let s = self.aec.stats();
+        tracing::trace!(?d, written = self.written, capture_delay = delay, last_write = ?self.last_write.map(|(w, dp, len)| (at.saturating_duration_since(w), dp, len)), before, after = dbfs(mic), echo_delay_ms = s.echo_delay_ms, erle_db = s.erle_db, resyncs = s.resyncs, "aec timing");
     }
 
     /// Samples written to the playback device, in order.
