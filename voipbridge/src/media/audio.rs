@@ -895,6 +895,9 @@ struct Fill {
     calm: u32,
     /// The first descent (from the start) was made, or an underrun came.
     settled: bool,
+    /// After an underrun: the target it set, which no descent goes below
+    /// until [`UNDERRUN_MEMORY`] has passed (each underrun restarts it).
+    floor: Option<(i64, Instant)>,
 }
 
 /// `v` rounded up to a multiple of `step` (both positive).
@@ -906,6 +909,12 @@ fn up_to(v: i64, step: i64) -> i64 {
 const FILL_WINDOW: Duration = Duration::from_secs(2);
 /// Where [`Fill`] starts, at least.
 const FILL_START: Duration = Duration::from_millis(100);
+/// How long the target an underrun set stays the floor of the descents.
+/// The gap that caused it is not in any calm window's need, so without a
+/// memory the next descents go back below it: on the emulated board an
+/// underrun came 1-2 s after each, and each one costs a call with echo
+/// cancellation half a second of echo while the canceller re-converges.
+const UNDERRUN_MEMORY: Duration = Duration::from_secs(30);
 
 impl Fill {
     fn new(period: i64, rate: u32, min: i64, max: i64) -> Fill {
@@ -928,6 +937,7 @@ impl Fill {
             last: None,
             calm: 0,
             settled: false,
+            floor: None,
         }
     }
 
@@ -957,6 +967,10 @@ impl Fill {
         self.low = self.low.min(queued);
         self.need = self.need.max(need);
         let start = *self.window.get_or_insert(now);
+        if self.floor.is_some_and(|(_, until)| now >= until) {
+            self.floor = None;
+        }
+        let floor = self.floor.map_or(self.min, |(f, _)| f.max(self.min));
         if now.saturating_duration_since(start) >= FILL_WINDOW {
             let low = self.low;
             self.low = i64::MAX;
@@ -974,13 +988,13 @@ impl Fill {
                     // (100 ms for a whole call is what users hear).
                     self.settled = true;
                     // (`need` is whole periods: `cover` rounds it up.)
-                    self.target = (self.need + self.period).clamp(self.min, self.target);
+                    self.target = (self.need + self.period).clamp(floor, self.target.max(floor));
                     self.calm = 0;
                     self.need = 0;
                 } else if self.calm >= 3 {
                     let half = (self.target + self.need) / 2;
                     let to = up_to(half, self.period).min(self.target - self.period);
-                    self.target = to.max(self.min);
+                    self.target = to.max(floor);
                     self.calm = 0;
                     self.need = 0;
                 }
@@ -1005,6 +1019,7 @@ impl Fill {
         self.low = i64::MAX;
         self.window = None;
         self.settled = true;
+        self.floor = Some((self.target, now + UNDERRUN_MEMORY));
     }
 }
 
@@ -1613,6 +1628,12 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         g.observe(720, t);
         g.underrun(t + Duration::from_millis(200));
         assert_eq!(g.target, 1680);
+        // Calm after it: no descent below that for 30 s, then down again.
+        let mut t = t + Duration::from_millis(200);
+        run(&mut g, &mut t, 28, 0, 0);
+        assert_eq!(g.target, 1680, "held for 30 s after the underrun");
+        run(&mut g, &mut t, 10, 0, 0);
+        assert!(g.target < 1680, "{}", g.target);
         // buffer_ms below 2 periods is raised; a small ring caps everything.
         assert_eq!(Fill::new(80, 8000, 80, 2560).min, 160);
         assert_eq!(Fill::new(80, 8000, 160, 400).target, 400);
