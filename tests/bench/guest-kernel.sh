@@ -2,7 +2,7 @@
 # production kernel): one capture stream at a time on the bridge end of a
 # snd-voip cable, on snd-aloop's and on snd-dummy's, at 8 kHz/20 ms and
 # 48 kHz/10 ms, in rounds; an idle window first as the baseline. Then short
-# windows, each a new stream start, to show how the tick-sampled softirq
+# windows at both rates, each a new stream start, to show how the tick-sampled softirq
 # figure depends on the timer's phase (kernel.sh explains it). Figures go
 # to ./results ($GUEST_OUT), not the console, where kernel messages could
 # interleave with them.
@@ -32,9 +32,11 @@ for round in 1 2; do
     done
 done
 w "wakeups," idle 8000 160 "$S"
-for i in 1 2 3 4 5 6 7 8; do
-    for dev in $devs; do
-        w "phase, start=$i" $dev 8000 160 3
+for cfg in "8000 160" "48000 480"; do
+    for i in 1 2 3 4 5 6 7 8; do
+        for dev in $devs; do
+            w "phase, start=$i" $dev $cfg 3
+        done
     done
 done
 # With the argument "trace" (tests/bench/kernel.sh --trace: a production
@@ -46,14 +48,20 @@ if [ "${1:-}" = trace ]; then
     T=/sys/kernel/tracing
     mountpoint -q $T || mount -t tracefs nodev $T
     if [ -d $T/events/timer/hrtimer_expire_entry ]; then
-        echo 8192 >$T/buffer_size_kb
+        echo 16384 >$T/buffer_size_kb
         n=0
-        for cfg in "48000 480" "8000 160"; do
+        # 48 kHz four times (each start draws a new phase against the
+        # tick), 8 kHz once; the wake-up, IPI and interrupt events show
+        # what a slow callback waits on.
+        for cfg in "48000 480" "48000 480" "48000 480" "48000 480" "8000 160"; do
             for dev in $devs; do
                 echo 0 >$T/tracing_on
                 echo >$T/trace
-                for e in timer/hrtimer_expire_entry timer/hrtimer_expire_exit irq/softirq_entry irq/softirq_exit; do
-                    echo 1 >$T/events/$e/enable
+                for e in timer/hrtimer_expire_entry timer/hrtimer_expire_exit irq/softirq_entry irq/softirq_exit \
+                    sched/sched_waking sched/sched_wakeup sched/sched_switch ipi/ipi_send_cpu ipi/ipi_send_cpumask \
+                    irq_vectors/local_timer_entry irq_vectors/local_timer_exit irq_vectors/call_function_single_entry \
+                    irq_vectors/reschedule_entry irq/irq_handler_entry; do
+                    [ -d $T/events/$e ] && echo 1 >$T/events/$e/enable
                 done
                 echo 1 >$T/tracing_on
                 w "traced, trace=$n" $dev $cfg 5
