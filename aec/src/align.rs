@@ -94,8 +94,7 @@ const GLIDE_BLOCKS: f64 = 100.0;
 /// seconds; gliding after them at 2000 ppm slid the echo path through the
 /// canceller's filter).
 const MAX_GLIDE: f64 = 1.0e-4;
-/// The most the two clocks may differ: 2000 ppm (and the fastest glide
-/// beyond the drift).
+/// The most the two clocks may differ: 2000 ppm.
 const MAX_DRIFT: f64 = 2.0e-3;
 /// Blocks looked at after a discontinuity before the new line starts at
 /// their smallest target (60 ms: three 20 ms transfers).

@@ -177,12 +177,17 @@ impl Dialog {
             self.remote_target = t;
         }
         self.confirmed = (200..300).contains(&code);
-        let routes = route_set(resp).map(|mut rr| {
-            rr.reverse();
-            rr
-        });
-        self.route_set = routes.clone().unwrap_or_default();
-        routes.map(|_| ())
+        match route_set(resp) {
+            Ok(mut rr) => {
+                rr.reverse();
+                self.route_set = rr;
+                Ok(())
+            }
+            Err(e) => {
+                self.route_set.clear();
+                Err(e)
+            }
+        }
     }
 
     /// The remote CSeq rule for a new in-dialog request (12.2.2): lower
