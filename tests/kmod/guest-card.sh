@@ -150,7 +150,11 @@ batch() {
             hz=$(freq_of $i $d)
             name="tone $f $r Hz ${c} ch${extra:+ $extra}, $path: $hz Hz for 3 s at -6 dBFS, no xrun"
             why=$(cat "arecord-$i-$d.log" "aplay-$i-$d.log" | grep -iE "underrun|overrun|error|unable" | head -n 3 | tr '\n' ' ')
-            if [ -n "$why" ] && [ "${B_RETRY:-0}" = 1 ] && ! echo "$why" | grep -qiE "error|unable"; then
+            # An error other than the xrun itself (pcmcheck's mmap client
+            # ends on its xrun with "Broken pipe": the same event as
+            # aplay's "overrun!!!", which carries on).
+            hard=$(cat "arecord-$i-$d.log" "aplay-$i-$d.log" | grep -iE "error|unable" | grep -viE "broken pipe|xrun" | head -n 1)
+            if [ -n "$why" ] && [ "${B_RETRY:-0}" = 1 ] && [ -z "$hard" ]; then
                 # An application xrun alone (the recorder or player was not
                 # run in time: the emulated guest stalls for whole seconds
                 # when the host is loaded) gets one more run of its
@@ -215,10 +219,16 @@ fi
 t_matrix=$(date +%s)
 retries=0
 set -- $specs
+# Eight combinations (sixteen streams) a batch; four on the arm64 board:
+# its KASAN kernel under TCG took 25-45 s to start sixteen, and stalled
+# them into application xruns in most batches (2026-12-05: four or five
+# combinations run again per matrix, one twice).
+per_batch=8
+[ "$(uname -m)" = aarch64 ] && per_batch=4
 while [ $# -gt 0 ]; do
     group=""
     k=0
-    while [ $# -gt 0 ] && [ $k -lt 8 ]; do group="$group $1"; shift; k=$((k + 1)); done
+    while [ $# -gt 0 ] && [ $k -lt $per_batch ]; do group="$group $1"; shift; k=$((k + 1)); done
     : >retry.list
     B_RETRY=1 batch $group
     if [ -s retry.list ]; then
