@@ -57,6 +57,7 @@ help:
 	@echo "  make bench-kmod  the card part alone: period wake-ups, drift, kernel CPU and timer events of snd-voip,"
 	@echo "                   snd-aloop and snd-dummy in one qemu boot (production kernel)"
 	@echo "  make bench-kmod-trace  the same on a production kernel with tracepoints: each timer callback and softirq timed"
+	@echo "  make bench-calls-guest  CPU per call with the card in qemu: voipbridge on snd-voip vs baresip on snd-aloop, 1 and 8 calls"
 	@echo "  make bench-media the media engine on the host: CPU per call, allocations per packet, resampler, latency"
 	@echo "  make bench-aec   echo cancellers on the simulated acoustic path (host; BENCH_AEC_FEATURES=speex,webrtc adds the C ones)"
 	@echo "  make bench-aec-arm64  the echo canceller's figures and CPU on the emulated arm64 board"
@@ -179,6 +180,12 @@ test-long:
 bench-kmod: kernel-prod bridge
 	@$(PROD_KERNEL) tests/bench/kernel.sh
 
+# CPU per call with the card, in one boot of the production kernel: voipbridge
+# on snd-voip and baresip on snd-aloop carrying 1, then 8 calls from a SIPp
+# that echoes their RTP (make bench's part guest-calls).
+bench-calls-guest: kernel-prod bridge
+	@$(PROD_KERNEL) tests/bench/calls-guest.sh
+
 # The card part again on the production kernel built with
 # board-configs/common/trace.config (exact irq/softirq time, timer and
 # softirq tracepoints; its own cached kernel, ~10 min to build), timing
@@ -192,7 +199,7 @@ bench-kmod-trace: setup bridge
 # snd-aloop and snd-dummy on the production kernel. Not part of `make test`.
 # BENCH_NETNS=NAME runs the host calls in that network namespace;
 # BENCH_MEDIA=0 skips the cargo bench (a release build of the workspace);
-# BENCH_PARTS="footprint calls media kernel latency" picks parts.
+# BENCH_PARTS="footprint calls guest-calls media kernel latency" picks parts.
 bench: kernel-prod bridge
 	@$(PROD_KERNEL) tests/bench/bench.sh
 
@@ -258,5 +265,5 @@ test-host-long: bridge
 
 .PHONY: buildroot-check demo-x86 demo-board kernel-arm64 kernel-arm64-prod kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup \
 	kernel kernel-prod kmods print-kdir print-kernel kmod bridge lint dtbs-check kconfig-check template-build \
-	test-host test-kmod test-kmod-arm64 test-kmod-arm64-matrix test-kmod-long test-intree test-linphone test test-long bench bench-kmod bench-kmod-trace demo \
+	test-host test-kmod test-kmod-arm64 test-kmod-arm64-matrix test-kmod-long test-intree test-linphone test test-long bench bench-kmod bench-kmod-trace bench-calls-guest demo \
 	xbuild-arm64 fuzz test-fuzz fuzz-long test-host-long

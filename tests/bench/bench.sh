@@ -5,6 +5,7 @@
 #      baresip's binary and modules beside it (tests/bench/footprint.sh)
 #   2. CPU per call and memory on the host: voipbridge beside baresip
 #      answering the same call (tests/bench/calls.sh)
+#   2b. 1 and 8 calls on the card in qemu beside baresip on snd-aloop (calls-guest.sh)
 #   3. the media engine: CPU per call-second for 1, 8 and 100 file-backed
 #      calls on one host core, allocations per packet, resampler, virtual-
 #      time latency (cargo bench --bench media_calls; BENCH_MEDIA=0 skips it)
@@ -18,11 +19,11 @@
 # fails when a part could not produce its figures. BENCH_NETNS=NAME runs the
 # host calls in that network namespace (created if missing; on a shared
 # machine, so ports 5400-5402 collide with nobody). BENCH_PARTS="footprint
-# calls media kernel latency" (the default: all) picks parts.
+# calls guest-calls media kernel latency" (the default: all) picks parts.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 rc=0 t0=$SECONDS
-parts=" ${BENCH_PARTS:-footprint calls media kernel latency} "
+parts=" ${BENCH_PARTS:-footprint calls guest-calls media kernel latency} "
 [ "${BENCH_MEDIA:-1}" != 0 ] || parts=${parts/ media / }
 part() { # NAME CMD...
     local name=$1 s=$SECONDS; shift
@@ -40,6 +41,7 @@ if [ -n "${BENCH_NETNS:-}" ] && [[ "$parts" == *" calls "* ]]; then
 else
     part calls "$root/tests/bench/calls.sh"
 fi
+part guest-calls "$root/tests/bench/calls-guest.sh"
 if [[ "$parts" == *" media "* ]]; then
     echo "== media engine on the host (cargo bench -p voipbridge --bench media_calls, release profile)"
     part media bash -c "set -o pipefail; cd '$root' && ${CARGO:-cargo} bench -q --locked -p voipbridge --bench media_calls 2>&1 | grep -v '^\s*Compiling\|^\s*Finished\|^\s*Running'"
