@@ -10,13 +10,13 @@
 # tone into the application end of the call's cable (hw:VoIP,0,n /
 # hw:Loopback,0,n), the agent sits on the other end. Per round, over a
 # steady window of BENCH_CALLS_SECONDS (15) after set-up: the agent's CPU
-# (utime + stime of all threads, /proc/PID/stat), in % of one vCPU, per
-# call, and over SIPp's in the same window (the far end does the same work
-# in every round: a yardstick for how fast the emulator ran); the kernel's
-# system + softirq time (/proc/stat, all vCPUs, net of the quieter of two
-# idle windows with both modules loaded); the agent's VmRSS; and whether every call was up for
-# the whole window (the agent's own count, SIPp's counters, the substreams
-# running). A round whose calls failed prints FAILED, never a figure.
+# (utime + stime of all threads, /proc/PID/stat: the scheduler's runtime,
+# split into user and system by the tick), in % of one vCPU and per call,
+# with SIPp's and the aplays' beside it; the kernel's system + softirq
+# time (/proc/stat, all vCPUs, tick-sampled, net of the quieter of two idle
+# windows with both modules loaded); the agent's VmRSS; and whether every
+# call was up for the whole window (the agent's own count, SIPp's counters,
+# the substreams running). A round whose calls failed prints FAILED, never a figure.
 # BENCH_CALLS_N ("1 8") picks the call counts, BENCH_CALLS_PERIOD_MS sets
 # voipbridge's [audio] period_ms, BENCH_KEEP=DIR keeps the guest's files.
 # tests/bench/guest-calls.sh is the guest half. Exit status: the boot, the
@@ -83,27 +83,27 @@ function name(a) { return a == "voipbridge" ? "voipbridge / snd-voip" : a == "ba
 END {
     if (!nidle) { print "bench: no idle baseline from the guest"; exit 1 }
     printf "idle (5 s before and after the rounds, both modules loaded, nothing running), sys+softirq %% of one vCPU:%s; the quieter one, sys %.2f + softirq %.2f %%, is subtracted below\n", idles, isys, isirq
-    printf "%-22s %5s %10s %9s %7s %14s %16s %7s %-8s\n", "agent / card", "calls", "agent CPU%", "per call", "/ SIPp", "kernel sys+si%", "(sys / softirq)", "RSS MB", "calls up"
+    printf "%-22s %5s %10s %9s %14s %16s %7s %-8s\n", "agent / card", "calls", "agent CPU%", "per call", "kernel sys+si%", "(sys / softirq)", "RSS MB", "calls up"
     nn = split(ns, N, " ")
     split("voipbridge baresip", A, " ")
     for (a = 1; a <= 2; a++) for (i = 1; i <= nn; i++) {
         k = A[a] " " N[i]
         if (!(k in row) || (k in failed)) {
-            printf "%-22s %5d %10s %9s %7s %14s %16s %7s %-8s\n", name(A[a]), N[i], "FAILED", "-", "-", "-", "-", "-", "FAILED"
+            printf "%-22s %5d %10s %9s %14s %16s %7s %-8s\n", name(A[a]), N[i], "FAILED", "-", "-", "-", "-", "FAILED"
             continue
         }
         kv(row[k])
         ks = v["sys"] + v["softirq"] - isys - isirq
-        printf "%-22s %5d %10.2f %9.2f %7.2f %14.2f %16s %7.1f %-8s\n", name(A[a]), v["n"], v["agent_cpu"], v["agent_cpu"] / v["n"], (v["sipp"] > 0 ? v["agent_cpu"] / v["sipp"] : 0), ks,
+        printf "%-22s %5d %10.2f %9.2f %14.2f %16s %7.1f %-8s\n", name(A[a]), v["n"], v["agent_cpu"], v["agent_cpu"] / v["n"], ks,
             sprintf("(%.2f / %.2f)", v["sys"] - isys, v["softirq"] - isirq), v["rss_kb"] / 1024, v["up_end"] "/" v["n"]
     }
-    print "per round (% of one vCPU): the agent user/sys split, the far end (SIPp) and the aplays, UDP datagrams received per second, set-up time, checks"
+    print "per round (% of one vCPU): the agent user/sys split; the far end (SIPp) and the aplays; all vCPUs busy as the tick sampled it (/proc/stat) beside the three measured processes (their scheduler runtime); UDP datagrams received per second; set-up time; checks"
     for (a = 1; a <= 2; a++) for (i = 1; i <= nn; i++) {
         k = A[a] " " N[i]
         if (k in row) {
             kv(row[k])
-            printf "  %-10s n=%d: window %.2f s; agent user %.2f sys %.2f; SIPp %.2f; aplays %.2f; UDP in %.0f/s (%.1f per call); set-up %s s (calls %s, aplays %s); %s %s; hardirq %.2f; SIPp current %s failed %s; substreams running: agent capture %s playback %s, application %s\n",
-                A[a], v["n"], v["elapsed"], v["user"], v["agentsys"], v["sipp"], v["app"], v["udp_per_s"], v["udp_per_s"] / v["n"], v["setup_s"], v["calls_s"], v["app_s"], (A[a] == "voipbridge" ? "xruns" : "alsa warnings"), v["xruns"], v["irq"], v["sipp_current"], v["sipp_failed"], v["subs_agent_capture"], v["subs_agent_playback"], v["subs_app"]
+            printf "  %-10s n=%d: window %.2f s; agent user %.2f sys %.2f; SIPp %.2f; aplays %.2f; busy %.2f vs processes %.2f; UDP in %.0f/s (%.1f per call); set-up %s s (calls %s, aplays %s); %s %s; hardirq %.2f; SIPp current %s failed %s; substreams running: agent capture %s playback %s, application %s\n",
+                A[a], v["n"], v["elapsed"], v["user"], v["agentsys"], v["sipp"], v["app"], v["busy"], v["agent_cpu"] + v["sipp"] + v["app"], v["udp_per_s"], v["udp_per_s"] / v["n"], v["setup_s"], v["calls_s"], v["app_s"], (A[a] == "voipbridge" ? "xruns" : "alsa warnings"), v["xruns"], v["irq"], v["sipp_current"], v["sipp_failed"], v["subs_agent_capture"], v["subs_agent_playback"], v["subs_app"]
         }
         if (k in failed) print "  FAILED" failed[k]
     }

@@ -60,7 +60,7 @@ deltas() {
     awk -v hz="$HZ" -v agent="${3:-x}" -v sipp="${4:-x}" '
     { f = FNR == NR ? "a" : "b" }
     /^\/proc\/uptime:/ { sub(/^[^:]*:/, ""); V[f, "up"] = $1; next }
-    /^\/proc\/stat:cpu / { V[f, "sys"] = $4; V[f, "irq"] = $7; V[f, "softirq"] = $8; next }
+    /^\/proc\/stat:cpu / { V[f, "sys"] = $4; V[f, "irq"] = $7; V[f, "softirq"] = $8; V[f, "busy"] = $2 + $3 + $4 + $7 + $8; next }
     /^\/proc\/[0-9]+\/stat:/ {
         split($1, x, "/")
         if (x[3] == agent) { V[f, "utime"] = $14; V[f, "stime"] = $15 }
@@ -72,10 +72,10 @@ deltas() {
     END {
         e = V["b", "up"] - V["a", "up"]
         p = 100 / hz / e
-        split("utime stime sys irq softirq sipp app udp", K, " ")
+        split("utime stime sys irq softirq busy sipp app udp", K, " ")
         for (i in K) d[K[i]] = V["b", K[i]] - V["a", K[i]]
-        printf "elapsed=%.2f agent_cpu=%.2f user=%.2f agentsys=%.2f sys=%.2f irq=%.2f softirq=%.2f sipp=%.2f app=%.2f udp_per_s=%.1f\n", e,
-            (d["utime"] + d["stime"]) * p, d["utime"] * p, d["stime"] * p, d["sys"] * p, d["irq"] * p, d["softirq"] * p,
+        printf "elapsed=%.2f agent_cpu=%.2f user=%.2f agentsys=%.2f sys=%.2f irq=%.2f softirq=%.2f busy=%.2f sipp=%.2f app=%.2f udp_per_s=%.1f\n", e,
+            (d["utime"] + d["stime"]) * p, d["utime"] * p, d["stime"] * p, d["sys"] * p, d["irq"] * p, d["softirq"] * p, d["busy"] * p,
             d["sipp"] * p, d["app"] * p, d["udp"] / e
     }' "$1" "$2"
 }
@@ -163,8 +163,13 @@ round() {
         -trace_stat -stf "$st" -fd 1 -trace_err -error_file "sipp-$agent-$n.err" >"sipp-$agent-$n.out" 2>&1 &
     sp=$!
     t0=$(cut -d' ' -f1 /proc/uptime)
-    if ! wait_until 30 has_calls "$agent" "$n"; then
-        res "fail $tag reason=only_$(calls_up "$agent")_of_${n}_calls_up_after_30s"
+    # Every call up and its media running (the agent's both substreams
+    # started) before the applications start: a cable's ends share one
+    # format, and the agent's end opened first gets the agent's (voipbridge's
+    # MU_LAW passthrough), the application's plughw converts.
+    if ! wait_until 30 has_calls "$agent" "$n" || ! wait_until 20 sh -c "[ \$(grep -l RUNNING /proc/asound/$card/pcm1c/sub*/status | wc -l) -ge $n ] &&
+            [ \$(grep -l RUNNING /proc/asound/$card/pcm1p/sub*/status | wc -l) -ge $n ]"; then
+        res "fail $tag reason=only_$(calls_up "$agent")_of_${n}_calls_up_$(running "$card" 1 c)_capture_$(running "$card" 1 p)_playback_substreams_running"
         kill $sp 2>/dev/null; wait $sp 2>/dev/null; rc=1; return
     fi
     tc=$(cut -d' ' -f1 /proc/uptime)
