@@ -18,7 +18,9 @@
 # call was up for the whole window (the agent's own count, SIPp's counters,
 # the substreams running). A round whose calls failed prints FAILED, never a figure.
 # BENCH_CALLS_N ("1 8") picks the call counts, BENCH_CALLS_PERIOD_MS sets
-# voipbridge's [audio] period_ms, BENCH_KEEP=DIR keeps the guest's files.
+# voipbridge's [audio] period_ms, BENCH_KEEP=DIR keeps the guest's files;
+# EXTRA_FRAGMENTS=$PWD/board-configs/common/trace.config boots the
+# production kernel `make bench-kmod-trace` builds (exact irq/softirq time).
 # tests/bench/guest-calls.sh is the guest half. Exit status: the boot, the
 # calls and the measurement worked (no performance thresholds).
 set -euo pipefail
