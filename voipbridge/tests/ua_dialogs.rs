@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 use support::*;
 use voipbridge::sip::message::Message;
-use voipbridge::sip::ua::{CallState, Command, Input, Ua};
+use voipbridge::sip::ua::{Action, CallState, Command, Input, Ua};
 
 /// An answered incoming call, ACKed: (ua, t0, our tag). We are the callee.
 fn callee() -> (Ua, Instant, String) {
@@ -34,6 +34,14 @@ fn caller() -> (Ua, Instant, Message) {
 /// [`caller`] with a given UA (its own seed): a confirmed call we placed.
 fn caller_with(mut ua: Ua) -> (Ua, Instant, Message) {
     let t0 = Instant::now();
+    let (inv, a) = call_answered(&mut ua, t0, "Contact: <sip:alice@127.0.0.1:5080>\r\n");
+    media_done(&mut ua, t0, &a);
+    (ua, t0, inv)
+}
+
+/// We call alice; she answers 200 with SDP, tag al1 and the header lines
+/// `extra`: (our INVITE, what the UA did with the 200).
+fn call_answered(ua: &mut Ua, t0: Instant, extra: &str) -> (Message, Vec<Action>) {
     let a = ua.handle(
         t0,
         Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
@@ -41,16 +49,9 @@ fn caller_with(mut ua: Ua) -> (Ua, Instant, Message) {
     let inv = find(&a, "INVITE").unwrap();
     let a = ua.handle(
         t0,
-        dgram(response_to(
-            &inv,
-            "200 OK",
-            Some("al1"),
-            "Contact: <sip:alice@127.0.0.1:5080>\r\n",
-            SDP,
-        )),
+        dgram(response_to(&inv, "200 OK", Some("al1"), extra, SDP)),
     );
-    media_done(&mut ua, t0, &a);
-    (ua, t0, inv)
+    (inv, a)
 }
 
 #[test]
@@ -440,20 +441,10 @@ fn an_invite_with_an_unroutable_record_route_gets_400() {
 fn a_2xx_with_an_unroutable_record_route_is_acked_and_ended() {
     let mut ua = new_ua(cfg());
     let t0 = Instant::now();
-    let a = ua.handle(
+    let (_, a) = call_answered(
+        &mut ua,
         t0,
-        Input::Command(Command::Call("sip:alice@127.0.0.1:5080".into())),
-    );
-    let inv = find(&a, "INVITE").unwrap();
-    let a = ua.handle(
-        t0,
-        dgram(response_to(
-            &inv,
-            "200 OK",
-            Some("al1"),
-            "Record-Route: <sip:127.0.0.1:5090;lr>, <<sip:85ag=2>\r\nContact: <sip:alice@127.0.0.1:5081>\r\n",
-            SDP,
-        )),
+        "Record-Route: <sip:127.0.0.1:5090;lr>, <<sip:85ag=2>\r\nContact: <sip:alice@127.0.0.1:5081>\r\n",
     );
     let sent = sent_to(&a);
     let methods: Vec<&str> = sent.iter().map(|(_, m)| m.method()).collect();

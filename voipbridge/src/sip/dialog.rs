@@ -311,6 +311,19 @@ mod tests {
         "127.0.0.9:5060".parse().unwrap()
     }
 
+    /// Our INVITE's early dialog: Call-ID c1, our tag "us", to alice.
+    fn uac() -> Dialog {
+        Dialog::uac(
+            "c1",
+            "us",
+            "<sip:bob@127.0.0.1>;tag=us".into(),
+            "<sip:alice@127.0.0.1>".into(),
+            "sip:alice@127.0.0.1",
+            1,
+            fallback(),
+        )
+    }
+
     fn in_dialog(method: &str, cseq: u32, from_tag: &str, to_tag: &str) -> Message {
         Message::parse(
             format!(
@@ -399,15 +412,7 @@ mod tests {
         .unwrap();
         assert_eq!(d.route_set, vec!["\"p\" <sip:p1;lr>;x=1"]);
         // A UAC keeps no route set from such a response and says so.
-        let mut d = Dialog::uac(
-            "c1",
-            "us",
-            "<sip:bob@127.0.0.1>;tag=us".into(),
-            "<sip:alice@127.0.0.1>".into(),
-            "sip:alice@127.0.0.1",
-            1,
-            fallback(),
-        );
+        let mut d = uac();
         let ok = Message::parse(
             b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nRecord-Route: <sip:127.0.0.2;lr>, <<sip:x>\r\nFrom: <sip:bob@127.0.0.1>;tag=us\r\nTo: <sip:alice@127.0.0.1>;tag=them\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5090>\r\nContent-Length: 0\r\n\r\n",
         )
@@ -419,15 +424,7 @@ mod tests {
 
     #[test]
     fn uac_dialog_reverses_record_route_and_strict_routers_swap_the_uri() {
-        let mut d = Dialog::uac(
-            "c1",
-            "us",
-            "<sip:bob@127.0.0.1>;tag=us".into(),
-            "<sip:alice@127.0.0.1>".into(),
-            "sip:alice@127.0.0.1",
-            1,
-            fallback(),
-        );
+        let mut d = uac();
         let ok = Message::parse(
             b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nRecord-Route: <sip:127.0.0.3:5063>, <sip:127.0.0.2:5062;lr>\r\nFrom: <sip:bob@127.0.0.1>;tag=us\r\nTo: <sip:alice@127.0.0.1>;tag=them\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5090>\r\nContent-Length: 0\r\n\r\n",
         )
