@@ -31,19 +31,12 @@ NS=${BENCH_CALLS_N:-1 8}
 # voipbridge's [audio] period_ms (default: its own default, 10 ms; baresip's
 # alsa module uses the packet time, 20 ms), with buffer_ms two periods
 PERIOD=${BENCH_CALLS_PERIOD_MS:-}
-kdir=$("$root/scripts/kernel.sh" --print-kdir)
-[ -f "$kdir/.snd-voip-built" ] || { echo "bench: $kdir is not built: run 'make kernel-prod'" >&2; exit 2; }
-for opt in CONFIG_KASAN CONFIG_PROVE_LOCKING CONFIG_DEBUG_KMEMLEAK; do
-    if grep -q "^$opt=y" "$kdir/.config"; then
-        echo "bench: $kdir has $opt=y: guest-calls runs on the production kernel (SND_VOIP_KERNEL=prod)" >&2; exit 2
-    fi
-done
+. "$root/tests/bench/prod-kernel.sh"
+bench_prod_kernel "guest-calls runs"
 for t in sipp baresip aplay; do
     command -v "$t" >/dev/null || { echo "bench: $t not installed (make setup)"; exit 1; }
 done
 [ -f /usr/lib/baresip/modules/alsa.so ] || { echo "bench: baresip's alsa module is missing (/usr/lib/baresip/modules/alsa.so)"; exit 1; }
-acct=tick-sampled
-grep -q "^CONFIG_IRQ_TIME_ACCOUNTING=y" "$kdir/.config" && acct="precise (IRQ_TIME_ACCOUNTING)"
 echo "== CPU per call with the card in the guest: voipbridge on snd-voip vs baresip on snd-aloop, 1 and 8 calls, one boot"
 echo "kernel $(cat "$kdir/include/config/kernel.release") ($(basename "$kdir")): production config, HZ=$(sed -n 's/^CONFIG_HZ=//p' "$kdir/.config"), CPU time accounting: $acct"
 echo "voipbridge: the tests' build (profile ${SND_VOIP_PROFILE:-ci}), [audio] period_ms ${PERIOD:-10 (its default)}; baresip's alsa module: period = packet time (20 ms)"

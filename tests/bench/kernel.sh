@@ -24,16 +24,9 @@ if [ "${1:-}" = --trace ]; then
     trace=trace
     export EXTRA_FRAGMENTS="${EXTRA_FRAGMENTS:+$EXTRA_FRAGMENTS }$root/board-configs/common/trace.config"
 fi
-kdir=$("$root/scripts/kernel.sh" --print-kdir)
-[ -f "$kdir/.snd-voip-built" ] || { echo "bench: $kdir is not built: run 'make kernel-prod'${trace:+ with EXTRA_FRAGMENTS=board-configs/common/trace.config (make bench-kmod-trace does)}" >&2; exit 2; }
-for opt in CONFIG_KASAN CONFIG_PROVE_LOCKING CONFIG_DEBUG_KMEMLEAK; do
-    if grep -q "^$opt=y" "$kdir/.config"; then
-        echo "bench: $kdir has $opt=y: benchmarks run on the production kernel (SND_VOIP_KERNEL=prod)" >&2; exit 2
-    fi
-done
+. "$root/tests/bench/prod-kernel.sh"
+bench_prod_kernel "benchmarks run" "${trace:+ with EXTRA_FRAGMENTS=board-configs/common/trace.config (make bench-kmod-trace does)}"
 cc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\(.*\)"/\1/p' "$kdir/.config")
-acct=tick-sampled
-grep -q "^CONFIG_IRQ_TIME_ACCOUNTING=y" "$kdir/.config" && acct="precise (IRQ_TIME_ACCOUNTING)"
 echo "== kernel: snd-voip vs snd-aloop vs snd-dummy, one boot"
 echo "kernel $(cat "$kdir/include/config/kernel.release") ($(basename "$kdir")): production config, no KASAN/lockdep/kmemleak; $cc; HZ=$(sed -n 's/^CONFIG_HZ=//p' "$kdir/.config"), irq/softirq time accounting: $acct"
 echo "qemu TCG, 2 vCPUs, on $(nproc) host CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)), host load $(cut -d' ' -f1-3 /proc/loadavg)"
