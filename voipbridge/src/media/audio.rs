@@ -1106,8 +1106,17 @@ impl PlaybackDevice for AlsaPlayback {
             Err(e) => return Err(dev_err(&self.name)(e)),
         };
         // Before the start, `delay` is what was written so far.
-        let queued = delay.max(0) + (self.backlog.len() / self.fmt.bytes_per_frame()) as i64;
-        self.delay = queued;
+        let backlog = (self.backlog.len() / self.fmt.bytes_per_frame()) as i64;
+        self.delay = delay.max(0) + backlog;
+        // The fill is what ALSA's own ring still holds: only that plays on
+        // while the engine is away. `delay` can also count frames the card
+        // has already moved on (snd-voip's RTOS speaker ring, a codec's
+        // FIFO), which play at the device's pace whatever the engine does,
+        // so a fill measured by it leaves the ring short by that much and
+        // its low water never shows the ring running dry (on the emulated
+        // board: 160-420 frames in the speaker ring, and underruns with
+        // the `delay` on target).
+        let queued = (self.sizes.buffer - avail).max(0) + backlog;
         if self.pcm.state() == alsa::pcm::State::Running && self.fill.observe(queued, now) {
             self.apply_target();
         }
