@@ -41,7 +41,10 @@ enum Cmd {
     /// ring_timeout_s (480). Host names (registrar, outbound proxy, call
     /// targets) are resolved in the background.
     ///
-    /// Logs go to stderr (RUST_LOG=debug for more). SIGTERM or SIGINT
+    /// Logs go to stderr, at info unless RUST_LOG says otherwise: a level
+    /// (error, warn, info, debug, trace), optionally followed by
+    /// TARGET=LEVEL pairs, comma-separated (e.g.
+    /// RUST_LOG=info,voipbridge::media=debug). SIGTERM or SIGINT
     /// un-registers, hangs up every call and exits 0.
     Run {
         /// Configuration file (TOML).
@@ -158,16 +161,39 @@ fn main() -> std::process::ExitCode {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logging();
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async_main(cli))
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (`info` when unset): a default
+/// level and `target=level` pairs, e.g. `info,voipbridge::dsp=trace`.
+/// `tracing_subscriber`'s `Targets` filter reads that syntax without the
+/// regex engine `EnvFilter` links (span and field filters, which nothing
+/// here documents, are not supported); a value it cannot read is
+/// reported and logging stays at `info`.
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::{filter::Targets, fmt, prelude::*};
+    let info = || Targets::new().with_default(tracing::Level::INFO);
+    let (filter, refused) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match v.parse::<Targets>() {
+            Ok(t) => (t, None),
+            Err(e) => (info(), Some((v, e))),
+        },
+        _ => (info(), None),
+    };
+    tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(filter)
+        .init();
+    if let Some((v, e)) = refused {
+        tracing::warn!("RUST_LOG={v:?} not understood ({e}): logging at info");
+    }
 }
 
 async fn async_main(cli: Cli) -> Result<()> {
