@@ -41,7 +41,7 @@ help:
 	@echo "  make test-kmod   the card tests in qemu (debug kernel); test-kmod-arm64: the same on the arm64 board"
 	@echo "  make test-kmod-arm64-matrix   the card's format/rate/channels/mmap/period matrix on the arm64 board (in make test)"
 	@echo "  make test-intree build snd-voip in tree (sound/drivers/voip) and load it in qemu"
-	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways (qemu, production kernel)"
+	@echo "  make test-linphone  linphonec on the card calls baresip, audio both ways, and its own echo canceller on an echo path (qemu, production kernel)"
 	@echo "  make demo-x86 / demo-board   one of the two demos alone"
 	@echo "  make test-rtos   the RTOS audio FIFO on the emulated arm64 board (rtos-sim plays the RTOS)"
 	@echo "  make kernel-arm64 / kmod-arm64   the arm64 board's kernel (cached) / snd-voip.ko for it"

@@ -121,6 +121,9 @@ else
     fail "no 440 Hz from linphone's playback: $(cat $W/br.txt | tr '\n' ' ') (linphone's jitter buffer: ${ratio:-no clock_ratio}; card mid-tone: $(cable $((psub * 2))); linphone's ALSA errors: ${alsa_errors:-?})"
 fi
 cp $W/*.log $W/cables-mid.txt $GUEST_OUT/ 2>/dev/null; [ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav; cp $W/bridge-heard.wav $GUEST_OUT/ 2>/dev/null
+# linphone's own echo canceller with an echo path on the card (issue 18):
+# two more calls, canceller off and on (guest-linphone-echo.sh).
+. $R/tests/demo/guest-linphone-echo.sh
 rmmod snd_voip && pass "rmmod after linphone exited" || fail "rmmod"
 if dmesg | grep -qE "BUG:|WARNING:|KASAN"; then fail "kernel log has reports"; else pass "kernel log is clean"; fi
 echo "$passed passed, $failed failed"
