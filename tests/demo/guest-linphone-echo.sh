@@ -1,8 +1,8 @@
 #!/bin/sh
 # linphone's own echo canceller on the card (issue 18), inside the emulated
 # board; sourced by guest-linphone.sh after its first call (it uses that
-# script's W, R, AT, step/pass/fail and wait.sh), or run alone for
-# experiments (then it loads the module and sets up what it needs).
+# script's W, R, step/pass/fail, lp_start, running/both_running, wait.sh
+# and baresip.sh).
 #
 # The x86_64 board has no RTOS ring, so the acoustic path is made on the
 # cable's bridge side: what linphone plays into hw:VoIP,0,P comes out of
@@ -16,21 +16,6 @@
 # (default 10) further down than with it off, and with it off under 3 dB
 # (the path is really there). ec_delay is set as README "linphone" tells
 # users: the devices' delays read from /proc during a call.
-alone=0
-if [ -z "${passed:-}" ]; then
-    alone=1
-    R=$SND_VOIP_ROOT
-    AT=$SND_VOIP_BIN/audiotest
-    W=/tmp/lp; mkdir -p $W /root/.local/share/linphone; cd $W
-    export HOME=/root
-    passed=0 failed=0
-    step() { read -r up _ </proc/uptime; echo "$up $(date +%T.%3N) $*" >>$W/steps.log; }
-    pass() { echo "PASS: $*"; passed=$((passed + 1)); step "PASS: $*"; }
-    fail() { echo "FAIL: $*"; failed=$((failed + 1)); step "FAIL: $*"; }
-    modprobe snd-voip || { echo "FAIL: modprobe"; exit 1; }
-    . $R/tests/lib/wait.sh
-    . $R/tests/lib/baresip.sh
-fi
 ECHO_SECONDS=${LP_ECHO_SECONDS:-14}
 /usr/bin/python3 $R/tests/aec/room.py voice $W/voice.wav $((ECHO_SECONDS + 60)) || fail "room.py voice"
 
@@ -55,15 +40,7 @@ ec_filter=${LP_EC_FILTER:-MSSpeexEC}
 ec_tail_len=${LP_EC_TAIL:-200}
 ${LP_EC_DELAY:+ec_delay=$LP_EC_DELAY}
 CFG
-    rm -f $d/cmd; mkfifo $d/cmd
-    timeout 300 linphonec -c $d/lprc -d 5 -l $d/linphone-debug.log <$d/cmd >$d/linphonec.log 2>&1 &
-    lpp=$!
-    exec 4>$d/cmd
-    echo "soundcard list" >&4
-    wait_for 240 grep -q ': ALSA.*: VoIP$' $d/linphonec.log || true
-    c=$(sed -n 's/^\([0-9]*\): ALSA.*: VoIP$/\1/p' $d/linphonec.log | head -n 1)
-    echo "soundcard use ${c:-1}" >&4
-    wait_for 60 grep -q 'Using sound device' $d/linphonec.log || true
+    lp_start $d 4 || true
     echo "call sip:far@127.0.0.1:5091" >&4; step "$1: call sent"
     ok=0
     if wait_for 60 grep -q 'Call [0-9]* with .* connected' $d/linphonec.log && wait_for 60 both_running; then
@@ -88,19 +65,12 @@ CFG
     fi
     echo "terminate" >&4; sleep 2; echo "quit" >&4
     exec 4>&-
-    wait $lpp 2>/dev/null
+    wait $LPP 2>/dev/null
     kill $bsp 2>/dev/null; wait $bsp 2>/dev/null
     far=$(ls $d/bs/snd/*-dec.wav 2>/dev/null | head -n 1)
     [ -n "$far" ] && cp "$far" $d/far-heard.wav
     [ $ok = 1 ] && [ -s $d/far-heard.wav ] && [ -s $d/room.json ]
 }
-running() { # running c|p: the device-0 substream linphone runs in that direction
-    for s in /proc/asound/VoIP/pcm0$1/sub*; do
-        grep -q '^state: RUNNING' $s/status 2>/dev/null && { echo ${s##*sub}; return 0; }
-    done
-    return 1
-}
-both_running() { csub=$(running c) && psub=$(running p); }
 # delay_ms DEV SUB: snd_pcm_delay of hw:VoIP,DEV's substream SUB (DEV: 0p,
 # 0c, 1p, 1c) in ms at its rate, from /proc (0 when not running).
 delay_ms() {
@@ -134,8 +104,4 @@ elif awk -v a="$off" -v b="$on" -v m="$min" 'BEGIN { exit !(a < 3 && b - a >= m)
     pass "linphone's own canceller on the card's echo path: ERLE ${off} dB with it off, ${on} dB with it on (${LP_EC_FILTER:-MSSpeexEC}, ec_delay $LP_EC_DELAY ms, ec_tail_len ${LP_EC_TAIL:-200} ms; at least $min dB more)"
 else
     fail "linphone's own canceller: ERLE ${off} dB off, ${on} dB on (want under 3 off and $min more on; $(cat $W/ec-on/report.txt | tr '\n' ' '))"
-fi
-if [ "$alone" = 1 ]; then
-    echo "$passed passed, $failed failed"
-    [ $failed = 0 ]
 fi

@@ -33,18 +33,26 @@ CFG
 # the answer to the one before has appeared, so a slow guest only makes the
 # test take longer (waits are bounded; none is a fixed guess).
 . $R/tests/lib/wait.sh
+# lp_start DIR FD: linphonec with DIR/lprc, its commands through DIR/cmd on
+# file descriptor FD (3 or 4), its logs in DIR; asks for the VoIP card and
+# takes it. Sets LPP (its pid) and card (its number, empty if not listed);
+# 1 when linphonec did not take the card.
+lp_start() {
+    rm -f $1/cmd; mkfifo $1/cmd
+    timeout 600 linphonec -c $1/lprc -d 5 -l $1/linphone-debug.log <$1/cmd >$1/linphonec.log 2>&1 &
+    LPP=$!; step "linphonec started ($1)"
+    eval "exec $2>$1/cmd"
+    echo "soundcard list" >&$2; step "sent: soundcard list"
+    wait_for 240 grep -q ': ALSA.*: VoIP$' $1/linphonec.log || true
+    card=$(sed -n 's/^\([0-9]*\): ALSA.*: VoIP$/\1/p' $1/linphonec.log | head -n 1)
+    echo "soundcard use ${card:-1}" >&$2; step "sent: soundcard use ${card:-1}"
+    wait_for 60 grep -q 'Using sound device' $1/linphonec.log
+}
 # in_log PATTERN: linphonec has printed a line matching PATTERN
 in_log() { grep -q "$1" $W/linphonec.log 2>/dev/null; }
-mkfifo $W/cmd
-timeout 600 linphonec -c $W/lprc -d 5 -l $W/linphone-debug.log <$W/cmd >$W/linphonec.log 2>&1 &
-LPP=$!; step "linphonec started"
-exec 3>$W/cmd
-echo "soundcard list" >&3; step "sent: soundcard list"
-wait_for 240 in_log ': ALSA.*: VoIP$' || true
-card=$(sed -n 's/^\([0-9]*\): ALSA.*: VoIP$/\1/p' $W/linphonec.log | head -n 1)
+lp_start $W 3; took_card=$?
 if [ -n "$card" ]; then pass "linphonec 'soundcard list' shows the VoIP card ($(grep ': VoIP$' $W/linphonec.log | head -n 1))"; else fail "no VoIP card in linphonec: $(tr '\n' ' ' <$W/linphonec.log)"; card=1; fi
-echo "soundcard use $card" >&3; step "sent: soundcard use $card"
-wait_for 60 in_log 'Using sound device' || fail "linphonec did not take sound device $card: $(tail -n 3 $W/linphonec.log | tr '\n' ' ')"
+[ "$took_card" = 0 ] || fail "linphonec did not take sound device $card: $(tail -n 3 $W/linphonec.log | tr '\n' ' ')"
 echo "call sip:far@127.0.0.1:5090" >&3; step "sent: call sip:far@127.0.0.1:5090"
 if wait_for 60 in_log 'Call [0-9]* with .* connected'; then pass "linphonec's call to baresip connected (${took} s after the call command was sent)"; else fail "call not connected: $(tail -n 5 $W/linphonec.log | tr '\n' ' ')"; fi
 # linphone opens its ALSA streams once the call's media are set up; in a
