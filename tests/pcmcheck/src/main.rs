@@ -389,7 +389,10 @@ fn wakeups(dev: &str, rate: u32, period: i64, seconds: u64) -> Result<bool> {
 /// them), so playback frame k and capture frame k leave and arrive at the
 /// same instant of the card's clock: the lag of each chirp in the capture,
 /// found by normalised cross-correlation, is the round trip in frames,
-/// whatever the application's own buffering. A 50 ms linear chirp (300 to
+/// whatever the application's own buffering. Where the card cannot link
+/// them (snd-aloop), each stream's clock on the wall clock (fitted from
+/// its positions) adds the difference of their starts. Prints
+/// `roundtrip-clock` with both clocks for tests/bench/rtpwire.py. A 50 ms linear chirp (300 to
 /// 3400 Hz, the G.711 band) every 1.5 s; prints each lag, then
 /// `roundtrip, ...` with the median, min and max. Fails when fewer than
 /// half the chirps are found (correlation below 0.5).
@@ -415,13 +418,22 @@ fn roundtrip(play: &str, rec: &str, seconds: u64) -> Result<bool> {
         }
         k += SPACING;
     }
-    let pp = open(play, Direction::Playback, RATE, PERIOD, PERIOD * 16)?;
-    let pc = open(rec, Direction::Capture, RATE, PERIOD, PERIOD * 16)?;
-    pp.link(&pc).context("snd_pcm_link")?;
+    let pp = open(play, Direction::Playback, RATE, PERIOD, PERIOD * 32)?;
+    let pc = open(rec, Direction::Capture, RATE, PERIOD, PERIOD * 32)?;
+    // Linked, frame k of both streams is at the same instant of the card's
+    // clock. A card that cannot link them (snd-aloop) runs them unlinked:
+    // each stream's own clock (below) places its frames.
+    let linked = match pp.link(&pc) {
+        Ok(()) => true,
+        Err(e) => {
+            println!("streams not linked ({e}): each stream's clock places its frames");
+            false
+        }
+    };
     let (po, co) = (pp.io_i16()?, pc.io_i16()?);
-    // Eight periods queued ahead (TCG wakes late); the first write starts
-    // both streams.
-    let prefill = vec![0i16; 8 * PERIOD as usize];
+    // Sixteen periods queued ahead (TCG stalls the guest for up to 100 ms
+    // when a process starts); the first write starts both streams.
+    let prefill = vec![0i16; 16 * PERIOD as usize];
     let mut w = 0;
     while w < prefill.len() {
         w += po.writei(&prefill[w..])?;
@@ -430,9 +442,29 @@ fn roundtrip(play: &str, rec: &str, seconds: u64) -> Result<bool> {
     out.splice(0..0, prefill.iter().copied());
     let mut got = Vec::with_capacity(total + 8000);
     let mut buf = vec![0i16; PERIOD as usize];
+    // The card's clock on the wall clock (CLOCK_REALTIME, which
+    // tests/bench/rtpwire.py's packet times share): capture frame j
+    // arrived at `t0 + j / RATE`. At a wall time `t` taken after a look
+    // that found `pos` frames captured, the tick that brought them came
+    // before `t`: `t0 <= t - pos / RATE` for every look, and the looks
+    // that came right after a tick make the smallest bound tight. The
+    // same for the playback (frame k left at `play_t0 + k / RATE`), whose
+    // position is what was written less what is still queued.
+    let mut t0_ns = i128::MAX;
+    let mut play_t0_ns = i128::MAX;
+    let ring = pp.hw_params_current()?.get_buffer_size()?;
+    let ns = |pos: i128| pos * 1_000_000_000 / i128::from(RATE);
     while got.len() < total {
         let n = co.readi(&mut buf)?;
         got.extend_from_slice(&buf[..n]);
+        if let Ok(avail) = pc.avail() {
+            let pos = got.len() as i128 + i128::from(avail);
+            t0_ns = t0_ns.min(wall_ns() - ns(pos));
+        }
+        if let Ok(avail) = pp.avail() {
+            let pos = w as i128 - i128::from(ring - avail);
+            play_t0_ns = play_t0_ns.min(wall_ns() - ns(pos));
+        }
         let end = (w + n).min(out.len());
         let mut d = w;
         while d < end {
@@ -442,6 +474,12 @@ fn roundtrip(play: &str, rec: &str, seconds: u64) -> Result<bool> {
     }
     let _ = pp.drop();
     let _ = pc.drop();
+    // Unlinked, capture frame j is (t0 - play_t0) later than playback
+    // frame j: that goes on every lag.
+    if linked || t0_ns == i128::MAX || play_t0_ns == i128::MAX {
+        play_t0_ns = t0_ns;
+    }
+    let offset_ms = (t0_ns - play_t0_ns) as f64 / 1e6;
     let energy: f64 = chirp.iter().map(|c| c * c).sum::<f64>().sqrt();
     let mut lags = Vec::new();
     let mut k = prefill.len() + SPACING / 4;
@@ -464,18 +502,25 @@ fn roundtrip(play: &str, rec: &str, seconds: u64) -> Result<bool> {
                 best = (ncc, lag);
             }
         }
+        let ms = best.1 as f64 * 1000.0 / r + offset_ms;
         println!(
-            "chirp at frame {k}: lag {} frames ({:.1} ms), correlation {:.2}",
-            best.1,
-            best.1 as f64 * 1000.0 / r,
-            best.0
+            "chirp at frame {k}: lag {} frames ({ms:.1} ms), correlation {:.2}",
+            best.1, best.0
         );
         if best.0 >= 0.5 {
-            lags.push(best.1 as f64 * 1000.0 / r);
+            lags.push(ms);
         }
         k += SPACING;
     }
     let chirps = (got.len() - prefill.len() - SPACING / 4) / SPACING;
+    if t0_ns != i128::MAX {
+        // Capture frame j at t0 + j / RATE, playback frame k at play_t0 +
+        // k / RATE (the same clock when linked): what rtpwire.py needs to
+        // split the round trip at the wire.
+        println!(
+            "roundtrip-clock t0_ns={t0_ns} play_t0_ns={play_t0_ns} rate={RATE} chirp_frames={CHIRP} linked={linked}"
+        );
+    }
     lags.sort_by(|a, b| a.total_cmp(b));
     let med = lags.get(lags.len() / 2).copied().unwrap_or(0.0);
     println!(
@@ -485,6 +530,14 @@ fn roundtrip(play: &str, rec: &str, seconds: u64) -> Result<bool> {
         lags.last().copied().unwrap_or(0.0)
     );
     Ok(chirps > 0 && lags.len() * 2 >= chirps)
+}
+
+/// Nanoseconds since the epoch (CLOCK_REALTIME: packet sockets' receive
+/// timestamps use it too).
+fn wall_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// The kernel's time and event counters the wakeups benchmark compares.
