@@ -19,7 +19,7 @@ echo "== latency: round trip hw:VoIP,0,0 -> voipbridge -> RTP -> echo -> voipbri
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 rc=0
-"$root/tests/qemu/run-guest.sh" --timeout 300 "$root/tests/bench/guest-latency.sh" >"$log" 2>&1 || rc=$?
+"$root/tests/qemu/run-guest.sh" --timeout 300 ${BENCH_LATENCY_OUT:+--out "$BENCH_LATENCY_OUT"} "$root/tests/bench/guest-latency.sh" "${BENCH_LATENCY_LOG:-info}" >"$log" 2>&1 || rc=$?
 tr -d '\r' <"$log" | grep -a "^latency-" | sed 's/^latency-pc: //; s/^latency-//'
 echo "issue 16's targets with these settings (period 10 ms, ptime 20 ms, jitter target 40 ms): out <= 35 ms, in <= 55 ms, so a round trip <= 90 ms with an on-time engine and no network; the in leg adds the playback fill above while it exceeds buffer_ms"
 [ "$rc" = 0 ] || { tail -n 30 "$log"; echo "bench: latency failed (exit $rc)"; }
