@@ -27,6 +27,9 @@ const MIN_SPACING: usize = 1000;
 /// one per request: 1 % with the bridge's 10 ms periods (40 ms of audio in
 /// four seconds), still the quietest sample of each chunk.
 const SHED_SPACING: usize = 100;
+/// A shed drops faster where every sample's magnitude is at most this
+/// (about -48 dBFS: a pause, comfort-level noise).
+const QUIET_PEAK: u16 = 128;
 
 /// Sample-exact playout with drift correction; see the module documentation.
 ///
@@ -174,6 +177,45 @@ impl PlayoutQueue {
             jb.pop(&mut self.scratch);
             self.pending.extend(self.scratch.iter().copied());
         }
+        // A shed in a quiet stretch (a pause, the far end's silence) need
+        // not wait: up to a quarter of the request goes at once, spread
+        // over it, as far as the queue already holds and never below the
+        // jitter buffer's natural level. Nobody hears samples dropped from
+        // near-silence; 1 % of speech is what the spacing above keeps to.
+        let extra = if shed {
+            let room = (self.level(jb).saturating_sub(natural_level))
+                .min(self.pending.len().saturating_sub(need))
+                .min(self.shed)
+                .min(n / 4);
+            if room > 0 && self.is_quiet(need + room) {
+                room
+            } else {
+                0
+            }
+        } else {
+            0
+        };
+        if extra > 0 {
+            let total = need + extra;
+            let k_drop = extra + 1;
+            let mut k = 0;
+            let mut next = 0;
+            for (i, c) in self.pending.drain(..total).enumerate() {
+                // Drop k_drop codes evenly spread over 1..total.
+                if next < k_drop && i == 1 + next * (total - 1) / k_drop {
+                    next += 1;
+                    continue;
+                }
+                if let Some(o) = out.get_mut(k) {
+                    *o = c;
+                }
+                k += 1;
+            }
+            self.shed -= extra;
+            self.dropped += k_drop as u64;
+            self.finish(jb, now, n);
+            return;
+        }
         match adjust {
             0 => {
                 for (o, c) in out.iter_mut().zip(self.pending.drain(..n)) {
@@ -210,6 +252,20 @@ impl PlayoutQueue {
                 self.inserted += 1;
             }
         }
+        self.finish(jb, now, n);
+    }
+
+    /// Whether the first `len` queued codes are near-silence (peak below
+    /// [`QUIET_PEAK`]).
+    fn is_quiet(&self, len: usize) -> bool {
+        let law = self.law;
+        self.pending
+            .iter()
+            .take(len)
+            .all(|&c| law.decode_one(c).unsigned_abs() <= QUIET_PEAK)
+    }
+
+    fn finish(&mut self, jb: &JitterBuffer, now: u64, n: usize) {
         self.last_fill = Some(now);
         self.last_n = n;
         if !jb.is_playing() {
@@ -390,5 +446,57 @@ mod tests {
         assert!(levels[690] + frame >= before, "{} vs {before}", levels[690]);
         assert_eq!(jb.stats().concealed, 0, "{:?}", jb.stats());
         assert_eq!(jb.stats().underruns, 0, "{:?}", jb.stats());
+    }
+
+    #[test]
+    fn a_shed_in_silence_goes_at_once_and_speech_keeps_its_one_percent() {
+        // As above, with 80-sample requests every 10 ms (the bridge's
+        // periods); the far end is silent for the first 3 s, then talks.
+        let frame = 160usize;
+        let mut jb = JitterBuffer::new(MU, frame, 2, 2, 10);
+        let mut q = PlayoutQueue::new(MU, frame);
+        let mut out = vec![0u8; 80];
+        let mut levels = Vec::new();
+        let loud = |t: u64| MU.encode_one(if t.is_multiple_of(2) { 8000 } else { -8000 });
+        let mut played = Vec::new();
+        for half in 0..1400u64 {
+            let now = half * 80;
+            if half.is_multiple_of(2) {
+                let tick = half / 2;
+                let codes = if tick < 150 {
+                    vec![MU.silence(); frame]
+                } else {
+                    (0..frame as u64).map(|i| loud(tick * 160 + i)).collect()
+                };
+                q.on_arrival(&jb, now);
+                jb.push(tick as u16, (tick * 160) as u32, now, &codes);
+            }
+            if half == 106 || half == 706 {
+                q.shed(480);
+            }
+            // The device skips six requests (60 ms) before each shed.
+            if !(100..106).contains(&half) && !(700..706).contains(&half) {
+                q.fill(&mut jb, &mut out, now);
+                played.extend_from_slice(&out);
+            }
+            levels.push(q.level(&jb));
+        }
+        // Silence: gone in a third of a second (a quarter of each request
+        // at most), not the 6 s of the 1 % pace.
+        let before = levels[99];
+        assert!(levels[139] <= before, "{} vs {before}", levels[139]);
+        let dropped_in_silence = q.dropped();
+        assert!(dropped_in_silence >= 320, "{dropped_in_silence}");
+        // Speech: one sample per request at most, so after 1 s at most
+        // 100 of the 480 are gone.
+        let before = levels[699];
+        assert!(levels[806] >= before + 380, "{} vs {before}", levels[806]);
+        assert!(q.dropped() - dropped_in_silence <= 100);
+        assert_eq!(jb.stats().underruns, 0, "{:?}", jb.stats());
+        // What played from the talking part is the far end's samples with
+        // single ones missing: never two neighbours equal (the pattern
+        // alternates, a drop leaves a pair of equal neighbours).
+        let speech = &played[played.len() - 4000..];
+        assert!(speech.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])));
     }
 }
