@@ -848,6 +848,13 @@ pub struct AlsaPlayback {
     /// Device frames queued at the last look.
     delay: i64,
     fill: Fill,
+    /// What ALSA's ring held right after the last write (device frames):
+    /// what it lost since is what the device consumed while the engine was
+    /// away.
+    after: Option<i64>,
+    /// What ALSA's ring and the backlog held at the last look, plus what
+    /// was written since.
+    queued: i64,
     opened: Instant,
     last_write: Option<Instant>,
     xruns: XrunLog,
@@ -856,29 +863,33 @@ pub struct AlsaPlayback {
 /// How much audio the bridge keeps queued in a playback device, and the
 /// control loop that moves it (device frames).
 ///
-/// The card consumes a period at each of its period interrupts and wakes
-/// the engine, which tops the device up to `target`. Between two looks the
-/// device plays on: a look that comes `gap` late finds `target - gap`
-/// (rounded to periods) still queued. So the target must cover the longest
-/// gap between the engine's looks plus a period, and the *low water* (what
-/// was still queued before a write) shows how close a look came to an
-/// underrun. The loop:
+/// The card consumes audio as its clock runs and wakes the engine each
+/// period; the engine tops the device up to `target`. Between two top-ups
+/// the device plays on: what the ring *lost* meanwhile (its `drop`,
+/// measured from ALSA's own ring, not from the wall clock, so an engine
+/// that looks a little late but before the next tick costs nothing) is what
+/// the target must cover, with something to spare. The loop:
 ///
-/// * grows at once to cover a gap it has just seen (and by a period after
-///   an underrun, or when the low water of a two-second window came within
-///   half a period of empty);
-/// * after the first calm window (every gap and the low water leaving more
-///   than a period to spare), drops straight to what its longest gap needed
-///   and a period more; after that, after three calm windows in a row,
-///   shrinks halfway towards what the longest gap of those windows needed,
-///   never below `[audio] buffer_ms`.
+/// * grows at once when a look found less than half a period left (to that
+///   drop and a whole period), and by a period after an underrun or when
+///   the low water of a two-second window came within half a period of
+///   empty;
+/// * after the first calm window (every look leaving half a period or
+///   more), drops straight to what its largest drop needed (the drop and
+///   half a period); after that, after three calm windows in a row, halfway
+///   towards what they needed, never below `[audio] buffer_ms` and never
+///   below the largest drop of the last 20 s ([`NEED_MEMORY`] windows: a
+///   board whose looks come late a few times a minute keeps the margin
+///   those looks need instead of learning it again by an underrun).
 ///
 /// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
 /// emulated one) does not glitch while it learns; an on-time engine brings
-/// it to `buffer_ms` and a period after one window (2 s), to `buffer_ms`
-/// within about ten more. Each descent also drops what the device no
-/// longer holds from the playout queue (`CallCore::shed_playout`), or the
-/// latency would only move there.
+/// it to a period and a half after one window (2 s), to `buffer_ms` and
+/// no lower. Each descent also drops what the device no longer holds from
+/// the playout queue (`CallCore::shed_playout`), or the latency would only
+/// move there. (Until 2026-12-05 the need was the wall-clock gap between
+/// looks rounded up to periods and a period more, and the first descent
+/// added another: under TCG, where looks come 10-22 ms apart, 40 ms.)
 #[derive(Debug, Clone)]
 struct Fill {
     period: i64,
@@ -887,11 +898,18 @@ struct Fill {
     max: i64,
     target: i64,
     low: i64,
-    /// The largest need (longest gap, in frames, rounded up to periods,
-    /// plus a period) of the calm windows so far.
+    /// This window's need: its largest drop (frames) and half a period.
     need: i64,
+    /// The needs of the last [`NEED_MEMORY`] windows (slot `k %
+    /// NEED_MEMORY` for window `k`).
+    recent: [i64; NEED_MEMORY],
+    recent_at: usize,
     window: Option<Instant>,
     last: Option<Instant>,
+    /// This window's looks, longest gap (frames) and largest drop.
+    looks: u32,
+    max_gap: i64,
+    max_drop: i64,
     calm: u32,
     /// The first descent (from the start) was made, or an underrun came.
     settled: bool,
@@ -909,6 +927,8 @@ fn up_to(v: i64, step: i64) -> i64 {
 const FILL_WINDOW: Duration = Duration::from_secs(2);
 /// Where [`Fill`] starts, at least.
 const FILL_START: Duration = Duration::from_millis(100);
+/// Windows (of [`FILL_WINDOW`]) whose needs bound the descents: 20 s.
+const NEED_MEMORY: usize = 10;
 /// How long the target an underrun set stays the floor of the descents.
 /// The gap that caused it is not in any calm window's need, so without a
 /// memory the next descents go back below it: on the emulated board an
@@ -933,8 +953,13 @@ impl Fill {
             target: start.clamp(min, max),
             low: i64::MAX,
             need: 0,
+            recent: [0; NEED_MEMORY],
+            recent_at: 0,
             window: None,
             last: None,
+            looks: 0,
+            max_gap: 0,
+            max_drop: 0,
             calm: 0,
             settled: false,
             floor: None,
@@ -945,26 +970,35 @@ impl Fill {
         (d.as_micros() as i64).saturating_mul(i64::from(self.rate)) / 1_000_000
     }
 
-    /// What covers a gap of `gap` frames: whole periods, plus one.
-    fn cover(&self, gap: i64) -> i64 {
-        up_to(gap, self.period) + self.period
+    /// What covers a drop of `drop` frames between two top-ups: the drop
+    /// and half a period to spare.
+    fn cover(&self, drop: i64) -> i64 {
+        drop + self.period / 2
     }
 
-    /// The device held `queued` frames before a write at `now`; returns
-    /// whether the target changed.
-    fn observe(&mut self, queued: i64, now: Instant) -> bool {
+    /// The device held `queued` frames at a look at `now`, having lost
+    /// `drop` frames since it was last topped up; returns whether the
+    /// target changed.
+    fn observe(&mut self, queued: i64, drop: i64, now: Instant) -> bool {
         let old = self.target;
         let gap = self
             .last
             .map_or(0, |t| self.frames(now.saturating_duration_since(t)));
         self.last = Some(now);
-        let need = self.cover(gap);
+        self.looks += 1;
+        self.max_gap = self.max_gap.max(gap);
+        self.max_drop = self.max_drop.max(drop);
+        let need = self.cover(drop);
         if need > self.target {
-            self.target = need.min(self.max);
+            // Less than half a period was left: at once to what that drop
+            // needs and a whole period to spare.
+            // (This look's low water is answered: the window's starts over.)
+            self.target = (drop + self.period).min(self.max);
             self.calm = 0;
-            self.need = 0;
+            self.low = i64::MAX;
+        } else {
+            self.low = self.low.min(queued);
         }
-        self.low = self.low.min(queued);
         self.need = self.need.max(need);
         let start = *self.window.get_or_insert(now);
         if self.floor.is_some_and(|(_, until)| now >= until) {
@@ -973,34 +1007,53 @@ impl Fill {
         let floor = self.floor.map_or(self.min, |(f, _)| f.max(self.min));
         if now.saturating_duration_since(start) >= FILL_WINDOW {
             let low = self.low;
+            // What the windows of the last NEED_MEMORY needed: no descent
+            // goes below a drop seen that recently (the emulated board's
+            // looks come late by 30 ms a few times a minute, and a target
+            // that came down between them underran on the next one).
+            if let Some(slot) = self.recent.get_mut(self.recent_at % NEED_MEMORY) {
+                *slot = self.need;
+            }
+            self.recent_at += 1;
+            let need = self.recent.iter().copied().max().unwrap_or(self.need);
+            tracing::debug!(
+                looks = self.looks,
+                max_gap = self.max_gap,
+                max_drop = self.max_drop,
+                low,
+                need = self.need,
+                need_recent = need,
+                target = self.target,
+                "playback fill window"
+            );
+            self.looks = 0;
+            self.max_gap = 0;
+            self.max_drop = 0;
             self.low = i64::MAX;
+            self.need = 0;
             self.window = Some(now);
             if low < self.period / 2 {
                 self.target = (self.target + self.period).min(self.max);
                 self.calm = 0;
-                self.need = 0;
-            } else if low > self.period + self.period / 2 && self.need + self.period <= self.target
-            {
+            } else if need + self.period / 8 <= self.target {
+                // Calm: every look of the window left half a period or
+                // more, and the target is above what the recent windows
+                // needed.
                 self.calm += 1;
                 if !self.settled {
                     // The first calm window: straight down to what its
-                    // longest gap needed and a period more, not halfway
-                    // (100 ms for a whole call is what users hear).
+                    // largest drop needed (100 ms for a whole call is what
+                    // users hear).
                     self.settled = true;
-                    // (`need` is whole periods: `cover` rounds it up.)
-                    self.target = (self.need + self.period).clamp(floor, self.target.max(floor));
+                    self.target = need.clamp(floor, self.target.max(floor));
                     self.calm = 0;
-                    self.need = 0;
                 } else if self.calm >= 3 {
-                    let half = (self.target + self.need) / 2;
-                    let to = up_to(half, self.period).min(self.target - self.period);
-                    self.target = to.max(floor);
+                    let half = (self.target + need) / 2;
+                    self.target = half.max(floor).min(self.target);
                     self.calm = 0;
-                    self.need = 0;
                 }
             } else {
                 self.calm = 0;
-                self.need = 0;
             }
         }
         self.target != old
@@ -1012,7 +1065,7 @@ impl Fill {
             .last
             .map_or(0, |t| self.frames(now.saturating_duration_since(t)));
         self.target = (self.target + self.period)
-            .max(self.cover(gap))
+            .max(gap + self.period)
             .min(self.max);
         self.calm = 0;
         self.need = 0;
@@ -1036,6 +1089,8 @@ impl AlsaPlayback {
             .recover(e.errno(), true)
             .map_err(dev_err(&self.name))?;
         self.fill.underrun(Instant::now());
+        self.after = None;
+        self.queued = 0;
         self.apply_target();
         Ok(())
     }
@@ -1117,7 +1172,13 @@ impl PlaybackDevice for AlsaPlayback {
         // board: 160-420 frames in the speaker ring, and underruns with
         // the `delay` on target).
         let queued = (self.sizes.buffer - avail).max(0) + backlog;
-        if self.pcm.state() == alsa::pcm::State::Running && self.fill.observe(queued, now) {
+        // What the ring lost since it was last topped up (from at most the
+        // target: after a descent it holds more until it has played down).
+        let drop = self
+            .after
+            .map_or(0, |a| (a.min(self.fill.target) - queued).max(0));
+        self.queued = queued;
+        if self.pcm.state() == alsa::pcm::State::Running && self.fill.observe(queued, drop, now) {
             self.apply_target();
         }
         let room = (self.fill.target - queued).min(avail).max(0);
@@ -1136,6 +1197,8 @@ impl PlaybackDevice for AlsaPlayback {
             delay: to_8k(self.delay, self.fmt.rate),
         };
         let raw = self.conv.convert(law, codes);
+        self.queued += (raw.len() / self.fmt.bytes_per_frame()) as i64;
+        self.after = Some(self.queued);
         self.backlog.extend(raw.iter().copied());
         self.flush()?;
         if self.pcm.state() == alsa::pcm::State::Prepared {
@@ -1257,6 +1320,8 @@ pub fn open_alsa_playback(
         backlog: VecDeque::with_capacity(2 * ring + 4096),
         conv: OutConv::new(fmt),
         fill,
+        after: None,
+        queued: 0,
         delay: 0,
         opened: Instant::now(),
         last_write: None,
@@ -1597,10 +1662,8 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         let t0 = Instant::now();
         let mut f = Fill::new(80, 8000, 160, 2560);
         assert_eq!(f.target, 800, "starts at 100 ms");
-        // An engine on time (a look every period, the device holding
-        // target - period before each write): after the first 2 s window
-        // straight to what a 10 ms gap needs and a period more (30 ms),
-        // then down to buffer_ms in ~10 s more.
+        // A look every period, the device losing a period between top-ups
+        // (more when a look comes late): `late_ms` late every `late_every`.
         let mut t = t0;
         let run = |f: &mut Fill, t: &mut Instant, secs: u64, late_every: u64, late_ms: u64| {
             for k in 0..(secs * 100) {
@@ -1610,22 +1673,39 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
                     0
                 };
                 *t += Duration::from_millis(10 + late);
-                let q = (f.target - 80 - late as i64 * 8).max(0);
-                f.observe(q, *t);
+                let drop = 80 + late as i64 * 8;
+                f.observe((f.target - drop).max(0), drop, *t);
             }
         };
+        // On time: after the first 2 s window straight to what a period's
+        // drop needs (a period and a half), which buffer_ms raises to two.
         run(&mut f, &mut t, 3, 0, 0);
-        assert_eq!(f.target, 240);
-        run(&mut f, &mut t, 22, 0, 0);
         assert_eq!(f.target, 160);
-        // A look 45 ms late now and then (a 55 ms gap): at once it covers
-        // it (seven periods), and a period more since that look found the
-        // device empty; then it settles where those looks leave between
-        // half a period and a period and a half to spare.
+        // A look that misses a tick now and then (TCG): the drop of two
+        // periods left nothing; at once to that drop and a period, then
+        // down towards the drop and half a period.
+        run(&mut f, &mut t, 1, 20, 10);
+        assert_eq!(f.target, 240);
+        run(&mut f, &mut t, 30, 20, 10);
+        assert!((200..240).contains(&f.target), "{}", f.target);
+        // One look 30 ms late (a drop of 320 frames): at once to that and a
+        // period; no descent below what it needed for the 20 s the windows
+        // remember it, then down again.
+        run(&mut f, &mut t, 10, 0, 0);
+        f.observe((f.target - 320).max(0), 320, t + Duration::from_millis(40));
+        t += Duration::from_millis(40);
+        assert_eq!(f.target, 400);
+        run(&mut f, &mut t, 18, 0, 0);
+        assert!(f.target >= 360, "{}", f.target);
+        run(&mut f, &mut t, 30, 0, 0);
+        assert!(f.target < 360, "{}", f.target);
+        // A look 45 ms late now and then (a drop of 440 frames): at once
+        // that and a period, then it settles above the drop and half a
+        // period.
         run(&mut f, &mut t, 1, 50, 45);
-        assert_eq!(f.target, 640);
+        assert_eq!(f.target, 520);
         run(&mut f, &mut t, 30, 50, 45);
-        assert_eq!(f.target, 560);
+        assert!((480..520).contains(&f.target), "{}", f.target);
         // 300 ms stalls: up to the ring, never beyond.
         run(&mut f, &mut t, 5, 100, 300);
         assert_eq!(f.target, 2560);
@@ -1634,7 +1714,7 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         assert_eq!(f.target, 160);
         // An underrun 120 ms after the last look covers 120 ms and a period.
         let mut g = Fill::new(80, 8000, 160, 2560);
-        g.observe(720, t);
+        g.observe(720, 80, t);
         g.underrun(t + Duration::from_millis(200));
         assert_eq!(g.target, 1680);
         // Calm after it: no descent below that for 30 s, then down again.
