@@ -5,10 +5,14 @@
 # buffer delays it holds. tests/bench/rtpwire.py records the RTP packets on
 # the loopback interface meanwhile and splits the round trip at the wire
 # (out: hw:VoIP,0 -> wire, in: wire -> hw:VoIP,0). $1: voipbridge's
-# RUST_LOG (default info); with $GUEST_OUT, its log and the packets are kept.
+# RUST_LOG (default info); $2: 1 to measure baresip on snd-aloop after it
+# (default 1); $3: the call's seconds (default 15). With $GUEST_OUT, its log
+# and the packets are kept. (The guest gets no host environment: the
+# host's BENCH_LATENCY_* come as arguments.)
 VB=$SND_VOIP_BIN/voipbridge PC=$SND_VOIP_BIN/pcmcheck
-S=${BENCH_LATENCY_SECONDS:-15}
 LOG=${1:-info}
+BARESIP=${2:-1}
+S=${3:-15}
 modprobe snd-voip || exit 1
 /usr/bin/python3 $SND_VOIP_ROOT/tests/bench/rtpwire.py capture --out wire.jsonl --seconds $((S + 60)) 2>rtpwire.err &
 wp=$!
@@ -51,7 +55,7 @@ grep -a "period\|buffer\|priority\|SCHED" vb.log | head -n 5 | sed 's/^/latency-
 # boot: baresip (Debian's, its default jitter buffer and audio buffers) on
 # snd-aloop, answering a SIPp UAC that echoes its RTP; pcmcheck on the
 # cable's other end (plughw:Loopback,0,0), rtpwire on its RTP ports.
-if [ "${BENCH_LATENCY_BARESIP:-1}" = 1 ] && command -v baresip >/dev/null && modprobe snd-aloop 2>/dev/null; then
+if [ "$BARESIP" = 1 ] && command -v baresip >/dev/null && modprobe snd-aloop 2>/dev/null; then
     mkdir -p bs
     cat >bs/config <<CFG
 sip_listen		127.0.0.1:5492
