@@ -227,9 +227,8 @@ impl PlayoutQueue {
             self.finish(jb, now, n);
             return;
         }
-        // A shed in periodic audio drops a whole pitch period at once (the
-        // "accelerate" of RFC 3550-era playout buffers such as WebRTC's
-        // NetEq): a sample per request would raise a tone's pitch by 1 %
+        // A shed in periodic audio drops a whole pitch period at once
+        // (what WebRTC's NetEq calls "accelerate"): a sample per request would raise a tone's pitch by 1 %
         // for as long as the shed lasts, seconds for a descent of 60 ms.
         if shed {
             if let Some(l) = self.block_to_drop(jb, n, natural_level) {
