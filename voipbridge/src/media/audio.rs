@@ -874,9 +874,9 @@ pub struct AlsaPlayback {
 ///   drop and a whole period), and by a period after an underrun or when
 ///   the low water of a two-second window came within half a period of
 ///   empty;
-/// * after the first calm window (every look leaving half a period or
-///   more), drops straight to what its largest drop needed (the drop and
-///   half a period); after that, after three calm windows in a row, halfway
+/// * after the first two calm windows in a row (every look leaving half a
+///   period or more; [`FIRST_CALM`]), drops straight to what their largest
+///   drop needed (the drop and half a period); after that, after three calm windows in a row, halfway
 ///   towards what they needed, never below `[audio] buffer_ms` and never
 ///   below the largest drop of the last 20 s ([`NEED_MEMORY`] windows: a
 ///   board whose looks come late a few times a minute keeps the margin
@@ -884,7 +884,7 @@ pub struct AlsaPlayback {
 ///
 /// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
 /// emulated one) does not glitch while it learns; an on-time engine brings
-/// it to a period and a half after one window (2 s), to `buffer_ms` and
+/// it to a period and a half after two windows (4 s), to `buffer_ms` and
 /// no lower. Each descent also drops what the device no longer holds from
 /// the playout queue (`CallCore::shed_playout`), or the latency would only
 /// move there. (Until 2026-12-05 the need was the wall-clock gap between
@@ -927,6 +927,11 @@ fn up_to(v: i64, step: i64) -> i64 {
 const FILL_WINDOW: Duration = Duration::from_secs(2);
 /// Where [`Fill`] starts, at least.
 const FILL_START: Duration = Duration::from_millis(100);
+/// Calm windows (of [`FILL_WINDOW`]) in a row before the first descent:
+/// one window of a late engine (TCG) is too short a sample of its gaps:
+/// a bench run descended from 100 to 26 ms after the first window and
+/// underran on a 36 ms gap a second later.
+const FIRST_CALM: u32 = 2;
 /// Windows (of [`FILL_WINDOW`]) whose needs bound the descents: 20 s.
 const NEED_MEMORY: usize = 10;
 /// How long the target an underrun set stays the floor of the descents.
@@ -1040,14 +1045,14 @@ impl Fill {
                 // more, and the target is above what the recent windows
                 // needed.
                 self.calm += 1;
-                if !self.settled {
-                    // The first calm window: straight down to what its
-                    // largest drop needed (100 ms for a whole call is what
-                    // users hear).
+                if !self.settled && self.calm >= FIRST_CALM {
+                    // The first [`FIRST_CALM`] calm windows in a row:
+                    // straight down to what their largest drop needed
+                    // (100 ms for a whole call is what users hear).
                     self.settled = true;
                     self.target = need.clamp(floor, self.target.max(floor));
                     self.calm = 0;
-                } else if self.calm >= 3 {
+                } else if self.settled && self.calm >= 3 {
                     let half = (self.target + need) / 2;
                     self.target = half.max(floor).min(self.target);
                     self.calm = 0;
@@ -1677,9 +1682,12 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
                 f.observe((f.target - drop).max(0), drop, *t);
             }
         };
-        // On time: after the first 2 s window straight to what a period's
-        // drop needs (a period and a half), which buffer_ms raises to two.
+        // On time: after the first two 2 s windows straight to what a
+        // period's drop needs (a period and a half), which buffer_ms raises
+        // to two; not after one.
         run(&mut f, &mut t, 3, 0, 0);
+        assert_eq!(f.target, 800, "one window is not enough");
+        run(&mut f, &mut t, 2, 0, 0);
         assert_eq!(f.target, 160);
         // A look that misses a tick now and then (TCG): the drop of two
         // periods left nothing; at once to that drop and a period, then
@@ -1726,6 +1734,42 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         // buffer_ms below 2 periods is raised; a small ring caps everything.
         assert_eq!(Fill::new(80, 8000, 80, 2560).min, 160);
         assert_eq!(Fill::new(80, 8000, 160, 400).target, 400);
+    }
+
+    #[test]
+    fn playback_fill_first_descent_covers_a_late_look_of_its_second_window() {
+        // A late engine (TCG): drops of up to 21 ms in the first window,
+        // one of 36 ms in the second. The first descent covers that one
+        // (the drop and half a period), where a descent after the first
+        // window alone would have gone to 26 ms and underrun on it.
+        let t0 = Instant::now();
+        let mut f = Fill::new(80, 8000, 160, 2560);
+        let mut t = t0;
+        for k in 0..400u32 {
+            let late: u32 = match k {
+                50 | 150 => 11,
+                250 => 26,
+                _ => 0,
+            };
+            t += Duration::from_millis(10 + u64::from(late));
+            let drop = 80 + i64::from(late) * 8;
+            f.observe(f.target - drop, drop, t);
+        }
+        assert_eq!(f.target, 288 + 40, "{}", f.target);
+        // A look as late as that one again leaves half a period.
+        let drop = 288;
+        assert!(f.target - drop >= 40);
+        // A look 80 ms late every 1.5 s: every window sees one, and no
+        // descent goes below what it needs.
+        let mut g = Fill::new(80, 8000, 160, 2560);
+        let mut t = t0;
+        for k in 0..1000u32 {
+            let late: u32 = if k % 150 == 149 { 80 } else { 0 };
+            t += Duration::from_millis(10 + u64::from(late));
+            let drop = 80 + i64::from(late) * 8;
+            g.observe((g.target - drop).max(0), drop, t);
+        }
+        assert!(g.target >= 720 + 40, "{}", g.target);
     }
 
     #[test]
