@@ -61,6 +61,8 @@ pub struct PlayoutQueue {
     dropped: u64,
     /// Samples still to drop for [`PlayoutQueue::shed`].
     shed: usize,
+    /// The jitter buffer's target (frames) at the last request.
+    last_target: usize,
 }
 
 impl PlayoutQueue {
@@ -79,6 +81,7 @@ impl PlayoutQueue {
             inserted: 0,
             dropped: 0,
             shed: 0,
+            last_target: 0,
         }
     }
 
@@ -151,6 +154,14 @@ impl PlayoutQueue {
         // wide; running short risks an underrun, running long costs latency.
         // A jitter buffer holding its target of T frames gives a slack
         // between (T-1) and T frames by itself: never drop below that.
+        // The jitter buffer's target came down (the jitter that raised it
+        // has passed, or an engine stall it took for jitter): the frames it
+        // no longer keeps are latency, shed like a smaller device fill's.
+        let target = jb.target_frames();
+        if target < self.last_target {
+            self.shed((self.last_target - target) * self.frame);
+        }
+        self.last_target = target;
         let f = self.frame as f64;
         let low = (3.0 * f64::from(jb.jitter_samples())).max(f / 4.0);
         let natural = jb.target_frames() as f64 * f + f / 2.0;
@@ -163,7 +174,9 @@ impl PlayoutQueue {
         // own bound drops whole frames beyond T + 2), and below that
         // shedding would starve it.
         let natural_level = jb.target_frames().saturating_sub(1) * self.frame + self.frame / 2;
-        if self.level(jb) <= natural_level {
+        // (While the jitter buffer buffers, after an underrun, the level is
+        // low on the way up: a shed asked then waits for playout.)
+        if jb.is_playing() && self.level(jb) <= natural_level {
             self.shed = 0;
         }
         let shed = self.shed > 0 && jb.is_playing() && n >= 2 && self.since_adjust >= SHED_SPACING;

@@ -98,6 +98,7 @@ pub struct Inner {
     playback_delay: i64,
     playback_target: i64,
     xruns: u64,
+    playback_xruns: u64,
     send_errors: u64,
     /// The audio devices failed: the call's audio has stopped.
     pub failed: bool,
@@ -127,6 +128,7 @@ impl CallShared {
                 playback_delay: 0,
                 playback_target: 0,
                 xruns: 0,
+                playback_xruns: 0,
                 send_errors: 0,
                 failed: false,
             }),
@@ -440,6 +442,19 @@ impl Pipeline {
                 .shed_playout((inner.playback_target - target) as usize);
         }
         inner.playback_target = target;
+        let playback_xruns = self.playback.xruns();
+        if playback_xruns != inner.playback_xruns {
+            // An underrun: the device played nothing while packets kept
+            // coming, and its refill may have emptied the jitter buffer,
+            // which then buffered up to its target again. What the playout
+            // queue holds above its natural level now is latency the
+            // underrun added, not margin the call needs (the device's new
+            // fill target is the margin): drop it, as after a descent (the
+            // queue never sheds below that level, so asking for more than
+            // there is costs nothing).
+            inner.core.shed_playout(usize::MAX);
+        }
+        inner.playback_xruns = playback_xruns;
         let xruns = self.capture.xruns() + self.playback.xruns();
         if xruns != inner.xruns {
             // An underrun played silence the reference does not have, an

@@ -421,7 +421,9 @@ impl PlaybackDevice for SimPlayback {
         }
         self.written += codes.len() as u64;
         self.delay += codes.len() as i64;
-        if self.start.is_none() && self.written >= self.ring {
+        // It starts once it holds what it keeps queued (its fill target:
+        // a whole ring unless the test set one).
+        if self.start.is_none() && self.written >= self.target() {
             self.start = Some(now);
         }
         Ok(timing)
@@ -1050,6 +1052,66 @@ mod tests {
         for (k, w) in t.samples[8000..88_000].chunks(160).enumerate() {
             let rms = (w.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / 160.0).sqrt();
             assert!((rms - 11585.0).abs() < 600.0, "window {k}: RMS {rms}");
+        }
+    }
+
+    /// The playout queue's level (ms), averaged over `secs` of running
+    /// (it moves by a frame between a packet and a request).
+    fn mean_queued(sim: &mut Sim, e: &End, secs: u64) -> f64 {
+        let mut sum = 0.0;
+        for _ in 0..secs * 100 {
+            sim.run_until(sim.now + Duration::from_millis(10));
+            sum += f64::from(e.shared.stats().queued_ms);
+        }
+        sum / (secs * 100) as f64
+    }
+
+    #[test]
+    fn an_underrun_does_not_leave_its_latency_in_the_queue() {
+        // B's engine stalls: its playback device (30 ms fill) runs dry, the
+        // refill empties the playout queue and the jitter buffer starts
+        // buffering again, while packets wait in the socket; a long stall
+        // also looks like jitter to the jitter buffer, which raises its
+        // target until that passes. What the queue then holds above its
+        // level before the stall is latency the underrun added, not
+        // anything the call needs: it must go, in a tone (block drops)
+        // as in clicks and silence (quiet drops).
+        for (signal, stall_ms, settle_s) in [
+            (Signal::Sine(1000.0), 60, 2),
+            (Signal::Clicks(4000), 60, 2),
+            (Signal::Sine(440.0), 300, 8),
+        ] {
+            let t0 = Instant::now();
+            let mut sim = Sim::new(t0, Duration::from_millis(5));
+            let (a, b) = (addr(0), addr(1));
+            let spec = EndSpec {
+                ring: 800,
+                seconds: 16,
+                signal,
+                ..EndSpec::default()
+            };
+            let _ea = sim.add_end(a, b, &spec, 1);
+            let eb = sim.add_end(b, a, &spec, 2);
+            tape(&eb.played).fill_target = Some(240);
+            sim.run_until(t0 + Duration::from_secs(2));
+            let before = mean_queued(&mut sim, &eb, 1);
+            sim.stall(Duration::from_millis(stall_ms));
+            sim.run_until(sim.now + Duration::from_millis(100));
+            assert!(
+                tape(&eb.played).xruns >= 1,
+                "{stall_ms} ms: the stall caused no underrun"
+            );
+            sim.run_until(sim.now + Duration::from_secs(settle_s));
+            let after = mean_queued(&mut sim, &eb, 1);
+            assert!(
+                after <= before + 5.0,
+                "{signal:?}, {stall_ms} ms stall: {after:.1} ms queued {settle_s} s after the underrun, {before:.1} before"
+            );
+            assert_eq!(
+                tape(&eb.played).xruns,
+                1,
+                "{signal:?} {stall_ms} ms: underruns"
+            );
         }
     }
 }
