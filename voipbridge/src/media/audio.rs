@@ -705,6 +705,9 @@ pub struct AlsaCapture {
     delay: i64,
     opened: Instant,
     started: bool,
+    /// The last look ([`CaptureDevice::read_frame`]), frame or not: the
+    /// watchdog counts from it (counted from the last frame read, it was
+    /// due all the time a device delivered nothing, and the engine spun).
     last_read: Option<Instant>,
     xruns: XrunLog,
 }
@@ -761,8 +764,8 @@ impl CaptureDevice for AlsaCapture {
             // ring would fill meanwhile.
             self.pcm.start().map_err(dev_err(&self.name))?;
             self.started = true;
-            self.last_read = Some(now);
         }
+        self.last_read = Some(now);
         let n = frame.codes.len();
         // At most a ring and a frame's worth per call (a device that lies
         // about its fill cannot keep the engine here).
@@ -807,7 +810,6 @@ impl CaptureDevice for AlsaCapture {
         }
         let waiting = self.pcm.delay().unwrap_or(0);
         self.delay = to_8k(waiting.max(0), self.fmt.rate) + self.pending() as i64;
-        self.last_read = Some(now);
         Ok(true)
     }
 
@@ -856,7 +858,13 @@ pub struct AlsaPlayback {
     /// was written since.
     queued: i64,
     opened: Instant,
+    /// The last write, and the last look ([`PlaybackDevice::wanted`]): the
+    /// watchdog counts from the later (after a descent the device plays
+    /// down for several periods with nothing to write, and a watchdog
+    /// counted from the last write alone was due all that time: the engine
+    /// looked every 0.6 ms, 2900 looks for one descent under TCG).
     last_write: Option<Instant>,
+    last_look: Option<Instant>,
     xruns: XrunLog,
 }
 
@@ -1152,6 +1160,7 @@ impl PlaybackDevice for AlsaPlayback {
     }
 
     fn wanted(&mut self, now: Instant) -> Result<usize, MediaError> {
+        self.last_look = Some(now);
         if self.pcm.state() == alsa::pcm::State::XRun {
             let e = alsa::Error::new("snd_pcm_state", libc::EPIPE);
             self.recover(e)?;
@@ -1221,7 +1230,8 @@ impl PlaybackDevice for AlsaPlayback {
 
     fn next_due(&self) -> Option<Instant> {
         let p = frame_time(to_8k(self.sizes.period, self.fmt.rate) as u64);
-        Some(self.last_write.unwrap_or(self.opened) + 2 * p)
+        let last = self.last_write.max(self.last_look).unwrap_or(self.opened);
+        Some(last + 2 * p)
     }
 
     fn delay(&self) -> i64 {
@@ -1330,6 +1340,7 @@ pub fn open_alsa_playback(
         delay: 0,
         opened: Instant::now(),
         last_write: None,
+        last_look: None,
         xruns: XrunLog::default(),
     };
     p.apply_target();
