@@ -60,6 +60,12 @@ pub trait Datagrams: Send {
     fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
     /// Receives one datagram (`WouldBlock` when there is none).
     fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+    /// [`recv_from`](Self::recv_from), and when the datagram arrived where
+    /// the socket knows it (the kernel's receive time:
+    /// [`super::rxtime::TimedUdp`]); `None`: only the read time is known.
+    fn recv_timed(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<Instant>)> {
+        self.recv_from(buf).map(|(n, a)| (n, a, None))
+    }
     /// The descriptor to poll, if any.
     fn raw_fd(&self) -> Option<RawFd> {
         None
@@ -330,11 +336,15 @@ impl Pipeline {
         self.last_service = now;
         // Receive.
         for _ in 0..if parts & RTP != 0 { MAX_RX } else { 0 } {
-            match self.rtp.recv_from(&mut self.recv) {
-                Ok((n, from)) => {
+            match self.rtp.recv_timed(&mut self.recv) {
+                Ok((n, from, at)) => {
                     work = true;
                     let data = self.recv.get_mut(..n).unwrap_or_default();
-                    inner.core.on_rtp(from, data, now);
+                    // When it arrived, not when the engine got to it: the
+                    // jitter buffer sizes itself by the network's jitter;
+                    // the engine's own lateness is the playback fill's.
+                    let at = at.filter(|&t| t <= now).unwrap_or(now);
+                    inner.core.on_rtp(from, data, at);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {

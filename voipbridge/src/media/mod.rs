@@ -25,6 +25,7 @@ pub mod jitter;
 pub mod report;
 pub mod resample;
 pub mod rtp;
+pub mod rxtime;
 pub mod session;
 pub mod sim;
 

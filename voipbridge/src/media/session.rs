@@ -160,7 +160,13 @@ pub fn start_std(params: MediaParams, socket: UdpSocket) -> Result<MediaHandle, 
     };
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(CallShared::new(core, processors, tx));
-    let pipeline = Pipeline::new(shared.clone(), capture, playback, Box::new(socket), rtcp);
+    let pipeline = Pipeline::new(
+        shared.clone(),
+        capture,
+        playback,
+        Box::new(super::rxtime::TimedUdp::new(socket)),
+        rtcp,
+    );
     let id = Engine::get()?.add(pipeline)?;
     tracing::info!(%local, remote = %params.remote, codec = params.codec.name(), ptime = params.ptime_ms, capture = %params.capture, playback = %params.playback, latch = params.latch, "media started");
     Ok(MediaHandle {

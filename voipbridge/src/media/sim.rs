@@ -152,6 +152,11 @@ impl Datagrams for SimSocket {
     }
 
     fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_timed(buf).map(|(n, a, _)| (n, a))
+    }
+
+    /// Like a kernel-stamped socket: the datagram's arrival time.
+    fn recv_timed(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<Instant>)> {
         let mut s = self.net.state();
         let now = s.now;
         let e = s
@@ -167,9 +172,9 @@ impl Datagrams for SimSocket {
         };
         let n = d.len.min(buf.len());
         buf[..n].copy_from_slice(&d.buf[..n]);
-        let from = d.from;
+        let (from, at) = (d.from, d.at);
         s.pool.push(d.buf);
-        Ok((n, from))
+        Ok((n, from, Some(at)))
     }
 }
 
