@@ -709,7 +709,32 @@ pub struct AlsaCapture {
     /// watchdog counts from it (counted from the last frame read, it was
     /// due all the time a device delivered nothing, and the engine spun).
     last_read: Option<Instant>,
+    /// When the device's clock completes the frame a look found short
+    /// (see [`device_clock_look`]).
+    next_look: Option<Instant>,
     xruns: XrunLog,
+}
+
+/// The shortest wait for a look timed by a device's clock.
+const MIN_LOOK: Duration = Duration::from_millis(1);
+
+/// When to look at a device again: after `samples` (8 kHz) of its clock
+/// from `now` (at least [`MIN_LOOK`]), the time the frame a capture look
+/// found short completes, or a playback device plays down a period below
+/// its fill target.
+///
+/// A look timed by the device's clock finds the data where the card's
+/// pointer follows its clock between period interrupts (snd-voip's and
+/// snd-aloop's do), instead of waiting for the period's wake-up and the
+/// scheduler: under TCG the wake-ups come 5-10 ms late and a packet
+/// left that much later (the out leg went from 23 to 26-31 ms once the
+/// engine stopped spinning on its watchdog). On a card whose pointer
+/// moves only at period interrupts, the look finds nothing new and the
+/// next one waits for the interrupt: a wake-up or two more per period at
+/// most (what PulseAudio's timer-based scheduling does, without its
+/// rewinds).
+fn device_clock_look(now: Instant, samples: i64) -> Instant {
+    now + frame_time(samples.max(0) as u64).max(MIN_LOOK)
 }
 
 impl AlsaCapture {
@@ -795,6 +820,7 @@ impl CaptureDevice for AlsaCapture {
             }
         }
         if self.pending() < n {
+            self.next_look = Some(device_clock_look(now, (n - self.pending()) as i64));
             return Ok(false);
         }
         if self.keeps_codes() {
@@ -817,7 +843,8 @@ impl CaptureDevice for AlsaCapture {
         // Watchdog: the device wakes us every period; if it stops, look
         // anyway after two.
         let p = frame_time(to_8k(self.sizes.period, self.fmt.rate) as u64);
-        Some(self.last_read.unwrap_or(self.opened) + 2 * p)
+        let watchdog = self.last_read.unwrap_or(self.opened) + 2 * p;
+        Some(self.next_look.map_or(watchdog, |t| t.min(watchdog)))
     }
 
     fn delay(&self) -> i64 {
@@ -865,6 +892,9 @@ pub struct AlsaPlayback {
     /// looked every 0.6 ms, 2900 looks for one descent under TCG).
     last_write: Option<Instant>,
     last_look: Option<Instant>,
+    /// When the device will have played a period below the fill target
+    /// (see [`device_clock_look`]).
+    next_look: Option<Instant>,
     xruns: XrunLog,
 }
 
@@ -1196,6 +1226,10 @@ impl PlaybackDevice for AlsaPlayback {
             self.apply_target();
         }
         let room = (self.fill.target - queued).min(avail).max(0);
+        self.next_look = (self.pcm.state() == alsa::pcm::State::Running).then(|| {
+            let above = queued + room - (self.fill.target - self.sizes.period);
+            device_clock_look(now, to_8k(above, self.fmt.rate))
+        });
         tracing::trace!(state = ?self.pcm.state(), avail, delay, queued, room, "playback");
         Ok(to_8k(room, self.fmt.rate) as usize)
     }
@@ -1231,7 +1265,8 @@ impl PlaybackDevice for AlsaPlayback {
     fn next_due(&self) -> Option<Instant> {
         let p = frame_time(to_8k(self.sizes.period, self.fmt.rate) as u64);
         let last = self.last_write.max(self.last_look).unwrap_or(self.opened);
-        Some(last + 2 * p)
+        let watchdog = last + 2 * p;
+        Some(self.next_look.map_or(watchdog, |t| t.min(watchdog)))
     }
 
     fn delay(&self) -> i64 {
@@ -1305,6 +1340,7 @@ pub fn open_alsa_capture(
         opened: Instant::now(),
         started: false,
         last_read: None,
+        next_look: None,
         xruns: XrunLog::default(),
     })
 }
@@ -1341,6 +1377,7 @@ pub fn open_alsa_playback(
         opened: Instant::now(),
         last_write: None,
         last_look: None,
+        next_look: None,
         xruns: XrunLog::default(),
     };
     p.apply_target();
@@ -1745,6 +1782,19 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         // buffer_ms below 2 periods is raised; a small ring caps everything.
         assert_eq!(Fill::new(80, 8000, 80, 2560).min, 160);
         assert_eq!(Fill::new(80, 8000, 160, 400).target, 400);
+    }
+
+    #[test]
+    fn looks_timed_by_the_device_clock_are_never_immediate() {
+        let t = Instant::now();
+        // 80 samples missing: 10 ms of the device's clock.
+        assert_eq!(device_clock_look(t, 80), t + Duration::from_millis(10));
+        // Almost there, there already, or a device ahead of its target:
+        // a millisecond at least, so a look that finds nothing new cannot
+        // spin.
+        assert_eq!(device_clock_look(t, 1), t + MIN_LOOK);
+        assert_eq!(device_clock_look(t, 0), t + MIN_LOOK);
+        assert_eq!(device_clock_look(t, -400), t + MIN_LOOK);
     }
 
     #[test]
