@@ -119,6 +119,9 @@ if wait_for 90 sh -c "$VB status --config $W/bridge.toml | grep -q '\[active\]'"
     cat /proc/asound/VoIP/rtos >$O/rtos-mid-call.txt 2>&1
     cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 >$O/cables-mid-call.txt 2>&1
     top -b -n 1 >$O/top-mid-call.txt 2>&1
+    # The latency figures while the RTOS runs (the snapshot after it
+    # stopped shows a speaker ring that no longer drains).
+    st >$O/status-mid-call.txt 2>&1
     sleep $((CALL_SECONDS - CALL_SECONDS / 2))
 else
     report "call setup:    FAILED: not active within 90 s of 'voipbridge call'"
@@ -135,6 +138,7 @@ $VB status --json --config $W/bridge.toml >$O/status.json 2>/dev/null
 cat $O/status.txt
 if [ $active = 1 ]; then
     grep -E "codec|rtp:|rtcp:|latency:|devices:|echo canceller:|processing:" $O/status.txt | sed 's/^ *//; s/^/call:          /' >>$O/report.txt
+    grep -E "latency:" $O/status-mid-call.txt 2>/dev/null | sed 's/^ *//; s/^/mid-call:      /' >>$O/report.txt
     grep -q '\[active\]' $O/status.txt || { report "call:          no longer active after ${CALL_SECONDS} s"; fail=1; }
 fi
 say "hanging up"
