@@ -241,8 +241,9 @@ impl PlayoutQueue {
             return;
         }
         // A shed in periodic audio drops a whole pitch period at once
-        // (what WebRTC's NetEq calls "accelerate"): a sample per request would raise a tone's pitch by 1 %
-        // for as long as the shed lasts, seconds for a descent of 60 ms.
+        // (what WebRTC's NetEq calls "accelerate"): a sample per request
+        // would raise a tone's pitch by 1 % for as long as the shed lasts,
+        // seconds for a descent of 60 ms.
         if shed {
             if let Some(l) = self.block_to_drop(jb, n, natural_level) {
                 for (o, c) in out.iter_mut().zip(self.pending.drain(..l + n).skip(l)) {
