@@ -915,8 +915,9 @@ pub struct AlsaPlayback {
 /// * after the first two calm windows in a row (every look leaving half a
 ///   period or more; [`FIRST_CALM`]), drops straight to what their largest
 ///   drop needed (the drop and half a period); after that, after three
-///   calm windows in a row, halfway towards what they needed, never below `[audio] buffer_ms` and never
-///   below the largest drop of the last 20 s ([`NEED_MEMORY`] windows: a
+///   calm windows in a row, halfway towards what they needed, never below
+///   `[audio] buffer_ms` and never below the largest drop of the last
+///   20 s ([`NEED_MEMORY`] windows: a
 ///   board whose looks come late a few times a minute keeps the margin
 ///   those looks need instead of learning it again by an underrun).
 ///
