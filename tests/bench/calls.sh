@@ -73,7 +73,7 @@ sleep 1
 report "voipbridge" "$pid_vb" "$idle_cpu" "$idle_rss"
 "$VB" status --config "$dir/vb.toml" >"$dir/status.txt"
 grep -q '\[active\]' "$dir/status.txt" || { echo "bench: voipbridge's call ended inside the window: $(cat "$dir/status.txt") $(tail -n 5 "$dir/caller.log")"; exit 1; }
-grep -E "codec|rtp:|latency:|devices:" "$dir/status.txt" | sed 's/^/    voipbridge status: /'
+grep -E "codec|rtp:|latency:|latency \(1 s mean\):|devices:" "$dir/status.txt" | sed 's/^/    voipbridge status: /'
 wait "$caller_pid" 2>/dev/null || true
 kill "$pid_vb" 2>/dev/null || true
 

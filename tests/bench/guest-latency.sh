@@ -35,12 +35,12 @@ i=0; while ! ss -Hlun "sport = :5490" | grep -q . && [ $i -lt 100 ]; do sleep 0.
 $VB call sip:echo@127.0.0.1:5490 --config vb.toml
 i=0; while ! $VB status --config vb.toml | grep -q '\[active\]' && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 3
-$VB status --config vb.toml | grep -E "\[active\]|rtp:|latency:" | sed 's/^/latency-status: /'
+$VB status --config vb.toml | grep -E "\[active\]|rtp:|latency:|latency \(1 s mean\):" | sed 's/^/latency-status: /'
 # plughw: the bridge opened its end in its call's law (MU_LAW for PCMU),
 # and a cable's two ends share one format; the plug layer converts.
 if $PC roundtrip plughw:VoIP,0,0 plughw:VoIP,0,0 "$S" >rt.txt 2>&1; then rc=0; else rc=1; fi
 sed 's/^/latency-pc: /' rt.txt
-$VB status --config vb.toml | grep -E "rtp:|latency:" | sed 's/^/latency-status-after: /'
+$VB status --config vb.toml | grep -E "rtp:|latency:|latency \(1 s mean\):" | sed 's/^/latency-status-after: /'
 $VB hangup --config vb.toml
 sleep 1
 kill $vp $sp $wp 2>/dev/null

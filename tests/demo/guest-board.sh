@@ -137,8 +137,8 @@ st >$O/status.txt
 $VB status --json --config $W/bridge.toml >$O/status.json 2>/dev/null
 cat $O/status.txt
 if [ $active = 1 ]; then
-    grep -E "codec|rtp:|rtcp:|latency:|devices:|echo canceller:|processing:" $O/status.txt | sed 's/^ *//; s/^/call:          /' >>$O/report.txt
-    grep -E "latency:" $O/status-mid-call.txt 2>/dev/null | sed 's/^ *//; s/^/mid-call:      /' >>$O/report.txt
+    grep -E "codec|rtp:|rtcp:|latency:|latency \(1 s mean\):|devices:|echo canceller:|processing:" $O/status.txt | sed 's/^ *//; s/^/call:          /' >>$O/report.txt
+    grep -E "latency:|latency \(1 s mean\):" $O/status-mid-call.txt 2>/dev/null | sed 's/^ *//; s/^/mid-call:      /' >>$O/report.txt
     grep -q '\[active\]' $O/status.txt || { report "call:          no longer active after ${CALL_SECONDS} s"; fail=1; }
 fi
 say "hanging up"

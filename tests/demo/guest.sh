@@ -83,7 +83,7 @@ echo "registration:  voipbridge $reg, baresip $far_reg (kamailio on 127.0.0.1:50
 setup_max=${SETUP_MAX_MS:-5000}
 if [ "$setup_ms" -le "$setup_max" ]; then r=PASS; else r=FAIL; fail=1; fi
 echo "call setup:    ${setup_ms} ms (from running 'voipbridge call' until 'status' shows it active, CLI start-up in the emulated guest included)  [$r: at most $setup_max ms]"
-grep -E "codec|rtp:|rtcp:|latency:|devices:" $W/status.txt | sed "s/^/call:          /"
+grep -E "codec|rtp:|rtcp:|latency:|latency \(1 s mean\):|devices:" $W/status.txt | sed "s/^/call:          /"
 # The legs as the bridge holds them once settled (PCMU, 20 ms packets).
 demo_latency $W/status-latency.txt 20 || fail=1
 echo "               (at $(sed -n 's/.*duration \([0-9.]* s\).*/\1/p' $W/status-latency.txt) of the call, $took s after the first snapshot)"

@@ -406,6 +406,18 @@ fn print_status(out: &mut String, st: &serde_json::Value) {
                 ms("playback_delay_ms"),
                 ms("device_buffer_ms"),
             );
+            // The same legs averaged over the last second (what a sample
+            // waits; the line above is a snapshot on each buffer's sawtooth).
+            outln!(
+                out,
+                "  latency (1 s mean): out: capture device {} (period {}); in: jitter buffer {} (target {} ms) + playback device {} (target {})",
+                ms("capture_delay_mean_ms"),
+                ms("device_period_ms"),
+                ms("queued_mean_ms"),
+                r["jitter_buffer_ms"],
+                ms("playback_delay_mean_ms"),
+                ms("device_buffer_ms"),
+            );
             outln!(
                 out,
                 "  devices: capture {}{}, playback {}{}; media {}{}",

@@ -21,6 +21,7 @@
 //! engine's clock at 8 kHz.
 
 use super::hooks::DeviceTiming;
+use super::mean::{WindowMean, MEAN_WINDOW};
 use super::resample::Resampler;
 use super::{AudioSpec, Codec, MediaError};
 use alsa::poll::{pollfd, Descriptors};
@@ -127,6 +128,11 @@ pub trait CaptureDevice: Send {
     fn delay(&self) -> i64 {
         0
     }
+    /// [`delay`](Self::delay) averaged over the last second, in ms
+    /// (`None`: not a device, or no whole second yet).
+    fn delay_mean_ms(&self) -> Option<f64> {
+        None
+    }
     /// Xruns recovered so far.
     fn xruns(&self) -> u64 {
         0
@@ -157,6 +163,11 @@ pub trait PlaybackDevice: Send {
     /// Frames (8 kHz) queued ahead of the next write, at the last write.
     fn delay(&self) -> i64 {
         0
+    }
+    /// The device's delay averaged over the last second, in ms (`None`:
+    /// not a device, or no whole second yet).
+    fn delay_mean_ms(&self) -> Option<f64> {
+        None
     }
     /// Frames (8 kHz) the bridge keeps queued in the device now (0: not a device).
     fn fill_target(&self) -> i64 {
@@ -703,6 +714,9 @@ pub struct AlsaCapture {
     raw: Vec<u8>,
     conv: InConv,
     delay: i64,
+    /// `delay` averaged over time (8 kHz frames): it grows at the card's
+    /// clock between two reads, each read takes a frame off.
+    delay_mean: WindowMean,
     opened: Instant,
     started: bool,
     /// The last look ([`CaptureDevice::read_frame`]), frame or not: the
@@ -835,7 +849,12 @@ impl CaptureDevice for AlsaCapture {
             }
         }
         let waiting = self.pcm.delay().unwrap_or(0);
-        self.delay = to_8k(waiting.max(0), self.fmt.rate) + self.pending() as i64;
+        let delay = to_8k(waiting.max(0), self.fmt.rate) + self.pending() as i64;
+        // Up from what the last read left to what this one found (the
+        // frame just taken included).
+        self.delay_mean
+            .segment(now, self.delay as f64, (delay + n as i64) as f64);
+        self.delay = delay;
         Ok(true)
     }
 
@@ -849,6 +868,10 @@ impl CaptureDevice for AlsaCapture {
 
     fn delay(&self) -> i64 {
         self.delay
+    }
+
+    fn delay_mean_ms(&self) -> Option<f64> {
+        self.delay_mean.mean().map(|f| f * 1000.0 / f64::from(RATE))
     }
 
     fn xruns(&self) -> u64 {
@@ -876,6 +899,9 @@ pub struct AlsaPlayback {
     conv: OutConv,
     /// Device frames queued at the last look.
     delay: i64,
+    /// `delay` averaged over time (device frames): it falls at the card's
+    /// clock between two looks, each write tops it up.
+    delay_mean: WindowMean,
     fill: Fill,
     /// What ALSA's ring held right after the last write (device frames):
     /// what it lost since is what the device consumed while the engine was
@@ -1207,7 +1233,11 @@ impl PlaybackDevice for AlsaPlayback {
         };
         // Before the start, `delay` is what was written so far.
         let backlog = (self.backlog.len() / self.fmt.bytes_per_frame()) as i64;
-        self.delay = delay.max(0) + backlog;
+        // Down from what the last write left to what this look found.
+        let delay = delay.max(0) + backlog;
+        self.delay_mean
+            .segment(now, self.delay as f64, delay as f64);
+        self.delay = delay;
         // The fill is what ALSA's own ring still holds: only that plays on
         // while the engine is away. `delay` can also count frames the card
         // has already moved on (snd-voip's RTOS speaker ring, a codec's
@@ -1274,6 +1304,12 @@ impl PlaybackDevice for AlsaPlayback {
         to_8k(self.delay, self.fmt.rate)
     }
 
+    fn delay_mean_ms(&self) -> Option<f64> {
+        self.delay_mean
+            .mean()
+            .map(|f| f * 1000.0 / f64::from(self.fmt.rate))
+    }
+
     fn fill_target(&self) -> i64 {
         to_8k(self.fill.target, self.fmt.rate)
     }
@@ -1338,6 +1374,7 @@ pub fn open_alsa_capture(
         raw: Vec::with_capacity(ring),
         conv: InConv::new(fmt),
         delay: 0,
+        delay_mean: WindowMean::new(MEAN_WINDOW),
         opened: Instant::now(),
         started: false,
         last_read: None,
@@ -1375,6 +1412,7 @@ pub fn open_alsa_playback(
         after: None,
         queued: 0,
         delay: 0,
+        delay_mean: WindowMean::new(MEAN_WINDOW),
         opened: Instant::now(),
         last_write: None,
         last_look: None,

@@ -33,6 +33,7 @@
 use super::drift::PlayoutQueue;
 use super::hooks::{PacketTransform, MAX_OVERHEAD};
 use super::jitter::JitterBuffer;
+use super::mean::{WindowMean, MEAN_WINDOW};
 use super::report::{self, NtpClock, ReceiveStats, ReportBlock, SenderInfo};
 use super::rtp::{self, DtmfReceiver, DtmfSender, Sender};
 use super::{Codec, Direction, MediaError, MediaEvent, MediaStats};
@@ -221,6 +222,10 @@ pub struct CallCore {
     encoded: Vec<u8>,
     codes: Vec<u8>,
     transform: Option<Box<dyn PacketTransform>>,
+    /// The playout level (jitter buffer and playout queue) averaged over
+    /// the last second: what a sample waits on the way in (Little's law),
+    /// where a snapshot lands anywhere on a packet's 20 ms sawtooth.
+    queued_mean: WindowMean,
 }
 
 impl std::fmt::Debug for CallCore {
@@ -278,6 +283,7 @@ impl CallCore {
             encoded: vec![0; frame],
             codes: Vec::new(),
             transform: None,
+            queued_mean: WindowMean::new(MEAN_WINDOW),
             jb_frame: frame,
             frame,
             cfg,
@@ -374,6 +380,10 @@ impl CallCore {
         s.underruns = j.underruns;
         s.jitter_buffer_ms = (self.jb.target_frames() * self.jb_frame) as u32 * 1000 / RATE;
         s.queued_ms = (self.playout.level(&self.jb) as u64 * 1000 / u64::from(RATE)) as u32;
+        s.queued_mean_ms = self
+            .queued_mean
+            .mean()
+            .map(|m| m * 1000.0 / f64::from(RATE));
         s.drift_inserted = self.playout.inserted();
         s.drift_dropped = self.playout.dropped();
         if let Some(rx) = &self.rx {
@@ -401,6 +411,7 @@ impl CallCore {
     /// A datagram arrived on the RTP socket (`data` may be rewritten in
     /// place by the packet transform).
     pub fn on_rtp(&mut self, from: SocketAddr, data: &mut [u8], now: Instant) {
+        self.hold_level(now);
         if !self.accept_from(from) {
             self.stats.packets_ignored += 1;
             return;
@@ -699,6 +710,13 @@ impl CallCore {
         }
     }
 
+    /// The playout level held since the last event that could change it
+    /// (a packet, a playout pull, a shed at the pull's time).
+    fn hold_level(&mut self, now: Instant) {
+        let level = self.playout.level(&self.jb) as f64;
+        self.queued_mean.hold(now, level);
+    }
+
     /// The playback device's fill target came down by `samples` (8 kHz):
     /// drop that much from the playout queue, a quiet sample at a time, so
     /// the latency saved there is not parked here instead.
@@ -710,6 +728,7 @@ impl CallCore {
     /// at `now` (silence when not receiving). Frames that play as they
     /// arrived are the peer's codes, bit for bit.
     pub fn playout_codes(&mut self, out: &mut [u8], now: Instant) {
+        self.hold_level(now);
         if self.direction.receives() {
             let t = self.arrival(now);
             self.playout.fill(&mut self.jb, out, t);
@@ -1060,6 +1079,51 @@ mod tests {
         let (heard, _) = run(&mut a, &mut b, t0, 21..60);
         let level = crate::media::analysis::tone_level(&heard[800..], 1000.0, 8000.0);
         assert!(level > 5000.0, "audio flows again: {level}");
+    }
+
+    /// 20 ms packets pulled 10 ms at a time: the level a snapshot shows
+    /// swings by a packet, and `queued_mean_ms` is its time average (here
+    /// checked against the level sampled every millisecond), not a phase.
+    #[test]
+    fn the_queue_mean_is_the_time_average_of_its_sawtooth() {
+        let t0 = Instant::now();
+        let mut a = CallCore::new(cfg(A), t0, NtpClock::new(t0, 0), (1, 2, 3));
+        let mut b = CallCore::new(cfg(B), t0, NtpClock::new(t0, 0), (4, 5, 6));
+        let from: SocketAddr = B.parse().unwrap();
+        let frame = tone(300.0, 0, 160);
+        let mut out = vec![0u8; 80];
+        assert_eq!(b.stats().queued_mean_ms, None, "no whole second yet");
+        let (mut sum, mut n, mut lo, mut hi) = (0.0f64, 0u32, f64::MAX, 0.0f64);
+        for ms in 0..5000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            if ms % 20 == 3 {
+                for t in capture(&mut a, &frame, now - Duration::from_millis(3)) {
+                    if let Transmit::Rtp(_, d) = t {
+                        b.on_rtp(from, &mut d.clone(), now);
+                    }
+                }
+            }
+            if ms % 10 == 7 {
+                b.playout_codes(&mut out, now);
+            }
+            if ms >= 4000 {
+                // The last whole second, as the core's window sees it.
+                let level = b.queued_samples() as f64 / 8.0;
+                sum += level;
+                n += 1;
+                lo = lo.min(level);
+                hi = hi.max(level);
+            }
+        }
+        // Close the window at 5 s (the next event marks its end).
+        b.playout_codes(&mut out, t0 + Duration::from_millis(5000));
+        let mean = b.stats().queued_mean_ms.unwrap_or(-1.0);
+        let sampled = sum / f64::from(n);
+        assert!(hi - lo >= 15.0, "a sawtooth of a packet: {lo}..{hi} ms");
+        assert!(
+            (mean - sampled).abs() < 1.5,
+            "mean {mean:.2} ms, sampled every ms {sampled:.2} ({lo}..{hi})"
+        );
     }
 
     /// An hour-long call whose far end's clock runs 100 ppm fast, then one

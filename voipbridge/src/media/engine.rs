@@ -102,6 +102,8 @@ pub struct Inner {
     capture_passthrough: bool,
     capture_delay: i64,
     playback_delay: i64,
+    capture_delay_mean: Option<f64>,
+    playback_delay_mean: Option<f64>,
     playback_target: i64,
     xruns: u64,
     playback_xruns: u64,
@@ -132,6 +134,8 @@ impl CallShared {
                 capture_passthrough: false,
                 capture_delay: 0,
                 playback_delay: 0,
+                capture_delay_mean: None,
+                playback_delay_mean: None,
                 playback_target: 0,
                 xruns: 0,
                 playback_xruns: 0,
@@ -159,6 +163,8 @@ impl CallShared {
         });
         s.capture_delay_ms = ms(inner.capture_delay);
         s.playback_delay_ms = ms(inner.playback_delay);
+        s.capture_delay_mean_ms = inner.capture_delay_mean;
+        s.playback_delay_mean_ms = inner.playback_delay_mean;
         s.xruns = inner.xruns;
         s.processing = inner
             .processors
@@ -443,6 +449,8 @@ impl Pipeline {
         self.core_timeout = inner.core.next_timeout();
         inner.capture_delay = self.capture.delay();
         inner.playback_delay = self.playback.delay();
+        inner.capture_delay_mean = self.capture.delay_mean_ms();
+        inner.playback_delay_mean = self.playback.delay_mean_ms();
         let target = self.playback.fill_target();
         if target < inner.playback_target {
             // A smaller device fill: the audio the device no longer holds

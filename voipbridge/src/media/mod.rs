@@ -22,6 +22,7 @@ pub mod drift;
 pub mod engine;
 pub mod hooks;
 pub mod jitter;
+pub mod mean;
 pub mod report;
 pub mod resample;
 pub mod rtp;
@@ -114,6 +115,9 @@ pub struct MediaStats {
     pub jitter_buffer_ms: u32,
     /// Audio queued for playback right now (jitter buffer and playout queue), ms.
     pub queued_ms: u32,
+    /// The same, averaged over the last second (`None` until a second of
+    /// the call has passed): the time a received sample waits here.
+    pub queued_mean_ms: Option<f64>,
     /// Samples repeated by clock-drift control.
     pub drift_inserted: u64,
     /// Samples dropped by clock-drift control.
@@ -156,6 +160,14 @@ pub struct MediaStats {
     /// Playback device delay (`snd_pcm_delay`) at the last write, ms: audio
     /// written but not yet played.
     pub playback_delay_ms: f64,
+    /// The capture device's delay averaged over the last second, ms
+    /// (`None`: not a device, or not a second yet): what a captured sample
+    /// waits in the device before the bridge reads it.
+    pub capture_delay_mean_ms: Option<f64>,
+    /// The playback device's delay averaged over the last second, ms: what
+    /// a sample written waits in the device before it plays (the delay
+    /// falls between two top-ups, so this is below `playback_delay_ms`).
+    pub playback_delay_mean_ms: Option<f64>,
     /// Capture stages (echo cancellation, noise suppression), in order.
     pub processing: Vec<String>,
     /// Their figures (name.figure: value), e.g. `aec3.erle_db`; in JSON an
