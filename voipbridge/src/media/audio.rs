@@ -1130,6 +1130,18 @@ impl Fill {
     }
 
     /// An underrun at `now`: cover the gap that caused it, and a period more.
+    ///
+    /// Once the fill has settled (its first descent made), that target is
+    /// the floor of the descents for [`UNDERRUN_MEMORY`]. Before, the
+    /// underrun is the call's start-up (the devices opening, the echo
+    /// canceller's first frames, a clock follower priming its ring: on the
+    /// emulated board the RTOS speaker ring took 50 ms of the 100 the
+    /// device started with, and a 136 ms look at the start of the call
+    /// underran), which says nothing of the engine's steady state: the
+    /// target still rises, but the first descent, after [`FIRST_CALM`]
+    /// calm windows, still goes straight to what they needed (the board's
+    /// calls held 146 ms for the whole call after such an underrun, where
+    /// their looks needed 28).
     fn underrun(&mut self, now: Instant) {
         let gap = self
             .last
@@ -1141,8 +1153,14 @@ impl Fill {
         self.need = 0;
         self.low = i64::MAX;
         self.window = None;
-        self.settled = true;
-        self.floor = Some((self.target, now + UNDERRUN_MEMORY));
+        if self.settled {
+            self.floor = Some((self.target, now + UNDERRUN_MEMORY));
+        } else {
+            tracing::debug!(
+                target = self.target,
+                "playback underrun before the fill settled (start-up): no floor"
+            );
+        }
     }
 }
 
@@ -1807,8 +1825,11 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         // Calm again: back down to buffer_ms.
         run(&mut f, &mut t, 60, 0, 0);
         assert_eq!(f.target, 160);
-        // An underrun 120 ms after the last look covers 120 ms and a period.
+        // Once settled, an underrun 120 ms after the last look covers
+        // 120 ms and a period.
         let mut g = Fill::new(80, 8000, 160, 2560);
+        run(&mut g, &mut t, 10, 0, 0);
+        assert!(g.settled && g.target < 800, "{}", g.target);
         g.observe(720, 80, t);
         g.underrun(t + Duration::from_millis(200));
         assert_eq!(g.target, 1680);
@@ -1821,6 +1842,34 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         // buffer_ms below 2 periods is raised; a small ring caps everything.
         assert_eq!(Fill::new(80, 8000, 80, 2560).min, 160);
         assert_eq!(Fill::new(80, 8000, 160, 400).target, 400);
+    }
+
+    #[test]
+    fn an_underrun_at_start_up_does_not_hold_the_fill_for_the_call() {
+        // The emulated board: 136 ms between the first looks of a call
+        // (the ring primed, the canceller's first frames) underran a
+        // device started at 100 ms; after that the looks need 20-25 ms.
+        let t0 = Instant::now();
+        let mut f = Fill::new(80, 8000, 160, 2560);
+        f.observe(800, 0, t0);
+        f.underrun(t0 + Duration::from_millis(136));
+        assert_eq!(f.target, 1168, "up at once to the gap and a period");
+        let mut t = t0 + Duration::from_millis(136);
+        // Looks 20-25 ms apart (drops of 160-200 frames) for 6 s: the
+        // first descent comes after two calm windows, straight to what
+        // they needed, as without the underrun.
+        for k in 0..260u32 {
+            let ms = if k % 4 == 3 { 25 } else { 20 };
+            t += Duration::from_millis(ms);
+            let drop = i64::from(ms as u32) * 8;
+            f.observe((f.target - drop).max(0), drop, t);
+        }
+        assert_eq!(f.target, 240, "the 25 ms looks and half a period");
+        assert!(f.floor.is_none());
+        // Settled now: an underrun sets the floor for 30 s as before.
+        f.underrun(t + Duration::from_millis(60));
+        assert_eq!(f.target, 560);
+        assert_eq!(f.floor.map(|(v, _)| v), Some(560));
     }
 
     #[test]
