@@ -945,7 +945,10 @@ pub struct AlsaPlayback {
 ///   `[audio] buffer_ms` and never below the largest drop of the last
 ///   20 s ([`NEED_MEMORY`] windows: a
 ///   board whose looks come late a few times a minute keeps the margin
-///   those looks need instead of learning it again by an underrun).
+///   those looks need instead of learning it again by an underrun);
+/// * treats the call's start-up as such: the looks of its first second
+///   ([`START_GRACE`]) and an underrun before the first descent grow the
+///   target as they must, but the descents do not remember them.
 ///
 /// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
 /// emulated one) does not glitch while it learns; an on-time engine brings
@@ -978,6 +981,9 @@ struct Fill {
     calm: u32,
     /// The first descent (from the start) was made, or an underrun came.
     settled: bool,
+    /// The first look of the running stream: looks in the
+    /// [`START_GRACE`] after it grow the target but set no need.
+    started: Option<Instant>,
     /// After an underrun: the target it set, which no descent goes below
     /// until [`UNDERRUN_MEMORY`] has passed (each underrun restarts it).
     floor: Option<(i64, Instant)>,
@@ -1005,6 +1011,15 @@ const NEED_MEMORY: usize = 10;
 /// underrun came 1-2 s after each, and each one costs a call with echo
 /// cancellation half a second of echo while the canceller re-converges.
 const UNDERRUN_MEMORY: Duration = Duration::from_secs(30);
+/// The start of a call's playback: the looks in it grow the target at once
+/// if they have to, as any look does, but what they lost is not a need the
+/// descents remember. The start is not the engine's steady state: the
+/// devices open, the echo canceller takes its first frames, and a clock
+/// follower primes its ring from ALSA's (snd-voip's RTOS speaker ring
+/// takes its 50 ms target at once). On the emulated board one look 92 ms
+/// late there kept the fill at 98 ms for 20 s of a call whose looks
+/// needed 25 ms afterwards.
+const START_GRACE: Duration = Duration::from_secs(1);
 
 impl Fill {
     fn new(period: i64, rate: u32, min: i64, max: i64) -> Fill {
@@ -1032,6 +1047,7 @@ impl Fill {
             max_drop: 0,
             calm: 0,
             settled: false,
+            started: None,
             floor: None,
         }
     }
@@ -1055,9 +1071,10 @@ impl Fill {
             .last
             .map_or(0, |t| self.frames(now.saturating_duration_since(t)));
         self.last = Some(now);
+        let started = *self.started.get_or_insert(now);
+        let start_up = now.saturating_duration_since(started) < START_GRACE;
         self.looks += 1;
         self.max_gap = self.max_gap.max(gap);
-        self.max_drop = self.max_drop.max(drop);
         let need = self.cover(drop);
         if need > self.target {
             // Less than half a period was left: at once to what that drop
@@ -1066,10 +1083,13 @@ impl Fill {
             self.target = (drop + self.period).min(self.max);
             self.calm = 0;
             self.low = i64::MAX;
-        } else {
+        } else if !start_up {
             self.low = self.low.min(queued);
         }
-        self.need = self.need.max(need);
+        if !start_up {
+            self.max_drop = self.max_drop.max(drop);
+            self.need = self.need.max(need);
+        }
         let start = *self.window.get_or_insert(now);
         if self.floor.is_some_and(|(_, until)| now >= until) {
             self.floor = None;
@@ -1870,6 +1890,44 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         f.underrun(t + Duration::from_millis(60));
         assert_eq!(f.target, 560);
         assert_eq!(f.floor.map(|(v, _)| v), Some(560));
+    }
+
+    #[test]
+    fn a_late_look_at_start_up_is_not_a_need_the_descents_remember() {
+        // The emulated board: one look 92 ms after the last, 100 ms into
+        // the call (the ring primed, the canceller's first frames), then
+        // looks 20-25 ms apart.
+        let t0 = Instant::now();
+        let mut f = Fill::new(80, 8000, 160, 2560);
+        let mut t = t0;
+        let mut look = |f: &mut Fill, t: &mut Instant, ms: u64| {
+            *t += Duration::from_millis(ms);
+            let drop = ms as i64 * 8;
+            f.observe((f.target - drop).max(0), drop, *t);
+        };
+        for _ in 0..5 {
+            look(&mut f, &mut t, 20);
+        }
+        look(&mut f, &mut t, 92);
+        assert_eq!(f.target, 800, "the 100 ms the fill starts at covered it");
+        for k in 0..200u32 {
+            look(&mut f, &mut t, if k % 4 == 3 { 25 } else { 20 });
+        }
+        // 4.9 s: two calm windows, straight down to what the looks after
+        // the start needed.
+        assert_eq!(f.target, 240);
+        // The same look a second into the call is the engine's: it is
+        // remembered (no descent below it for 20 s).
+        let mut g = Fill::new(80, 8000, 160, 2560);
+        let mut t = t0;
+        for _ in 0..60 {
+            look(&mut g, &mut t, 20);
+        }
+        look(&mut g, &mut t, 92);
+        for k in 0..200u32 {
+            look(&mut g, &mut t, if k % 4 == 3 { 25 } else { 20 });
+        }
+        assert_eq!(g.target, 776, "the 92 ms look and half a period");
     }
 
     #[test]
