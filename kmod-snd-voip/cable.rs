@@ -837,20 +837,25 @@ impl Cable {
             Role::Producer
         };
         let cap = port.ring.capacity();
+        let slack = rtos
+            .slack_us
+            .map(|us| crate::follow::frames_in_us(us, prep.geo.params.rate.get()));
         let Some(target) = target_fill(
             role,
             cap,
             u64::from(port.ring.period_frames),
             prep.geo.period_frames.get(),
+            slack,
         ) else {
             dev_err_ratelimited!(
                 self.dev,
-                "cable {}: RTOS {} ring of {} frames is too small for periods of {} (RTOS) and {} (ALSA) frames\n",
+                "cable {}: RTOS {} ring of {} frames is too small for periods of {} (RTOS) and {} (ALSA) frames and a slack of {} frames\n",
                 self.index,
                 port.name,
                 cap,
                 port.ring.period_frames,
-                prep.geo.period_frames.get()
+                prep.geo.period_frames.get(),
+                slack.unwrap_or(u64::from(port.ring.period_frames))
             );
             return fail(EINVAL);
         };

@@ -431,6 +431,9 @@ pub(crate) struct Rtos {
     spk: Port,
     /// The bound of every follower (module parameter `rtos_max_shift_ppm`).
     pub(crate) max_shift_ppm: i32,
+    /// The lateness each ring's target fill covers, in microseconds
+    /// (module parameter `rtos_slack_us`; `None`: one RTOS period).
+    pub(crate) slack_us: Option<u32>,
     /// The routing controls' defaults (module parameter, else device tree).
     pub(crate) defaults: RouteDefaults,
 }
@@ -468,6 +471,19 @@ impl Rtos {
             );
             return Err(EINVAL);
         }
+        let slack_us = match crate::safe::params::rtos_slack_us() {
+            -1 => None,
+            us @ 0..=crate::follow::MAX_SLACK_US => u32::try_from(us).ok(),
+            us => {
+                dev_err!(
+                    dev,
+                    "rtos_slack_us={} is out of range 0..{} (or -1: one RTOS period)\n",
+                    us,
+                    crate::follow::MAX_SLACK_US
+                );
+                return Err(EINVAL);
+            }
+        };
         let defaults = Self::defaults(dev)?;
         let region = dev.memory_region().map_err(|e| {
             dev_err!(
@@ -514,6 +530,7 @@ impl Rtos {
             mic: Port::new(0, mic, "microphone"),
             spk: Port::new(at, spk, "speaker"),
             max_shift_ppm,
+            slack_us,
             defaults,
         };
         for id in [RingId::Mic, RingId::Speaker] {

@@ -39,7 +39,12 @@ static int rtos_max_shift_ppm = 1000;
 module_param(rtos_max_shift_ppm, int, 0444);
 MODULE_PARM_DESC(rtos_max_shift_ppm, "How far a stream's clock may be pulled to follow the RTOS clock, in ppm, 0-10000 (default 1000; 0: never).");
 
+static int rtos_slack_us = -1;
+module_param(rtos_slack_us, int, 0444);
+MODULE_PARM_DESC(rtos_slack_us, "How late the RTOS (microphone ring) or Linux's timer (speaker ring) may be without a gap, in microseconds, 0-1000000; each ring's target fill is its periods plus this, so it is also delay (default -1: one RTOS period).");
+
 int snd_voip_param_index(void) { return index; }
+int snd_voip_param_rtos_slack_us(void) { return rtos_slack_us; }
 int snd_voip_param_rtos_max_shift_ppm(void) { return rtos_max_shift_ppm; }
 const char *snd_voip_param_id(void) { return id; }
 bool snd_voip_param_enable(void) { return enable; }

@@ -29,6 +29,7 @@ int snd_voip_param_pcm_substreams(void);
 const char *snd_voip_param_capture_source(void);
 const char *snd_voip_param_playback_sink(void);
 int snd_voip_param_rtos_max_shift_ppm(void);
+int snd_voip_param_rtos_slack_us(void);
 
 /*
  * Device tree (the RTOS FIFO node): MODULE_DEVICE_TABLE() is a macro, and

@@ -205,23 +205,52 @@ fn clamp_i64(v: u64) -> i64 {
 /// The fill a follower should steer to, in frames, for a ring of
 /// `capacity` frames written or read by the RTOS in `rtos_period` chunks
 /// while Linux moves `linux_period` frames per timer tick, measured right
-/// after Linux's transfer. `None` when the ring is too small for both
-/// periods plus a margin (the stream is refused).
+/// after Linux's transfer, with `slack` frames for the lateness of the side
+/// that can starve the ring (`None`: one RTOS period). `None` when the ring
+/// is too small for the target plus a period of each side (the stream is
+/// refused).
 ///
-/// As a consumer, Linux leaves two RTOS periods behind (one the producer may
-/// be late by, one of margin). As a producer, Linux leaves its own period
-/// plus two RTOS periods, so the ring still holds data when Linux's next
-/// tick comes.
-pub fn target_fill(role: Role, capacity: u64, rtos_period: u64, linux_period: u64) -> Option<u64> {
+/// As a consumer (microphone), the fill seen after Linux's reads runs on a
+/// sawtooth of one RTOS period (each chunk arrives whole), whose mean is at
+/// most half a period above its low: the target is an RTOS period plus the
+/// slack, so the low stays half a period and the slack above empty when the
+/// RTOS writes late by the slack. As a producer (speaker), the fill after
+/// Linux's writes runs from a Linux period to an RTOS period above its low,
+/// the RTOS taking a whole chunk: the target is both periods plus the
+/// slack, which Linux's ticks may be late by. The half periods left over
+/// cover the follower's hunting around the target. The default slack of an
+/// RTOS period is what the driver always kept (two RTOS periods as a
+/// consumer, a Linux period and two RTOS periods as a producer); a board
+/// whose RTOS and Linux keep time can lower it (module parameter
+/// `rtos_slack_us`), each frame of it a frame less delay.
+pub fn target_fill(
+    role: Role,
+    capacity: u64,
+    rtos_period: u64,
+    linux_period: u64,
+    slack: Option<u64>,
+) -> Option<u64> {
+    if rtos_period == 0 {
+        return None;
+    }
+    let slack = slack.unwrap_or(rtos_period);
     let target = match role {
-        Role::Consumer => 2 * rtos_period,
-        Role::Producer => linux_period + 2 * rtos_period,
+        Role::Consumer => rtos_period.checked_add(slack)?,
+        Role::Producer => linux_period.checked_add(rtos_period)?.checked_add(slack)?,
     };
     // Room above the target for one more period of each side.
-    let need = target + rtos_period + linux_period;
-    if rtos_period == 0 || need > capacity {
+    let need = target.checked_add(rtos_period)?.checked_add(linux_period)?;
+    if need > capacity {
         None
     } else {
         Some(target)
     }
 }
+
+/// `us` microseconds at `rate` Hz, in frames, rounded up (saturating).
+pub fn frames_in_us(us: u32, rate: u32) -> u64 {
+    (u64::from(us) * u64::from(rate) + 999_999) / 1_000_000
+}
+
+/// The largest `rtos_slack_us` accepted: a second.
+pub const MAX_SLACK_US: i32 = 1_000_000;

@@ -48,6 +48,12 @@ pub(crate) fn rtos_max_shift_ppm() -> i32 {
     unsafe { bindings::snd_voip_param_rtos_max_shift_ppm() }
 }
 
+/// `rtos_slack_us` (-1: the default, one RTOS period).
+pub(crate) fn rtos_slack_us() -> i32 {
+    // SAFETY: reads an int parameter, read-only after load.
+    unsafe { bindings::snd_voip_param_rtos_slack_us() }
+}
+
 fn charp(p: *const kernel::ffi::c_char) -> Option<&'static CStr> {
     if p.is_null() {
         None

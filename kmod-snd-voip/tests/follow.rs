@@ -5,7 +5,8 @@
 use core::num::{NonZeroU32, NonZeroU64};
 use snd_voip_logic::clock::{mframes_in_ns, next_period_boundary, shifted_rate_mhz, StreamClock};
 use snd_voip_logic::follow::{
-    rate_offset_ppm, rate_offset_tolerance_ppm, target_fill, Follower, Role, MAX_FOLLOW_PPM,
+    frames_in_us, rate_offset_ppm, rate_offset_tolerance_ppm, target_fill, Follower, Role,
+    MAX_FOLLOW_PPM,
 };
 
 const SEC: u64 = 1_000_000_000;
@@ -40,8 +41,37 @@ fn simulate(
     jitter_ns: u64,
     max_follow_ppm: i32,
 ) -> Outcome {
+    simulate_slack(
+        role,
+        rate,
+        ppm,
+        rtos_period,
+        linux_period,
+        capacity,
+        seconds,
+        jitter_ns,
+        max_follow_ppm,
+        None,
+    )
+}
+
+/// [`simulate`] with the target's slack given (`None`: the default).
+#[allow(clippy::too_many_arguments)]
+fn simulate_slack(
+    role: Role,
+    rate: u32,
+    ppm: i32,
+    rtos_period: u64,
+    linux_period: u64,
+    capacity: u64,
+    seconds: u64,
+    jitter_ns: u64,
+    max_follow_ppm: i32,
+    slack: Option<u64>,
+) -> Outcome {
     let rtos_rate = shifted_rate_mhz(NonZeroU32::new(rate).unwrap(), ppm);
-    let target = target_fill(role, capacity, rtos_period, linux_period).expect("ring big enough");
+    let target =
+        target_fill(role, capacity, rtos_period, linux_period, slack).expect("ring big enough");
     // The RTOS started a while ago; Linux starts at t0 and sets up the fill
     // (skips stale microphone frames, primes the speaker ring).
     let t0 = 7 * SEC + 123_457;
@@ -279,10 +309,85 @@ fn without_following_the_ring_fails_within_the_hour() {
 
 #[test]
 fn target_needs_room_for_both_periods() {
-    assert_eq!(target_fill(Role::Consumer, 8192, 160, 160), Some(320));
-    assert_eq!(target_fill(Role::Producer, 8192, 160, 1024), Some(1344));
-    assert_eq!(target_fill(Role::Consumer, 512, 160, 160), None);
-    assert_eq!(target_fill(Role::Consumer, 8192, 0, 160), None);
+    // The default slack (an RTOS period): what the driver always kept.
+    assert_eq!(target_fill(Role::Consumer, 8192, 160, 160, None), Some(320));
+    assert_eq!(
+        target_fill(Role::Producer, 8192, 160, 1024, None),
+        Some(1344)
+    );
+    assert_eq!(target_fill(Role::Producer, 8192, 160, 80, None), Some(400));
+    assert_eq!(target_fill(Role::Consumer, 512, 160, 160, None), None);
+    assert_eq!(target_fill(Role::Consumer, 8192, 0, 160, None), None);
+    // A slack given: the periods plus it.
+    assert_eq!(
+        target_fill(Role::Consumer, 8192, 160, 80, Some(40)),
+        Some(200)
+    );
+    assert_eq!(
+        target_fill(Role::Producer, 8192, 160, 80, Some(40)),
+        Some(280)
+    );
+    assert_eq!(
+        target_fill(Role::Consumer, 8192, 160, 80, Some(0)),
+        Some(160)
+    );
+    // Too big for the ring, or absurd: refused, never wrapped.
+    assert_eq!(target_fill(Role::Consumer, 8192, 160, 80, Some(8000)), None);
+    assert_eq!(
+        target_fill(Role::Producer, 8192, 160, 80, Some(u64::MAX)),
+        None
+    );
+    assert_eq!(frames_in_us(5000, 8000), 40);
+    assert_eq!(frames_in_us(1, 8000), 1, "rounded up");
+    assert_eq!(frames_in_us(0, 48000), 0);
+    assert_eq!(frames_in_us(u32::MAX, u32::MAX), 18_446_744_065_120);
+}
+
+/// The slack is what covers lateness, and the periods around it are
+/// enough: with no slack at all and punctual sides, an hour at +-300 ppm
+/// neither underflows nor overflows; Linux ticks late by up to 8 ms are
+/// covered by 10 ms of slack; the same lateness against no slack starves
+/// the speaker ring (so the slack is not decoration).
+#[test]
+fn the_slack_covers_lateness_and_no_more_is_needed() {
+    let run = |role, ppm, lp, jitter_ms: u64, slack| {
+        let o = simulate_slack(
+            role,
+            8000,
+            ppm,
+            160,
+            lp,
+            8192,
+            3600,
+            jitter_ms * 1_000_000,
+            MAX_FOLLOW_PPM,
+            Some(slack),
+        );
+        eprintln!(
+            "{role:?} {ppm:+} ppm periods 160/{lp} jitter {jitter_ms} ms slack {slack}: fill {}..{} (target {}), u{} o{}",
+            o.min_fill, o.max_fill, o.target, o.underflows, o.overflows
+        );
+        o
+    };
+    for role in [Role::Consumer, Role::Producer] {
+        for ppm in [-300, 0, 300] {
+            for lp in [80, 160, 441] {
+                let o = run(role, ppm, lp, 0, 0);
+                assert_eq!((o.underflows, o.overflows), (0, 0), "{role:?} {ppm} {lp}");
+            }
+        }
+        let o = run(role, 300, 80, 8, frames_in_us(10_000, 8000));
+        assert_eq!(
+            (o.underflows, o.overflows),
+            (0, 0),
+            "{role:?} 8 ms late, 10 ms slack"
+        );
+    }
+    let o = run(Role::Producer, 300, 80, 20, 0);
+    assert!(
+        o.underflows > 0,
+        "20 ms late ticks against no slack must starve the speaker ring"
+    );
 }
 
 #[test]

@@ -315,6 +315,38 @@ main)
     expect_refused "capture_source=speaker" "Invalid argument" "capture source must be bridge or rtos" capture_source=speaker
     expect_refused "playback_sink=mic" "Invalid argument" "playback sink must be bridge, rtos or both" playback_sink=mic
     expect_refused "rtos_max_shift_ppm=20000" "Invalid argument" "rtos_max_shift_ppm=20000 is out of range" rtos_max_shift_ppm=20000
+    expect_refused "rtos_slack_us=-2" "Invalid argument" "rtos_slack_us=-2 is out of range" rtos_slack_us=-2
+    expect_refused "rtos_slack_us=1000001" "Invalid argument" "rtos_slack_us=1000001 is out of range" rtos_slack_us=1000001
+
+    # rtos_slack_us: each ring's target fill is its periods plus the slack
+    # (5 ms = 40 frames at 8 kHz; RTOS periods of 160 frames, ALSA periods
+    # of 80 here): the microphone ring 160 + 40, the speaker ring
+    # 80 + 160 + 40 (the default slack, an RTOS period: 320 and 400).
+    host init
+    host start
+    check "modprobe snd-voip rtos_slack_us=5000" modprobe snd-voip rtos_slack_us=5000
+    arecord -D hw:VoIP,0,0 -f S16_LE -r 8000 -c 1 --period-size=80 --buffer-size=640 -d 4 /tmp/slack.wav 2>"$O/arecord-slack.log" &
+    rec=$!
+    aplay -D hw:VoIP,0,0 --period-size=80 --buffer-size=640 -d 4 "$O/tone440.wav" 2>"$O/aplay-slack.log" &
+    ply=$!
+    slack_links() { cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 | grep -q "microphone ring.*target fill" && cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 | grep -q "speaker ring.*target fill"; }
+    wait_for 30 slack_links
+    cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 >"$O/cables-slack.txt" 2>&1
+    wait $rec $ply
+    check "rtos_slack_us=5000: microphone ring target 200 frames (160 + 40)" grep -q "microphone ring.*target fill 200," "$O/cables-slack.txt"
+    check "rtos_slack_us=5000: speaker ring target 280 frames (80 + 160 + 40)" grep -q "speaker ring.*target fill 280," "$O/cables-slack.txt"
+    check "rmmod snd-voip" rmmod snd-voip
+    # A slack the ring cannot hold with both periods: the stream is
+    # refused with EINVAL and says why; the module stays usable.
+    check "modprobe snd-voip rtos_slack_us=1000000" modprobe snd-voip rtos_slack_us=1000000
+    log_mark
+    if arecord -D hw:VoIP,0,0 -f S16_LE -r 8000 -c 1 -d 1 /tmp/slack.wav >"$O/arecord-slack-big.log" 2>&1; then
+        fail "rtos_slack_us=1000000: a capture on an 8192-frame ring started"
+    else
+        check "rtos_slack_us=1000000: the capture is refused and the log says why" sh -c "dmesg | tail -n +$((log_at + 1)) | grep -q 'too small for periods of 160 (RTOS) and .* slack of 8000 frames'"
+    fi
+    check "rmmod snd-voip" rmmod snd-voip
+    host stop
 
     # Probe-time corruption: each bad header refuses the module with its errno.
     for case in "bad-magic|No such device|bad magic" \
