@@ -1014,11 +1014,10 @@ const UNDERRUN_MEMORY: Duration = Duration::from_secs(30);
 /// The start of a call's playback: the looks in it grow the target at once
 /// if they have to, as any look does, but what they lost is not a need the
 /// descents remember. The start is not the engine's steady state: the
-/// devices open, the echo canceller takes its first frames, and a clock
-/// follower primes its ring from ALSA's (snd-voip's RTOS speaker ring
-/// takes its 50 ms target at once). On the emulated board one look 92 ms
-/// late there kept the fill at 98 ms for 20 s of a call whose looks
-/// needed 25 ms afterwards.
+/// devices open and start, the echo canceller takes its first frames, the
+/// first packets come in. On the emulated board one look 92 ms late there
+/// (the device lost as much: the engine's start, not the card) kept the
+/// fill at 98 ms for 20 s of a call whose looks needed 25 ms afterwards.
 const START_GRACE: Duration = Duration::from_secs(1);
 
 impl Fill {
@@ -1153,11 +1152,10 @@ impl Fill {
     ///
     /// Once the fill has settled (its first descent made), that target is
     /// the floor of the descents for [`UNDERRUN_MEMORY`]. Before, the
-    /// underrun is the call's start-up (the devices opening, the echo
-    /// canceller's first frames, a clock follower priming its ring: on the
-    /// emulated board the RTOS speaker ring took 50 ms of the 100 the
-    /// device started with, and a 136 ms look at the start of the call
-    /// underran), which says nothing of the engine's steady state: the
+    /// underrun is the call's start-up (the devices starting, the echo
+    /// canceller's first frames: on the emulated board a look 136 ms after
+    /// the last, 160 ms into the call, underran the 100 ms the device
+    /// started with), which says nothing of the engine's steady state: the
     /// target still rises, but the first descent, after [`FIRST_CALM`]
     /// calm windows, still goes straight to what they needed (the board's
     /// calls held 146 ms for the whole call after such an underrun, where
@@ -1867,7 +1865,7 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
     #[test]
     fn an_underrun_at_start_up_does_not_hold_the_fill_for_the_call() {
         // The emulated board: 136 ms between the first looks of a call
-        // (the ring primed, the canceller's first frames) underran a
+        // (the devices starting, the canceller's first frames) underran a
         // device started at 100 ms; after that the looks need 20-25 ms.
         let t0 = Instant::now();
         let mut f = Fill::new(80, 8000, 160, 2560);
@@ -1895,7 +1893,7 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
     #[test]
     fn a_late_look_at_start_up_is_not_a_need_the_descents_remember() {
         // The emulated board: one look 92 ms after the last, 100 ms into
-        // the call (the ring primed, the canceller's first frames), then
+        // the call (the devices starting, the canceller's first frames), then
         // looks 20-25 ms apart.
         let t0 = Instant::now();
         let mut f = Fill::new(80, 8000, 160, 2560);
