@@ -319,22 +319,27 @@ main)
     expect_refused "rtos_slack_us=1000001" "Invalid argument" "rtos_slack_us=1000001 is out of range" rtos_slack_us=1000001
 
     # rtos_slack_us: each ring's target fill is its periods plus the slack
-    # (5 ms = 40 frames at 8 kHz; RTOS periods of 160 frames, ALSA periods
-    # of 80 here): the microphone ring 160 + 40, the speaker ring
-    # 80 + 160 + 40 (the default slack, an RTOS period: 320 and 400).
+    # (5 ms = 40 frames at 8 kHz; RTOS periods of 160 frames): the
+    # microphone ring 160 + 40, the speaker ring the ALSA period + 160 + 40
+    # (the default slack, an RTOS period: 320, and the period + 320).
     host init
     host start
     check "modprobe snd-voip rtos_slack_us=5000" modprobe snd-voip rtos_slack_us=5000
-    arecord -D hw:VoIP,0,0 -f S16_LE -r 8000 -c 1 --period-size=80 --buffer-size=640 -d 4 /tmp/slack.wav 2>"$O/arecord-slack.log" &
+    arecord -D hw:VoIP,0,0 -f S16_LE -r 8000 -c 1 -d 6 /tmp/slack.wav 2>"$O/arecord-slack.log" &
     rec=$!
-    aplay -D hw:VoIP,0,0 --period-size=80 --buffer-size=640 -d 4 "$O/tone440.wav" 2>"$O/aplay-slack.log" &
+    aplay -D hw:VoIP,0,0 -d 6 "$O/tone440.wav" 2>"$O/aplay-slack.log" &
     ply=$!
-    slack_links() { cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 | grep -q "microphone ring.*target fill" && cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 | grep -q "speaker ring.*target fill"; }
-    wait_for 30 slack_links
-    cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 >"$O/cables-slack.txt" 2>&1
+    cables() { cat /proc/asound/VoIP/cable0 /proc/asound/VoIP/cable1 2>&1; }
+    slack_links() { cables | grep -q "microphone ring.*target fill" && cables | grep -q "speaker ring.*target fill"; }
+    wait_for 30 slack_links ||
+        fail "rtos_slack_us=5000: the streams had not both started on their rings after 30 s: $(cat "$O/arecord-slack.log" "$O/aplay-slack.log" | tr '\n' ' '); $(cables | tr '\n' ' ')"
+    cables >"$O/cables-slack.txt"
     wait $rec $ply
-    check "rtos_slack_us=5000: microphone ring target 200 frames (160 + 40)" grep -q "microphone ring.*target fill 200," "$O/cables-slack.txt"
-    check "rtos_slack_us=5000: speaker ring target 280 frames (80 + 160 + 40)" grep -q "speaker ring.*target fill 280," "$O/cables-slack.txt"
+    pp=$(sed -n 's/^  playback: running,.* period \([0-9]*\),.*/\1/p' "$O/cables-slack.txt" | head -n 1)
+    check "rtos_slack_us=5000: microphone ring target 200 frames (160 + 40): $(grep 'microphone ring' "$O/cables-slack.txt" | sed 's/^ *//')" \
+        grep -q "microphone ring.*target fill 200," "$O/cables-slack.txt"
+    check "rtos_slack_us=5000: speaker ring target $((${pp:-0} + 200)) frames (${pp:-?} + 160 + 40): $(grep 'speaker ring' "$O/cables-slack.txt" | sed 's/^ *//')" \
+        grep -q "speaker ring.*target fill $((${pp:-0} + 200)),"  "$O/cables-slack.txt"
     check "rmmod snd-voip" rmmod snd-voip
     # A slack the ring cannot hold with both periods: the stream is
     # refused with EINVAL and says why; the module stays usable.
