@@ -249,7 +249,7 @@ pub fn target_fill(
 
 /// `us` microseconds at `rate` Hz, in frames, rounded up (saturating).
 pub fn frames_in_us(us: u32, rate: u32) -> u64 {
-    (u64::from(us) * u64::from(rate) + 999_999) / 1_000_000
+    (u64::from(us) * u64::from(rate)).div_ceil(1_000_000)
 }
 
 /// The largest `rtos_slack_us` accepted: a second.

@@ -1898,7 +1898,7 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         let t0 = Instant::now();
         let mut f = Fill::new(80, 8000, 160, 2560);
         let mut t = t0;
-        let mut look = |f: &mut Fill, t: &mut Instant, ms: u64| {
+        let look = |f: &mut Fill, t: &mut Instant, ms: u64| {
             *t += Duration::from_millis(ms);
             let drop = ms as i64 * 8;
             f.observe((f.target - drop).max(0), drop, *t);
