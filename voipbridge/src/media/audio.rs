@@ -946,14 +946,16 @@ pub struct AlsaPlayback {
 ///   20 s ([`NEED_MEMORY`] windows: a
 ///   board whose looks come late a few times a minute keeps the margin
 ///   those looks need instead of learning it again by an underrun);
-/// * treats the call's start-up as such: the looks of its first second
-///   ([`START_GRACE`]) and an underrun before the first descent grow the
-///   target as they must, but the descents do not remember them.
+/// * treats the call's start-up as such: the looks of its first two
+///   seconds ([`START_GRACE`]) and an underrun before the first descent
+///   grow the target as they must, but the descents do not remember them,
+///   and the first descent waits for two calm windows after the first
+///   (at 6 s of the call).
 ///
 /// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
 /// emulated one) does not glitch while it learns; an on-time engine brings
-/// it to a period and a half after two windows (4 s), to `buffer_ms` and
-/// no lower. Each descent also drops what the device no longer holds from
+/// it to a period and a half after the start-up window and two more (6 s),
+/// to `buffer_ms` and no lower. Each descent also drops what the device no longer holds from
 /// the playout queue (`CallCore::shed_playout`), or the latency would only
 /// move there. (Until 2026-12-05 the need was the wall-clock gap between
 /// looks rounded up to periods and a period more, and the first descent
@@ -1017,8 +1019,10 @@ const UNDERRUN_MEMORY: Duration = Duration::from_secs(30);
 /// devices open and start, the echo canceller takes its first frames, the
 /// first packets come in. On the emulated board one look 92 ms late there
 /// (the device lost as much: the engine's start, not the card) kept the
-/// fill at 98 ms for 20 s of a call whose looks needed 25 ms afterwards.
-const START_GRACE: Duration = Duration::from_secs(1);
+/// fill at 98 ms for 20 s of a call whose looks needed 25 ms afterwards,
+/// and in another call a look 61 ms late came 1.5 s in (after an underrun
+/// at 0.13 s): the first control window ([`FILL_WINDOW`]) is the start.
+const START_GRACE: Duration = FILL_WINDOW;
 
 impl Fill {
     fn new(period: i64, rate: u32, min: i64, max: i64) -> Fill {
@@ -1095,6 +1099,11 @@ impl Fill {
         }
         let floor = self.floor.map_or(self.min, |(f, _)| f.max(self.min));
         if now.saturating_duration_since(start) >= FILL_WINDOW {
+            // A window that began in the start-up is no sample of the
+            // engine's steady state either way: it neither counts as calm
+            // (the first descent waits for [`FIRST_CALM`] windows after
+            // it, each with its own looks) nor raises the target.
+            let start_up_window = start.saturating_duration_since(started) < START_GRACE;
             let low = self.low;
             // What the windows of the last NEED_MEMORY needed: no descent
             // goes below a drop seen that recently (the emulated board's
@@ -1121,7 +1130,9 @@ impl Fill {
             self.low = i64::MAX;
             self.need = 0;
             self.window = Some(now);
-            if low < self.period / 2 {
+            if start_up_window {
+                // (The looks that found the device low already raised it.)
+            } else if low < self.period / 2 {
                 self.target = (self.target + self.period).min(self.max);
                 self.calm = 0;
             } else if need + self.period / 8 <= self.target {
@@ -1805,9 +1816,10 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
                 f.observe((f.target - drop).max(0), drop, *t);
             }
         };
-        // On time: after the first two 2 s windows straight to what a
-        // period's drop needs (a period and a half), which buffer_ms raises
-        // to two; not after one.
+        // On time: after the start-up window (2 s) and two more straight
+        // to what a period's drop needs (a period and a half), which
+        // buffer_ms raises to two; not after one.
+        run(&mut f, &mut t, 2, 0, 0);
         run(&mut f, &mut t, 3, 0, 0);
         assert_eq!(f.target, 800, "one window is not enough");
         run(&mut f, &mut t, 2, 0, 0);
@@ -1873,10 +1885,10 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         f.underrun(t0 + Duration::from_millis(136));
         assert_eq!(f.target, 1168, "up at once to the gap and a period");
         let mut t = t0 + Duration::from_millis(136);
-        // Looks 20-25 ms apart (drops of 160-200 frames) for 6 s: the
-        // first descent comes after two calm windows, straight to what
-        // they needed, as without the underrun.
-        for k in 0..260u32 {
+        // Looks 20-25 ms apart (drops of 160-200 frames) for 8.5 s: the
+        // first descent comes after two calm windows after the start-up
+        // one, straight to what they needed, as without the underrun.
+        for k in 0..400u32 {
             let ms = if k % 4 == 3 { 25 } else { 20 };
             t += Duration::from_millis(ms);
             let drop = i64::from(ms as u32) * 8;
@@ -1908,21 +1920,21 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         }
         look(&mut f, &mut t, 92);
         assert_eq!(f.target, 800, "the 100 ms the fill starts at covered it");
-        for k in 0..200u32 {
+        for k in 0..320u32 {
             look(&mut f, &mut t, if k % 4 == 3 { 25 } else { 20 });
         }
-        // 4.9 s: two calm windows, straight down to what the looks after
-        // the start needed.
+        // 7 s: the start-up window and two calm windows after it, straight
+        // down to what the looks after the start needed.
         assert_eq!(f.target, 240);
-        // The same look a second into the call is the engine's: it is
+        // The same look 2.2 s into the call is the engine's: it is
         // remembered (no descent below it for 20 s).
         let mut g = Fill::new(80, 8000, 160, 2560);
         let mut t = t0;
-        for _ in 0..60 {
+        for _ in 0..110 {
             look(&mut g, &mut t, 20);
         }
         look(&mut g, &mut t, 92);
-        for k in 0..200u32 {
+        for k in 0..320u32 {
             look(&mut g, &mut t, if k % 4 == 3 { 25 } else { 20 });
         }
         assert_eq!(g.target, 776, "the 92 ms look and half a period");
@@ -1950,8 +1962,9 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         let t0 = Instant::now();
         let mut f = Fill::new(80, 8000, 160, 2560);
         let mut t = t0;
-        for k in 0..400u32 {
-            let late: u32 = match k {
+        // (The first 2 s are the start-up window: on time here.)
+        for k in 0..600u32 {
+            let late: u32 = match k.wrapping_sub(200) {
                 50 | 150 => 11,
                 250 => 26,
                 _ => 0,
@@ -1968,8 +1981,8 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         // descent goes below what it needs.
         let mut g = Fill::new(80, 8000, 160, 2560);
         let mut t = t0;
-        for k in 0..1000u32 {
-            let late: u32 = if k % 150 == 149 { 80 } else { 0 };
+        for k in 0..1200u32 {
+            let late: u32 = if k >= 200 && k % 150 == 149 { 80 } else { 0 };
             t += Duration::from_millis(10 + u64::from(late));
             let drop = 80 + i64::from(late) * 8;
             g.observe((g.target - drop).max(0), drop, t);
