@@ -946,16 +946,18 @@ pub struct AlsaPlayback {
 ///   20 s ([`NEED_MEMORY`] windows: a
 ///   board whose looks come late a few times a minute keeps the margin
 ///   those looks need instead of learning it again by an underrun);
-/// * treats the call's start-up as such: the looks of its first two
-///   seconds ([`START_GRACE`]) and an underrun before the first descent
-///   grow the target as they must, but the descents do not remember them,
-///   and the first descent waits for two calm windows after the first
-///   (at 6 s of the call).
+/// * treats the call's start-up as such: when a look of its first two
+///   seconds ([`START_GRACE`]) lost more than four periods, or an
+///   underrun came before the first descent, the start stalled: those
+///   looks grow the target as they must, but the descents do not remember
+///   them, and the first descent waits for two calm windows after the
+///   first (at 6 s of the call). A start that kept time is an ordinary
+///   window.
 ///
 /// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
 /// emulated one) does not glitch while it learns; an on-time engine brings
-/// it to a period and a half after the start-up window and two more (6 s),
-/// to `buffer_ms` and no lower. Each descent also drops what the device no longer holds from
+/// it to a period and a half after two windows (4 s; 6 s after a stalled
+/// start), to `buffer_ms` and no lower. Each descent also drops what the device no longer holds from
 /// the playout queue (`CallCore::shed_playout`), or the latency would only
 /// move there. (Until 2026-12-05 the need was the wall-clock gap between
 /// looks rounded up to periods and a period more, and the first descent
@@ -984,8 +986,16 @@ struct Fill {
     /// The first descent (from the start) was made, or an underrun came.
     settled: bool,
     /// The first look of the running stream: looks in the
-    /// [`START_GRACE`] after it grow the target but set no need.
+    /// [`START_GRACE`] after it are the start-up's.
     started: Option<Instant>,
+    /// This window's start-up looks: their largest drop, need and low
+    /// water, kept apart until the window ends.
+    start_drop: i64,
+    start_need: i64,
+    start_low: i64,
+    /// A start-up look lost more than [`START_STALL_PERIODS`], or an
+    /// underrun came before the first descent: the start-up stalled.
+    start_stalled: bool,
     /// After an underrun: the target it set, which no descent goes below
     /// until [`UNDERRUN_MEMORY`] has passed (each underrun restarts it).
     floor: Option<(i64, Instant)>,
@@ -1023,6 +1033,10 @@ const UNDERRUN_MEMORY: Duration = Duration::from_secs(30);
 /// and in another call a look 61 ms late came 1.5 s in (after an underrun
 /// at 0.13 s): the first control window ([`FILL_WINDOW`]) is the start.
 const START_GRACE: Duration = FILL_WINDOW;
+/// A start-up look that lost more than this many periods is a stall (the
+/// emulated board's were 61-136 ms with 10 ms periods; a late engine
+/// under TCG loses 2-3 periods now and then, which is its steady state).
+const START_STALL_PERIODS: i64 = 4;
 
 impl Fill {
     fn new(period: i64, rate: u32, min: i64, max: i64) -> Fill {
@@ -1051,6 +1065,10 @@ impl Fill {
             calm: 0,
             settled: false,
             started: None,
+            start_drop: 0,
+            start_need: 0,
+            start_low: i64::MAX,
+            start_stalled: false,
             floor: None,
         }
     }
@@ -1086,10 +1104,18 @@ impl Fill {
             self.target = (drop + self.period).min(self.max);
             self.calm = 0;
             self.low = i64::MAX;
-        } else if !start_up {
+        } else if start_up {
+            self.start_low = self.start_low.min(queued);
+        } else {
             self.low = self.low.min(queued);
         }
-        if !start_up {
+        if start_up {
+            self.start_drop = self.start_drop.max(drop);
+            self.start_need = self.start_need.max(need);
+            if drop > START_STALL_PERIODS * self.period {
+                self.start_stalled = true;
+            }
+        } else {
             self.max_drop = self.max_drop.max(drop);
             self.need = self.need.max(need);
         }
@@ -1099,11 +1125,22 @@ impl Fill {
         }
         let floor = self.floor.map_or(self.min, |(f, _)| f.max(self.min));
         if now.saturating_duration_since(start) >= FILL_WINDOW {
-            // A window that began in the start-up is no sample of the
-            // engine's steady state either way: it neither counts as calm
-            // (the first descent waits for [`FIRST_CALM`] windows after
-            // it, each with its own looks) nor raises the target.
-            let start_up_window = start.saturating_duration_since(started) < START_GRACE;
+            // A window that began in a start-up that stalled is no sample
+            // of the engine's steady state either way: its start-up looks
+            // set no need, and it neither counts as calm (the first
+            // descent waits for [`FIRST_CALM`] windows after it, each
+            // with its own looks) nor raises the target. A start-up that
+            // kept time is an ordinary part of its window.
+            let skip = start.saturating_duration_since(started) < START_GRACE && self.start_stalled;
+            if !skip {
+                self.need = self.need.max(self.start_need);
+                self.max_drop = self.max_drop.max(self.start_drop);
+                self.low = self.low.min(self.start_low);
+            }
+            self.start_drop = 0;
+            self.start_need = 0;
+            self.start_low = i64::MAX;
+            self.start_stalled = false;
             let low = self.low;
             // What the windows of the last NEED_MEMORY needed: no descent
             // goes below a drop seen that recently (the emulated board's
@@ -1130,7 +1167,7 @@ impl Fill {
             self.low = i64::MAX;
             self.need = 0;
             self.window = Some(now);
-            if start_up_window {
+            if skip {
                 // (The looks that found the device low already raised it.)
             } else if low < self.period / 2 {
                 self.target = (self.target + self.period).min(self.max);
@@ -1185,6 +1222,7 @@ impl Fill {
         if self.settled {
             self.floor = Some((self.target, now + UNDERRUN_MEMORY));
         } else {
+            self.start_stalled = true;
             tracing::debug!(
                 target = self.target,
                 "playback underrun before the fill settled (start-up): no floor"
@@ -1816,10 +1854,10 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
                 f.observe((f.target - drop).max(0), drop, *t);
             }
         };
-        // On time: after the start-up window (2 s) and two more straight
-        // to what a period's drop needs (a period and a half), which
-        // buffer_ms raises to two; not after one.
-        run(&mut f, &mut t, 2, 0, 0);
+        // On time (a start-up that keeps time is an ordinary window):
+        // after the first two 2 s windows straight to what a period's drop
+        // needs (a period and a half), which buffer_ms raises to two; not
+        // after one.
         run(&mut f, &mut t, 3, 0, 0);
         assert_eq!(f.target, 800, "one window is not enough");
         run(&mut f, &mut t, 2, 0, 0);
@@ -1962,9 +2000,8 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         let t0 = Instant::now();
         let mut f = Fill::new(80, 8000, 160, 2560);
         let mut t = t0;
-        // (The first 2 s are the start-up window: on time here.)
-        for k in 0..600u32 {
-            let late: u32 = match k.wrapping_sub(200) {
+        for k in 0..400u32 {
+            let late: u32 = match k {
                 50 | 150 => 11,
                 250 => 26,
                 _ => 0,
@@ -1981,8 +2018,8 @@ pcm.vb_law_in {{ type file slave.pcm "null" file "/dev/null" infile "{d}/law_in.
         // descent goes below what it needs.
         let mut g = Fill::new(80, 8000, 160, 2560);
         let mut t = t0;
-        for k in 0..1200u32 {
-            let late: u32 = if k >= 200 && k % 150 == 149 { 80 } else { 0 };
+        for k in 0..1000u32 {
+            let late: u32 = if k % 150 == 149 { 80 } else { 0 };
             t += Duration::from_millis(10 + u64::from(late));
             let drop = 80 + i64::from(late) * 8;
             g.observe((g.target - drop).max(0), drop, t);
