@@ -29,35 +29,9 @@ struct Outcome {
 /// its follower-steered clock, every `linux_period` frames, each tick late
 /// by up to `jitter_ns` (a fixed pseudo-random sequence). The follower may
 /// shift Linux's clock by at most `max_follow_ppm` (0: never steered).
+/// The target's slack is `slack` (`None`: the default, an RTOS period).
 #[allow(clippy::too_many_arguments)]
 fn simulate(
-    role: Role,
-    rate: u32,
-    ppm: i32,
-    rtos_period: u64,
-    linux_period: u64,
-    capacity: u64,
-    seconds: u64,
-    jitter_ns: u64,
-    max_follow_ppm: i32,
-) -> Outcome {
-    simulate_slack(
-        role,
-        rate,
-        ppm,
-        rtos_period,
-        linux_period,
-        capacity,
-        seconds,
-        jitter_ns,
-        max_follow_ppm,
-        None,
-    )
-}
-
-/// [`simulate`] with the target's slack given (`None`: the default).
-#[allow(clippy::too_many_arguments)]
-fn simulate_slack(
     role: Role,
     rate: u32,
     ppm: i32,
@@ -204,6 +178,7 @@ fn check_jittered(
         3600,
         jitter_ns,
         MAX_FOLLOW_PPM,
+        None,
     );
     eprintln!("{role:?} {ppm:+} ppm periods {rtos_period}/{linux_period} jitter {} ms: shift {:+} ppm (mean {:+}, sd {:.0}), fill {}..{} (target {}), late mean {} u{} o{}", jitter_ns / 1_000_000, o.final_ppm, o.late_mean_ppm, o.late_sd_ppm, o.min_fill, o.max_fill, o.target, o.late_mean_fill, o.underflows, o.overflows);
     assert_eq!(o.underflows, 0, "{role:?} {ppm} ppm: underflow");
@@ -276,7 +251,7 @@ fn without_following_the_ring_fails_within_the_hour() {
         (Role::Producer, 300),
         (Role::Producer, -300),
     ] {
-        let o = simulate(role, 8000, ppm, 160, 160, 8192, 3600, 0, 0);
+        let o = simulate(role, 8000, ppm, 160, 160, 8192, 3600, 0, 0, None);
         eprintln!(
             "unsteered {role:?} {ppm:+} ppm: shift {} ppm, fill {}..{} (target {}), u{} o{}",
             o.final_ppm, o.min_fill, o.max_fill, o.target, o.underflows, o.overflows
@@ -351,7 +326,7 @@ fn target_needs_room_for_both_periods() {
 #[test]
 fn the_slack_covers_lateness_and_no_more_is_needed() {
     let run = |role, ppm, lp, jitter_ms: u64, slack| {
-        let o = simulate_slack(
+        let o = simulate(
             role,
             8000,
             ppm,
