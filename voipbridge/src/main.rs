@@ -139,6 +139,13 @@ enum Cmd {
         config: PathBuf,
     },
     /// Show registration, calls, codecs, RTP counters, the transport and bans.
+    ///
+    /// Per call, two latency lines: `latency:` is a snapshot of each
+    /// buffer (capture device, jitter buffer and playout queue, playback
+    /// device); `latency (1 s mean):` is each one averaged over the last
+    /// whole second, the time a sample waits there (`-` in a call's first
+    /// second). For the first sample of a packet, out = capture mean + half
+    /// a packet, in = queue mean - half a packet + playback mean.
     Status {
         /// Print JSON instead of text.
         #[arg(long)]

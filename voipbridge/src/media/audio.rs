@@ -957,8 +957,8 @@ pub struct AlsaPlayback {
 /// It starts at 100 ms (or `buffer_ms` if larger), so a loaded board (or an
 /// emulated one) does not glitch while it learns; an on-time engine brings
 /// it to a period and a half after two windows (4 s; 6 s after a stalled
-/// start), to `buffer_ms` and no lower. Each descent also drops what the device no longer holds from
-/// the playout queue (`CallCore::shed_playout`), or the latency would only
+/// start), to `buffer_ms` and no lower. Each descent also drops what the
+/// device no longer holds from the playout queue (`CallCore::shed_playout`), or the latency would only
 /// move there. (Until 2026-12-05 the need was the wall-clock gap between
 /// looks rounded up to periods and a period more, and the first descent
 /// added another: under TCG, where looks come 10-22 ms apart, 40 ms.)
@@ -983,7 +983,8 @@ struct Fill {
     max_gap: i64,
     max_drop: i64,
     calm: u32,
-    /// The first descent (from the start) was made, or an underrun came.
+    /// The first descent (from the start) was made (an underrun before it
+    /// is the start-up's, see [`Fill::underrun`]).
     settled: bool,
     /// The first look of the running stream: looks in the
     /// [`START_GRACE`] after it are the start-up's.
