@@ -713,7 +713,7 @@ impl CallCore {
     /// The playout level held since the last event that could change it
     /// (a packet, a playout pull, a shed at the pull's time).
     fn hold_level(&mut self, now: Instant) {
-        let level = self.playout.level(&self.jb) as f64;
+        let level = self.queued_samples() as f64;
         self.queued_mean.hold(now, level);
     }
 
