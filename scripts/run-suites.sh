@@ -174,6 +174,20 @@ fi
 bg_wait
 
 total=$((SECONDS - t_start))
+# What failed, at the end where a truncated CI log still shows it: each
+# failing step's FAIL lines (and panics), from its log.
+if [ "$failed" != 0 ]; then
+    echo
+    echo "================ snd-voip: make $tier, what failed ================"
+    for n in "${order[@]}"; do
+        [ "${status[$n]}" = FAIL ] || continue
+        echo "-- $n ($out/logs/$n.log):"
+        # A panic's message is on the line after its "panicked at".
+        awk '/^==== /{next} /panicked at/{print; if ((getline l) > 0) print l; next}
+             /FAIL|^error(\[|:)|Error [0-9]/' "$out/logs/$n.log" 2>/dev/null |
+            tail -n 25 | cut -c1-400 | sed 's/^/   /'
+    done
+fi
 {
     echo
     echo "================ snd-voip: make $tier, wall time per step ================"
