@@ -235,9 +235,8 @@ main)
     }
     delay_vs_fill
     if [ -n "$delay_bad" ]; then
-        echo "delay, first run disagreed ($delay_bad ring):"
-        sed 's/^/  /' "$O/delay-verdicts.txt"
-        echo "delay: measuring once more"
+        echo "NOTE: delay, the first run disagreed ($delay_bad ring); measuring once more:"
+        sed 's/^/NOTE:   first run: /' "$O/delay-verdicts.txt"
         delay_vs_fill
     fi
     while read -r verdict said; do

@@ -142,7 +142,7 @@ boot() {
     pids+=("$gpid")
     serve_requests "$o" "$gpid" request
     wait "$gpid" || rc=$?
-    sed -n '/@@SND_VOIP_BEGIN/,/@@SND_VOIP_END/p' "$dir/console-$name.log" | grep -v '^@@' | grep -E '^(PASS|FAIL|SKIP|host:|[0-9]+ passed)' || true
+    sed -n '/@@SND_VOIP_BEGIN/,/@@SND_VOIP_END/p' "$dir/console-$name.log" | grep -v '^@@' | grep -E '^(PASS|FAIL|SKIP|NOTE|host:|[0-9]+ passed)' || true
     grep '^host:' "$dir/console-$name.log" || true
     if [ "$rc" = 0 ]; then
         pass "guest $name: every in-guest check passed ($(($(date +%s) - t0)) s)"
