@@ -11,6 +11,12 @@
 //! with kernel times: it was this bridge's own late sends, echoed back by
 //! the far end, and went with the device-clock looks of `audio`; the
 //! share of the engine's reads was not measured apart.)
+//!
+//! The kernel turns receive stamping on for the first timed socket of the
+//! system in a work item (`net_enable_timestamp`'s deferred static key): a
+//! datagram received before that work ran is stamped when it is read, as
+//! without the option. That costs the first packets of the first call
+//! their kernel time, nothing more.
 
 use super::engine::Datagrams;
 use nix::sys::socket::{
