@@ -72,6 +72,15 @@ pub fn stamp_to_instant(stamp: Duration, wall: Duration, now: Instant) -> Instan
     now.checked_sub(age).unwrap_or(now)
 }
 
+/// The monotonic clock and the wall clock (since the epoch), read together.
+fn clocks_now() -> (Instant, Duration) {
+    let now = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now, wall)
+}
+
 fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = a.as_sockaddr_in() {
         return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
@@ -126,10 +135,7 @@ impl Datagrams for TimedUdp {
             }
         }
         let at = stamp.map(|s| {
-            let now = Instant::now();
-            let wall = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
+            let (now, wall) = clocks_now();
             stamp_to_instant(s, wall, now)
         });
         Ok((n, from, at))
@@ -155,15 +161,6 @@ mod tests {
         // Stepped forward, or a stamp from long ago: at most MAX_AGE.
         assert_eq!(stamp_to_instant(wall - ms(5000), wall, now), now - MAX_AGE);
         assert_eq!(stamp_to_instant(Duration::ZERO, wall, now), now - MAX_AGE);
-    }
-
-    /// The wall clock's offset from the monotonic one, now.
-    fn wall_offset() -> (Instant, Duration) {
-        let now = Instant::now();
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        (now, wall)
     }
 
     /// Whether the wall clock moved with the monotonic one between `a` and
@@ -200,7 +197,7 @@ mod tests {
         let mut held = 0;
         let mut seen = Vec::new();
         for _ in 0..5 {
-            let start = wall_offset();
+            let start = clocks_now();
             let before = Instant::now();
             tx.send_to(b"rtp", to).unwrap();
             // Read 50 ms later: the stamp says when it came, not when it
@@ -208,7 +205,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
             let (n, from, at) = rx.recv_timed(&mut buf).unwrap();
             let read = Instant::now();
-            let end = wall_offset();
+            let end = clocks_now();
             assert_eq!((&buf[..n], from), (&b"rtp"[..], tx.local_addr().unwrap()));
             let at = at.expect("no receive time");
             // Whatever the wall clock did: never after the read, never
