@@ -82,6 +82,11 @@ demo_latency() {
         for (i = 1; i <= n; i++) if (w[i] == a && w[i+1] == b) return w[i+off]
         return ""
     }
+    # "within", or how far the worse leg is over its target.
+    function verdict(o, omax, i, imax) {
+        if (o <= omax && i <= imax) return "within"
+        return sprintf("over by %.1f ms", (i - imax > o - omax ? i - imax : o - omax))
+    }
     # The ring lines of the cable snapshot: "capture: RTOS microphone ring,
     # ... mean fill 355.830, ..." after the line of its stream ("8000 Hz").
     FILENAME == rings {
@@ -115,13 +120,13 @@ demo_latency() {
         strict = (out <= outmax && inl <= inmax)
         fillmax = jbt + (pdt > per ? pdt : per) + 5
         ok = (out <= outmax && inl <= fillmax)
-        printf "latency:       first sample of a packet, from the %s: %s [issue 16: out <= period %.0f + ptime %d + 5 = %.0f, in <= jitter target %.0f + period %.0f + 5 = %.0f: %s]  [%s: in <= jitter target + the fill target now (%.1f ms) + 5 = %.0f]\n", src, how, per, ptime, outmax, jbt, per, inmax, strict ? "within" : sprintf("over by %.1f ms", (inl - inmax > out - outmax ? inl - inmax : out - outmax)), (mode == "info") ? "shown" : (ok ? "PASS" : "FAIL"), pdt, fillmax
+        printf "latency:       first sample of a packet, from the %s: %s [issue 16: out <= period %.0f + ptime %d + 5 = %.0f, in <= jitter target %.0f + period %.0f + 5 = %.0f: %s]  [%s: in <= jitter target + the fill target now (%.1f ms) + 5 = %.0f]\n", src, how, per, ptime, outmax, jbt, per, inmax, verdict(out, outmax, inl, inmax), (mode == "info") ? "shown" : (ok ? "PASS" : "FAIL"), pdt, fillmax
         if (rings != "") {
             if (mic == "" || spk == "" || mic < 0 || spk < 0) {
                 print "latency:       no RTOS ring lines in " rings
             } else {
                 bout = out - mic; bin = inl - spk
-                printf "latency:       of which the RTOS rings (mean fill): microphone %.1f ms, speaker %.1f ms; the bridge'"'"'s own part: out %.1f ms, in %.1f ms [issue 16: out <= %.0f, in <= %.0f: %s]\n", mic, spk, bout, bin, outmax, inmax, (bout <= outmax && bin <= inmax) ? "within" : sprintf("over by %.1f ms", (bin - inmax > bout - outmax ? bin - inmax : bout - outmax))
+                printf "latency:       of which the RTOS rings (mean fill): microphone %.1f ms, speaker %.1f ms; the bridge'"'"'s own part: out %.1f ms, in %.1f ms [issue 16: out <= %.0f, in <= %.0f: %s]\n", mic, spk, bout, bin, outmax, inmax, verdict(bout, outmax, bin, inmax)
             }
         }
         if (mode == "info") exit 0
