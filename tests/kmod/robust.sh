@@ -4,7 +4,7 @@
 # card suite, after tests/kmod/guest-card.sh's own checks).
 #
 #   tests/kmod/robust.sh          the make-test counts (2,000 stress cycles,
-#                                 200 load/unload cycles)
+#                                 64 load/unload cycles)
 #   tests/kmod/robust.sh --long   the soak: 200,000 stress cycles and 10,000
 #                                 load/unload cycles (make test-long)
 set -euo pipefail
