@@ -668,6 +668,8 @@ impl Loop {
             buffer_ms: s.audio.buffer_ms,
             ..MediaParams::default()
         };
+        // Taken by the engine thread when it gets this call.
+        crate::media::engine::set_realtime_priority(s.audio.realtime_priority);
         self.media.insert(
             id.clone(),
             Media::Starting {

@@ -296,6 +296,12 @@ pub struct Audio {
     /// (2-4 periods).
     #[serde(default = "default_buffer_ms")]
     pub buffer_ms: u32,
+    /// The media engine thread's SCHED_FIFO priority, 1-99; 0 (the
+    /// default): normal scheduling. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO
+    /// that high (systemd `LimitRTPRIO=`); without it the engine logs a
+    /// warning and runs at normal priority.
+    #[serde(default)]
+    pub realtime_priority: u8,
 }
 
 fn default_echo_cancel() -> toml::Value {
@@ -434,6 +440,7 @@ fn default_audio() -> Audio {
         noise_suppression: false,
         period_ms: default_period_ms(),
         buffer_ms: default_buffer_ms(),
+        realtime_priority: 0,
     }
 }
 fn default_call() -> CallCfg {
@@ -761,6 +768,16 @@ impl Config {
                 format!(
                     "{} ms is not 2 to 16 periods of {} ms (2-4 keep the latency low)",
                     self.audio.buffer_ms, self.audio.period_ms
+                ),
+            ));
+        }
+        if self.audio.realtime_priority > 99 {
+            return Err(bad(
+                "audio",
+                "realtime_priority",
+                format!(
+                    "{} is not 0 (normal scheduling) or a SCHED_FIFO priority 1..99",
+                    self.audio.realtime_priority
                 ),
             ));
         }
@@ -1129,6 +1146,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("exactly"), "{e}");
+    }
+
+    #[test]
+    fn realtime_priority_is_off_by_default_and_checked() {
+        let s = settings("[account]\nuri = \"sip:b@127.0.0.1\"\n").unwrap();
+        assert_eq!(s.audio.realtime_priority, 0);
+        let s = settings("[account]\nuri = \"sip:b@127.0.0.1\"\n[audio]\nrealtime_priority = 10\n")
+            .unwrap();
+        assert_eq!(s.audio.realtime_priority, 10);
+        for bad in ["100", "255", "-1", "256", "\"high\""] {
+            let e = settings(&format!(
+                "[account]\nuri = \"sip:b@127.0.0.1\"\n[audio]\nrealtime_priority = {bad}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("realtime_priority"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -680,6 +680,74 @@ pub fn set_mode(mode: Mode) -> bool {
     MODE.set(mode).is_ok() && ENGINE.get().is_none()
 }
 
+/// `[audio] realtime_priority`: the engine thread's SCHED_FIFO priority
+/// (0: normal scheduling), taken when the engine next gets a call.
+static RT_PRIORITY: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the engine thread's scheduling for its next calls: SCHED_FIFO at
+/// `priority` (1..=99, larger values are clamped to 99), or normal
+/// scheduling with 0. The engine applies it when it is handed a call (so a
+/// reloaded configuration takes effect with the next call) and logs the
+/// outcome once per change: without CAP_SYS_NICE or a high enough
+/// RLIMIT_RTPRIO it warns and keeps normal scheduling.
+pub fn set_realtime_priority(priority: u8) {
+    RT_PRIORITY.store(priority.min(99), Ordering::Relaxed);
+}
+
+/// How long a SCHED_FIFO engine may run without blocking before the kernel
+/// signals the process (RLIMIT_RTTIME, soft: SIGXCPU, which ends it so a
+/// supervisor restarts it; hard, a second later: SIGKILL). The engine
+/// blocks in poll(2) every period: only a bug spins this long, and on a
+/// single-core board a spinning real-time thread would leave the rest of
+/// the system (the SIP agent, ssh) only the kernel's 5 % RT-throttling
+/// share.
+const RT_SPIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Applies [`RT_PRIORITY`] to the calling (engine) thread when it changed
+/// since `applied`.
+fn apply_realtime(applied: &mut Option<u8>) {
+    let want = RT_PRIORITY.load(Ordering::Relaxed);
+    if *applied == Some(want) || (applied.is_none() && want == 0) {
+        return;
+    }
+    *applied = Some(want);
+    if want > 0 {
+        guard_rt_spin();
+    }
+    match super::sched::set_current_thread_fifo(want) {
+        Ok(()) if want > 0 => {
+            tracing::info!("media engine: SCHED_FIFO priority {want} ([audio] realtime_priority)")
+        }
+        Ok(()) => tracing::info!("media engine: normal scheduling ([audio] realtime_priority = 0)"),
+        Err(e) => tracing::warn!(
+            "media engine: cannot take SCHED_FIFO priority {want}: {e}; running at normal \
+             priority (give voipbridge CAP_SYS_NICE or an RLIMIT_RTPRIO of at least {want}, \
+             e.g. systemd LimitRTPRIO={want})"
+        ),
+    }
+}
+
+/// Sets the process's RLIMIT_RTTIME to [`RT_SPIN_LIMIT`] unless a limit
+/// (an administrator's, or ours) is there already.
+fn guard_rt_spin() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_RTTIME) else {
+        return;
+    };
+    if soft != RLIM_INFINITY {
+        return;
+    }
+    let us = RT_SPIN_LIMIT.as_micros() as u64;
+    let hard_us = if hard == RLIM_INFINITY {
+        us + 1_000_000
+    } else {
+        hard.min(us + 1_000_000)
+    };
+    if let Err(e) = setrlimit(Resource::RLIMIT_RTTIME, us.min(hard_us), hard_us) {
+        tracing::warn!("media engine: cannot set RLIMIT_RTTIME: {e}");
+    }
+}
+
 impl Engine {
     /// The process's engine, started on first use.
     pub fn get() -> Result<&'static Engine, MediaError> {
@@ -740,10 +808,12 @@ fn run(rx: std_mpsc::Receiver<Command>, wake: UnixStream, mode: Mode) {
         Mode::Events => None,
     };
     let mut next_tick = Instant::now() + tick.unwrap_or_default();
+    let mut realtime = None;
     loop {
         loop {
             match rx.try_recv() {
                 Ok(Command::Add(id, p)) => {
+                    apply_realtime(&mut realtime);
                     let mut p = *p;
                     if tick.is_some() {
                         p.poll_devices = false;

@@ -27,6 +27,7 @@ pub mod report;
 pub mod resample;
 pub mod rtp;
 pub mod rxtime;
+pub mod sched;
 pub mod session;
 pub mod sim;
 
