@@ -130,8 +130,17 @@ else
 fi
 cp $W/*.log $W/cables-mid.txt $GUEST_OUT/ 2>/dev/null; [ -n "$far" ] && cp "$far" $GUEST_OUT/far-heard.wav; cp $W/bridge-heard.wav $GUEST_OUT/ 2>/dev/null
 # linphone's own echo canceller with an echo path on the card (issue 18):
-# two more calls, canceller off and on (guest-linphone-echo.sh).
-. $R/tests/demo/guest-linphone-echo.sh
+# two more calls, canceller off and on (guest-linphone-echo.sh). On the
+# production kernel only (make test-linphone alone, the default): on the
+# debug kernel (make test) the emulated guest is too slow for linphone's
+# canceller to converge (2026-12-06: ERLE 2.5 dB with it on; 23.5 dB on
+# the production kernel) and the two calls take five minutes.
+if dmesg | grep -q "KernelAddressSanitizer initialized"; then
+    echo "NOTE: linphone's own echo canceller is not checked on the debug kernel (make test-linphone, on the production kernel, checks it)"
+    step "NOTE: echo calls left out on the debug kernel"
+else
+    . $R/tests/demo/guest-linphone-echo.sh
+fi
 rmmod snd_voip && pass "rmmod after linphone exited" || fail "rmmod"
 if dmesg | grep -qE "BUG:|WARNING:|KASAN"; then fail "kernel log has reports"; else pass "kernel log is clean"; fi
 echo "$passed passed, $failed failed"
