@@ -57,8 +57,31 @@ fn read_peer(
     }
 }
 
+/// Readings between the two stores show that the test tested: the reader
+/// polls every 0.7 ms and each counter's carry leaves a 3 ms window, which
+/// a reader descheduled on a loaded host (a fresh make test, kernels
+/// building beside it) can miss; such a run is made again, up to
+/// [`ATTEMPTS`] in all. Every other check holds in every run.
+const ATTEMPTS: u32 = 3;
+
 #[test]
 fn a_32_bit_writer_across_the_carry_loses_no_frame() {
+    for n in 1..=ATTEMPTS {
+        let (mic_seen, spk_seen) = attempt();
+        if mic_seen.torn > 0 && spk_seen.torn > 0 {
+            return;
+        }
+        eprintln!(
+            "attempt {n}: no reading between the stores (mic {mic_seen:?}, speaker \
+             {spk_seen:?}): the reader missed the window; again"
+        );
+    }
+    panic!("no torn reading in {ATTEMPTS} runs: the test did not test");
+}
+
+/// One run across the carry, every check but the torn reading; returns
+/// what the Linux side saw of each counter.
+fn attempt() -> (Seen, Seen) {
     let dir = tempfile::tempdir().unwrap();
     let file = region_file(dir.path(), OFFSET);
     let wav = dir.path().join("spk.wav");
@@ -182,11 +205,7 @@ fn a_32_bit_writer_across_the_carry_loses_no_frame() {
         s["mic_write_counter"][1].as_u64().unwrap(),
         "Linux read all"
     );
-    // Linux read between the two stores, and nothing was implausible.
-    assert!(
-        mic_seen.torn > 0 && spk_seen.torn > 0,
-        "no torn reading: the test did not test"
-    );
+    // Nothing was implausible (readings between the two stores: the caller).
     assert_eq!((mic_w.transients(), spk_r.transients()), (0, 0));
     assert_eq!((mic_w.high_mismatches(), spk_r.high_mismatches()), (0, 0));
     // Microphone: every frame, the unbroken tone (sample n of the sine).
@@ -216,4 +235,5 @@ fn a_32_bit_writer_across_the_carry_loses_no_frame() {
     for (i, &v) in a.samples[first..first + consumed].iter().enumerate() {
         assert_eq!(v, (i % 32768) as i16, "speaker frame {i}");
     }
+    (mic_seen, spk_seen)
 }
