@@ -60,6 +60,11 @@ rootfs=$("$root/scripts/arm64-rootfs.sh")
 psbin=$(dirname "$("$root/tests/pcmstress/build.sh" arm64)")
 SIM=$root/target/release/rtos-sim
 AT=$root/target/release/audiotest
+# make test-rtos builds the tests' binaries first (make bridge, SND_VOIP_BIN);
+# cargo's target directory may be elsewhere (CARGO_TARGET_DIR).
+[ -x "$SIM" ] || SIM=${SND_VOIP_BIN:-}/rtos-sim
+[ -x "$AT" ] || AT=${SND_VOIP_BIN:-}/audiotest
+[ -x "$SIM" ] && [ -x "$AT" ] || { echo "rtos/run: no rtos-sim/audiotest (target/release or SND_VOIP_BIN)" >&2; exit 2; }
 
 mem=512 smp=2
 ram=$dir/ram
