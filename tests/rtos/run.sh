@@ -27,7 +27,8 @@
 #
 # usage: tests/rtos/run.sh [--module ARM64_KO] [--keep DIR]
 #   --keep DIR  leave the RAM file, recordings, logs and guest output in DIR
-# Needs: make setup, BOARD=qemu-arm64 make kernel (make test-rtos does both).
+# Needs: make setup, make bridge (the host's rtos-sim and audiotest), BOARD=qemu-arm64
+# make kernel (make test-rtos does all three).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -55,16 +56,14 @@ kdir=$("$root/scripts/kernel.sh" --print-kdir)
 [ -f "$kernel" ] || { echo "rtos/run: $kernel not built: run 'BOARD=qemu-arm64 make kernel'" >&2; exit 2; }
 rootfs=$("$root/scripts/arm64-rootfs.sh")
 [ -n "$ko" ] || ko=$("$root/scripts/kmod-arm64.sh" "$kdir")
-(cd "$root" && cargo build -q --release --locked -p rtos-sim -p audiotest)
 # The static arm64 pcmstress, shared with the guest as $SND_VOIP_BIN.
 psbin=$(dirname "$("$root/tests/pcmstress/build.sh" arm64)")
-SIM=$root/target/release/rtos-sim
-AT=$root/target/release/audiotest
-# make test-rtos builds the tests' binaries first (make bridge, SND_VOIP_BIN);
-# cargo's target directory may be elsewhere (CARGO_TARGET_DIR).
-[ -x "$SIM" ] || SIM=${SND_VOIP_BIN:-}/rtos-sim
-[ -x "$AT" ] || AT=${SND_VOIP_BIN:-}/audiotest
-[ -x "$SIM" ] && [ -x "$AT" ] || { echo "rtos/run: no rtos-sim/audiotest (target/release or SND_VOIP_BIN)" >&2; exit 2; }
+# The host's rtos-sim and audiotest: the tests' builds (make bridge), as
+# the board demo uses them (tests/demo/board.sh).
+bindir=${SND_VOIP_BIN:-$("$root/scripts/cargo-ci.sh" print-bin)}
+SIM=$bindir/rtos-sim
+AT=$bindir/audiotest
+[ -x "$SIM" ] && [ -x "$AT" ] || { echo "rtos/run: $SIM or $AT missing: run 'make bridge'" >&2; exit 2; }
 
 mem=512 smp=2
 ram=$dir/ram
