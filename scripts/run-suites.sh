@@ -63,16 +63,16 @@ case "$tier" in
         # took a fresh make test to 60 minutes, 2026-12-06). `make demo`
         # and `make bench` boot the production kernel and judge latency.
         export LINPHONE_KERNEL=debug DEMO_X86_KERNEL=debug
-        bg_builds=(kernel kernel-arm64 kmods xbuild-arm64)
         ;;
     long)
         host_suites=(fuzz-long test-host-long template-build)
         qemu_suites=(test-kmod-long test-kmod-arm64)
-        bg_builds=(kernel kernel-arm64 kmods xbuild-arm64)
         ;;
     *) echo "run-suites: unknown tier $tier (test or long)" >&2; exit 2 ;;
 esac
-# (bg_builds: the background builds, in the order the qemu suites need them.)
+# Background builds, in the order the qemu suites need them (no tier
+# builds the x86_64 production kernel: see above).
+bg_builds=(kernel kernel-arm64 kmods xbuild-arm64)
 
 out=${SND_VOIP_TEST_OUT:-$root/target/test-out}
 mkdir -p "$out/logs"

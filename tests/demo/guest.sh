@@ -67,7 +67,8 @@ cat $W/status.txt
 # wait up to 15 s more for them to be within issue 16's targets, then judge
 # (tests/lib/demo.sh, demo_latency: the in leg against the fill the bridge holds).
 legs() { $VB status --config $W/bridge.toml >$W/status-latency.txt && demo_latency $W/status-latency.txt 20 strict; }
-if [ -z "$lat_mode" ]; then wait_for 15 legs; else legs >/dev/null; took=0; fi
+legs_took=0
+if [ -z "$lat_mode" ]; then wait_for 15 legs; legs_took=$took; else legs >/dev/null; fi
 $VB hangup --config $W/bridge.toml
 wait_for 30 sh -c "$VB status --config $W/bridge.toml | grep -q 'no calls'" || say "call still listed 30 s after the hang-up"
 kill -INT $ARP; wait $ARP
@@ -97,7 +98,7 @@ echo "call setup:    ${setup_ms} ms (from running 'voipbridge call' until 'statu
 grep -E "codec|rtp:|rtcp:|latency:|latency \(1 s mean\):|devices:" $W/status.txt | sed "s/^/call:          /"
 # The legs as the bridge holds them once settled (PCMU, 20 ms packets).
 demo_latency $W/status-latency.txt 20 $lat_mode || fail=1
-echo "               (at $(sed -n 's/.*duration \([0-9.]* s\).*/\1/p' $W/status-latency.txt) of the call, $took s after the first snapshot)"
+echo "               (at $(sed -n 's/.*duration \([0-9.]* s\).*/\1/p' $W/status-latency.txt) of the call, $legs_took s after the first snapshot)"
 if $AT analyze --wav "$far" --freq 1000 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/far.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi
 echo "far end heard: $(grep channel $W/far.txt | head -n 1)  [$r: 1 kHz from aplay on hw:VoIP,0,0]"
 if $AT analyze --wav $W/app-heard.wav --freq 440 --window 0.1 --min-seconds 3 --min-dbfs -10 >$W/app.txt 2>&1; then r=PASS; else r=FAIL; fail=1; fi
