@@ -135,7 +135,8 @@ cp $W/*.log $W/cables-mid.txt $GUEST_OUT/ 2>/dev/null; [ -n "$far" ] && cp "$far
 # debug kernel (make test) the emulated guest is too slow for linphone's
 # canceller to converge (2026-12-06: ERLE 2.5 dB with it on; 23.5 dB on
 # the production kernel) and the two calls take five minutes.
-if dmesg | grep -q "KernelAddressSanitizer initialized"; then
+. $R/tests/lib/kernel.sh
+if debug_kernel; then
     echo "NOTE: linphone's own echo canceller is not checked on the debug kernel (make test-linphone, on the production kernel, checks it)"
     step "NOTE: echo calls left out on the debug kernel"
 else

@@ -7,13 +7,14 @@ AT=$SND_VOIP_BIN/audiotest VB=$SND_VOIP_BIN/voipbridge
 W=/tmp/demo; mkdir -p $W/bs/snd; cd $W
 say() { echo "demo: $*"; }
 . $R/tests/lib/wait.sh
+. $R/tests/lib/kernel.sh
 fail=0
 # Latency is judged on the production kernel (`make demo`); on the debug
 # kernel (make test's run: KASAN, lockdep and kmemleak slow every syscall
 # of the emulated guest) the legs are printed, not judged: they measure the
 # checkers, and make test is a correctness run (README, Tests).
 lat_mode=""
-if dmesg | grep -q "KernelAddressSanitizer initialized"; then
+if debug_kernel; then
     lat_mode=info
     [ -w /sys/kernel/debug/kmemleak ] && echo scan=off >/sys/kernel/debug/kmemleak
     say "debug kernel: the latency legs are shown, not judged"
