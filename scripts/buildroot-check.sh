@@ -8,7 +8,10 @@
 #      the fragment sets must survive, and no legacy option may be set (Buildroot
 #      refuses to build a .config with BR2_LEGACY);
 #   3. `make snd-voip-show-info voipbridge-show-info`: both package .mk files
-#      parse and resolve to the package infrastructures they name.
+#      parse and resolve to the package infrastructures they name;
+#   4. voipbridge's build and install commands as `make printvars` expands
+#      them: the release-embedded profile, the features the options chose
+#      (also with one turned off), and the built binary installed.
 #
 #   scripts/buildroot-check.sh BUILDROOT_DIR [DEFCONFIG]
 #
@@ -58,4 +61,30 @@ for line in sys.stdin:
         deps = " ".join(info["dependencies"])
         print(f"{name}: {kind} package {version}, license {lic} ({files}), depends on {deps}")
 '
+echo "== voipbridge's build and install commands"
+# printvars expands them as the build would (with @D empty): the board
+# profile, the features the options chose, and an install of the binary
+# the build made (not a cargo install, which would rebuild it with the
+# default features). Then again with TLS off.
+cmds() {
+    make -s -C "$BR" O="$OUT" VARS="VOIPBRIDGE_BUILD_CMDS VOIPBRIDGE_INSTALL_TARGET_CMDS" printvars
+}
+check_cmds() { # FEATURES
+    c=$(cmds)
+    build=$(printf '%s\n' "$c" | grep -o 'cargo build .*') || die "VOIPBRIDGE_BUILD_CMDS runs no cargo build"
+    for want in "--profile release-embedded" "--no-default-features" "--features \"$1\"" "--locked"; do
+        case "$build" in *"$want"*) ;; *) die "voipbridge's cargo build lacks $want: $build" ;; esac
+    done
+    inst=$(printf '%s\n' "$c" | sed -n 's/^VOIPBRIDGE_INSTALL_TARGET_CMDS=//p')
+    case "$inst" in
+        *"cargo install"*) die "voipbridge's install step runs cargo install (a second build, default features)" ;;
+        *"/release-embedded/voipbridge "*"/usr/bin/voipbridge"*) ;;
+        *) die "voipbridge's install step does not install the release-embedded binary: $inst" ;;
+    esac
+    echo "voipbridge: cargo build --profile release-embedded --features \"$1\"; installs that binary"
+}
+check_cmds "tls,srtp,aec"
+sed -i 's/^BR2_PACKAGE_VOIPBRIDGE_TLS=y$/# BR2_PACKAGE_VOIPBRIDGE_TLS is not set/' "$OUT/.config"
+check_cmds "srtp,aec"
+
 echo "buildroot-check: board-configs/buildroot passes against $BR ($DEFCONFIG)"
