@@ -36,6 +36,7 @@ help:
 	@echo "  make kernel      the debug kernel (KASAN, lockdep, kmemleak) for BOARD=$(BOARD), cached in $(SND_VOIP_CACHE)"
 	@echo "  make kernel-prod the production kernel for BOARD (no debug options; x86_64: built with GCC)"
 	@echo "  make kmod        build kmod-snd-voip/snd-voip.ko against KDIR (default: the reference tree)"
+	@echo "  make kmods       snd-voip.ko for each test kernel (x86_64 debug and production, arm64; kmods-test: the two make test boots)"
 	@echo "  make bridge      build the workspace's binaries in the tests' profile (ci) into SND_VOIP_BIN"
 	@echo "  make test-host   cargo tests and host integration tests (no qemu)"
 	@echo "  make test-kmod   the card tests in qemu (debug kernel); test-kmod-arm64: the same on the arm64 board"
@@ -91,10 +92,15 @@ print-kernel:
 kmod: $(if $(filter command line environment,$(origin KDIR)),,kernel)
 	@$(MAKE) -C kmod-snd-voip KDIR="$(KDIR)"
 
-# The module for each of the three test kernels (a background build step of make test).
-kmods: kernel kernel-prod kernel-arm64
-	@$(DEBUG_KERNEL) $(ROOT)/scripts/kmod.sh
+# The module for each of the three test kernels (a background build step of
+# make test-long).
+kmods: kmods-test kernel-prod
 	@$(PROD_KERNEL) $(ROOT)/scripts/kmod.sh
+
+# The module for the two kernels make test boots (x86_64 and arm64 debug;
+# a background build step of make test).
+kmods-test: kernel kernel-arm64
+	@$(DEBUG_KERNEL) $(ROOT)/scripts/kmod.sh
 	@$(DEBUG_KERNEL) $(ROOT)/scripts/kmod-arm64.sh
 
 bridge: setup
@@ -271,6 +277,6 @@ test-host-long: bridge
 	PROPTEST_CASES=20000 $(ROOT)/scripts/cargo-ci.sh test
 
 .PHONY: buildroot-check demo-x86 demo-board kernel-arm64 kernel-arm64-prod kmod-arm64 test-rtos rootfs-arm64 dtb-arm64 help setup \
-	kernel kernel-prod kmods print-kdir print-kernel kmod bridge lint dtbs-check kconfig-check template-build \
+	kernel kernel-prod kmods kmods-test print-kdir print-kernel kmod bridge lint dtbs-check kconfig-check template-build \
 	test-host test-kmod test-kmod-arm64 test-kmod-arm64-matrix test-kmod-long test-intree test-linphone test test-long bench bench-kmod bench-kmod-trace bench-calls-guest demo \
 	xbuild-arm64 fuzz test-fuzz fuzz-long test-host-long
