@@ -25,8 +25,9 @@ VOIPBRIDGE_FEATURES = \
 # opt-level "s", panic = "abort": README "Footprint"), which the
 # cargo-package default cannot select (it passes --release, which cargo
 # refuses beside --profile); with BR2_ENABLE_DEBUG the release profile
-# (line tables). Buildroot's CARGO_PROFILE_RELEASE_* settings do not
-# override what release-embedded sets itself.
+# (debug info as Buildroot's debug options set it). Buildroot's
+# CARGO_PROFILE_RELEASE_* settings reach release-embedded only where it
+# sets nothing itself (not LTO, codegen units, opt-level or debug).
 VOIPBRIDGE_PROFILE = $(if $(BR2_ENABLE_DEBUG),release,release-embedded)
 VOIPBRIDGE_CARGO_BUILD_OPTS = \
 	--profile $(VOIPBRIDGE_PROFILE) \
