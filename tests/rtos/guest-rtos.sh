@@ -20,6 +20,7 @@
 . "$SND_VOIP_ROOT/tests/kmod/lib.sh"
 . "$SND_VOIP_ROOT/tests/lib/handshake.sh"
 . "$SND_VOIP_ROOT/tests/lib/wait.sh"
+. "$SND_VOIP_ROOT/tests/lib/kernel.sh"
 . "$SND_VOIP_ROOT/tests/kmod/lib-pm.sh"
 mode=${1:-main}
 O=$GUEST_OUT
@@ -56,7 +57,7 @@ mean() { awk '{ s += $1; n++ } END { if (n) printf "%d\n", s / n; else print 0 }
 
 # A debug suite on a kernel without its checkers proves nothing: fail.
 check "the kernel has KASAN, lockdep and kmemleak (debug.config)" \
-    sh -c 'dmesg | grep -q "KernelAddressSanitizer initialized" && test -e /proc/lockdep && test -e /sys/kernel/debug/kmemleak'
+    debug_checkers
 
 case "$mode" in
 main)

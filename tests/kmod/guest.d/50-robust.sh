@@ -20,6 +20,7 @@ if [ -z "${passed+x}" ]; then
     robust_alone=1
 fi
 . "$SND_VOIP_ROOT/tests/lib/wait.sh"
+. "$SND_VOIP_ROOT/tests/lib/kernel.sh"
 . "$SND_VOIP_ROOT/tests/kmod/lib-pm.sh"
 if [ "${mode:-}" = long ]; then
     stress_cycles=${ROBUST_STRESS_CYCLES:-200000} mod_cycles=${ROBUST_MOD_CYCLES:-10000}
@@ -30,7 +31,7 @@ mkdir -p /tmp/robust && cd /tmp/robust || exit 1
 
 # A debug suite on a kernel without its checkers proves nothing: fail.
 check "the kernel has KASAN, lockdep and kmemleak (debug.config)" \
-    sh -c 'dmesg | grep -q "KernelAddressSanitizer initialized" && test -e /proc/lockdep && test -e /sys/kernel/debug/kmemleak'
+    debug_checkers
 
 # The test program, built for this guest's architecture by the host
 # (tests/pcmstress/build.sh, called by tests/kmod/run.sh, run-arm64.sh and
