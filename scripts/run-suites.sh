@@ -57,12 +57,14 @@ case "$tier" in
         # 2026-12-06: a fresh make test took 60 minutes (the x86 matrix
         # covers the same driver code in make test).
         qemu_suites=(test-kmod test-intree test-linphone demo-x86 test-rtos demo-board)
-        # linphone and the x86 demo on the debug kernel, like every other
-        # suite here: a correctness run, and one x86 kernel less to build
-        # on a fresh machine (its ~15 minutes of CPU beside the suites
-        # took a fresh make test to 60 minutes, 2026-12-06). `make demo`
-        # and `make bench` boot the production kernel and judge latency.
-        export LINPHONE_KERNEL=debug DEMO_X86_KERNEL=debug
+        # linphone and both demos on the debug kernels, like every other
+        # suite here: a correctness run (the board demo is the RTOS FIFO's
+        # only run inside a real call), and one kernel per architecture to
+        # build on a fresh machine (the x86_64 production kernel's ~15
+        # minutes of CPU beside the suites took a fresh make test to 60
+        # minutes, 2026-12-06). `make demo` and `make bench` boot the
+        # production kernels and show (x86_64: judge) latency.
+        export LINPHONE_KERNEL=debug DEMO_X86_KERNEL=debug DEMO_BOARD_KERNEL=debug
         # Background builds, in the order the qemu suites need them: the
         # module for the two kernels this tier boots (kmods-test), not
         # `make kmods`, which also builds the x86_64 production kernel

@@ -35,8 +35,10 @@
 # (echo_cancel = auto: on for this RTOS-routed device) removes it;
 # tests/aec/echo_report.py measures what is left, fails the demo under
 # 20 dB ERLE, and plots echo.png. Off by
-# default, and on the production kernel when on: under the debug kernel
-# the emulated board does not keep up (README, "Echo cancellation").
+# default; on the production kernel only: under the debug kernel the
+# emulated board does not keep up (README, "Echo cancellation").
+# The kernel: SND_VOIP_KERNEL (the Makefile's DEMO_BOARD_KERNEL: prod for
+# make demo and the target alone, debug in make test).
 # Hooks (tests/aec/board-echo.sh sets these):
 #   DEMO_ECHO          1: the echo path above, with its ERLE check
 #   DEMO_SIM_ARGS      extra `rtos-sim run` arguments (replace DEMO_ECHO's)
