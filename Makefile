@@ -258,7 +258,8 @@ demo-x86: bridge $(if $(filter prod,$(DEMO_X86_KERNEL)),kernel-prod,kernel)
 # instead (scripts/run-suites.sh sets DEMO_BOARD_KERNEL=debug): the FIFO
 # path is the driver's newest code, and this is its only run inside a
 # real call. DEMO_ECHO=1 turns rtos-sim's echo path and the >= 20 dB ERLE
-# check on (production kernel only: README, Echo cancellation).
+# check on (meant for the production kernel: under the debug kernel the
+# emulated board does not keep up; README, Echo cancellation).
 XBUILD_JOBS ?= $(shell nproc)
 export XBUILD_JOBS
 demo-board: bridge $(if $(filter prod,$(DEMO_BOARD_KERNEL)),kernel-arm64-prod,kernel-arm64)

@@ -35,7 +35,7 @@
 # (echo_cancel = auto: on for this RTOS-routed device) removes it;
 # tests/aec/echo_report.py measures what is left, fails the demo under
 # 20 dB ERLE, and plots echo.png. Off by
-# default; on the production kernel only: under the debug kernel the
+# default; meant for the production kernel: under the debug kernel the
 # emulated board does not keep up (README, "Echo cancellation").
 # The kernel: SND_VOIP_KERNEL (the Makefile's DEMO_BOARD_KERNEL: prod for
 # make demo and the target alone, debug in make test).
