@@ -161,16 +161,17 @@ buildroot-check:
 	@[ -n "$(BUILDROOT)" ] || { echo "usage: make buildroot-check BUILDROOT=/path/to/buildroot [BR_DEFCONFIG=...]" >&2; exit 2; }
 	$(ROOT)/scripts/buildroot-check.sh "$(BUILDROOT)" $(BR_DEFCONFIG)
 
-# linphone on the card and the x86 demo boot the production kernel, as a
-# user's board would; make test boots them on the debug kernel
-# (scripts/run-suites.sh sets these to debug: a correctness run, one x86
-# kernel to build on a fresh machine; the demo then shows its latency legs
-# without judging them).
+# linphone on the card and both demos boot the production kernels, as a
+# user's board would; make test boots them on the debug kernels
+# (scripts/run-suites.sh sets these to debug: a correctness run, one
+# kernel per architecture to build on a fresh machine; the demos then show
+# their latency legs without judging them). Set here, before the rules
+# whose prerequisites name the kernel each boots (DEMO_*_KERNEL_TARGET).
 LINPHONE_KERNEL ?= prod
 DEMO_X86_KERNEL ?= prod
-# The board demo's kernel (demo-board, below; set before `demo`, whose
-# prerequisites name it).
 DEMO_BOARD_KERNEL ?= prod
+DEMO_X86_KERNEL_TARGET = $(if $(filter prod,$(DEMO_X86_KERNEL)),kernel-prod,kernel)
+DEMO_BOARD_KERNEL_TARGET = $(if $(filter prod,$(DEMO_BOARD_KERNEL)),kernel-arm64-prod,kernel-arm64)
 test-linphone: bridge $(if $(filter prod,$(LINPHONE_KERNEL)),kernel-prod,kernel)
 	@SND_VOIP_KERNEL=$(LINPHONE_KERNEL) tests/demo/linphone.sh
 
@@ -245,10 +246,10 @@ bench-media:
 	$(CARGO) bench -p voipbridge --bench media_calls
 
 # Both demos always run (each prints its report); either failing fails `make demo`.
-demo: bridge $(if $(filter prod,$(DEMO_X86_KERNEL)),kernel-prod,kernel) $(if $(filter prod,$(DEMO_BOARD_KERNEL)),kernel-arm64-prod,kernel-arm64)
+demo: bridge $(DEMO_X86_KERNEL_TARGET) $(DEMO_BOARD_KERNEL_TARGET)
 	@rc=0; $(MAKE) --no-print-directory demo-x86 || rc=1; $(MAKE) --no-print-directory demo-board || rc=1; exit $$rc
 
-demo-x86: bridge $(if $(filter prod,$(DEMO_X86_KERNEL)),kernel-prod,kernel)
+demo-x86: bridge $(DEMO_X86_KERNEL_TARGET)
 	@SND_VOIP_KERNEL=$(DEMO_X86_KERNEL) tests/demo/run.sh
 
 # The demo on the emulated arm64 AMP board, through the RTOS audio FIFO
@@ -262,7 +263,7 @@ demo-x86: bridge $(if $(filter prod,$(DEMO_X86_KERNEL)),kernel-prod,kernel)
 # emulated board does not keep up; README, Echo cancellation).
 XBUILD_JOBS ?= $(shell nproc)
 export XBUILD_JOBS
-demo-board: bridge $(if $(filter prod,$(DEMO_BOARD_KERNEL)),kernel-arm64-prod,kernel-arm64)
+demo-board: bridge $(DEMO_BOARD_KERNEL_TARGET)
 	@SND_VOIP_KERNEL=$(DEMO_BOARD_KERNEL) tests/demo/board.sh
 
 .PHONY: bench-aec bench-aec-arm64 test-aec-board bench-media
